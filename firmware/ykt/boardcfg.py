@@ -1,0 +1,157 @@
+# Board files are data: pins, buses, frequencies and feature roles. This module
+# validates them (on the device at boot and on the host in `ykt` and tests) so
+# that a wiring mistake is one clear line instead of a mysterious fault later.
+import json
+
+# GPIOs a board file may use. Flash/PSRAM pins are left out on purpose: wiring
+# a peripheral there bricks the module.
+_ESP32_GPIO = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23,
+               25, 26, 27, 32, 33, 34, 35, 36, 37, 38, 39)
+_ESP32_INPUT_ONLY = (34, 35, 36, 37, 38, 39)
+_ESP32S3_GPIO = tuple(range(0, 22)) + tuple(range(38, 49))
+MCUS = {
+    "esp32": (_ESP32_GPIO, _ESP32_INPUT_ONLY),
+    "esp32s3": (_ESP32S3_GPIO, ()),
+}
+
+TRANSPORTS = {
+    "i2c": ("PN532_SCL", "PN532_SDA"),
+    "spi": ("PN532_SCK", "PN532_MOSI", "PN532_MISO", "PN532_CS"),
+    "hsu": ("PN532_TX", "PN532_RX"),
+}
+KINDS = ("bus_validator", "ferry_validator", "turnstile", "gate")
+# Roles the firmware knows; anything else is a typo in the board file.
+INPUT_ROLES = ("PN532_IRQ", "PN532_MISO", "PN532_RX", "QR_RX", "BUTTON")
+OUTPUT_ROLES = ("PN532_SCL", "PN532_SDA", "PN532_SCK", "PN532_MOSI", "PN532_CS",
+                "PN532_TX", "PN532_RST", "LED_R", "LED_G", "LED_B", "BUZZER",
+                "RELAY", "ASSIST", "DISP_SCL", "DISP_SDA", "QR_TX", "STATUS_LED")
+ROLES = INPUT_ROLES + OUTPUT_ROLES
+FEATURE_ROLES = {
+    "led": ("LED_R", "LED_G", "LED_B"),
+    "buzzer": ("BUZZER",),
+    "relay": ("RELAY",),
+    "assist": ("ASSIST",),
+    "display": ("DISP_SCL", "DISP_SDA"),
+    "qr": ("QR_TX", "QR_RX"),
+}
+_MAX_BOARD_BYTES = 8192
+
+
+class BoardError(ValueError):
+    """One line: file, field, problem."""
+
+    def __init__(self, src, field, msg):
+        super().__init__("%s: %s: %s" % (src, field, msg))
+        self.src = src
+        self.field = field
+
+
+def _int(src, field, v, lo, hi):
+    if type(v) is not int or v < lo or v > hi:
+        raise BoardError(src, field, "must be an integer in %d..%d, got %r" % (lo, hi, v))
+    return v
+
+
+def validate(b, src="<board>"):
+    """Check a parsed board dict; return it. Raises BoardError naming the field."""
+    if type(b) is not dict:
+        raise BoardError(src, "(top)", "a board file is a JSON object")
+    for key in ("name", "mcu", "kind", "reader", "pins"):
+        if key not in b:
+            raise BoardError(src, key, "missing")
+    mcu = b["mcu"]
+    if mcu not in MCUS:
+        raise BoardError(src, "mcu", "unknown MCU %r (known: %s)" % (mcu, ", ".join(sorted(MCUS))))
+    if b["kind"] not in KINDS:
+        raise BoardError(src, "kind", "unknown device kind %r (known: %s)" % (b["kind"], ", ".join(KINDS)))
+    gpios, input_only = MCUS[mcu]
+    pins = b["pins"]
+    if type(pins) is not dict:
+        raise BoardError(src, "pins", "must be an object of ROLE: gpio")
+    used = {}
+    for role in sorted(pins):
+        field = "pins." + role
+        if role not in ROLES:
+            raise BoardError(src, field, "unknown role (known: %s)" % ", ".join(ROLES))
+        pin = pins[role]
+        if type(pin) is not int:
+            raise BoardError(src, field, "pin must be a GPIO number, got %r" % (pin,))
+        if pin not in gpios:
+            raise BoardError(src, field, "unknown pin %d on %s" % (pin, mcu))
+        if pin in used:
+            raise BoardError(src, field, "pin %d used twice (also %s)" % (pin, used[pin]))
+        if pin in input_only and role in OUTPUT_ROLES:
+            raise BoardError(src, field, "pin %d is input-only on %s, %s drives it" % (pin, mcu, role))
+        used[pin] = field
+    reader = b["reader"]
+    if type(reader) is not dict:
+        raise BoardError(src, "reader", "must be an object")
+    tr = reader.get("transport")
+    if tr not in TRANSPORTS:
+        raise BoardError(src, "reader.transport", "unknown transport %r (known: %s)" % (tr, ", ".join(TRANSPORTS)))
+    for role in TRANSPORTS[tr]:
+        if role not in pins:
+            raise BoardError(src, "pins." + role, "missing role, required by reader.transport %s" % tr)
+    _int(src, "reader.id", reader.get("id", 0), 0, 2)
+    if tr == "i2c":
+        _int(src, "reader.freq", reader.get("freq", 100000), 10000, 400000)
+        _int(src, "reader.addr", reader.get("addr", 0x24), 0x08, 0x77)
+    elif tr == "spi":
+        _int(src, "reader.freq", reader.get("freq", 1000000), 100000, 5000000)
+    else:
+        _int(src, "reader.baud", reader.get("baud", 115200), 9600, 921600)
+    feats = b.get("features", {})
+    if type(feats) is not dict:
+        raise BoardError(src, "features", "must be an object of name: true/false")
+    for f in feats:
+        if f not in FEATURE_ROLES and f not in ("rtc", "psram"):
+            raise BoardError(src, "features." + f, "unknown feature")
+        if feats[f] and f in FEATURE_ROLES:
+            for role in FEATURE_ROLES[f]:
+                if role not in pins:
+                    raise BoardError(src, "pins." + role, "missing role, required by features.%s" % f)
+    if feats.get("display"):
+        d = b.get("display")
+        if type(d) is not dict:
+            raise BoardError(src, "display", "missing, required by features.display")
+        if d.get("driver") != "ssd1306":
+            raise BoardError(src, "display.driver", "unknown driver %r (known: ssd1306)" % (d.get("driver"),))
+        _int(src, "display.id", d.get("id", 1), 0, 1)
+        _int(src, "display.addr", d.get("addr", 0x3C), 0x08, 0x77)
+        _int(src, "display.width", d.get("width", 128), 64, 128)
+        _int(src, "display.height", d.get("height", 64), 32, 64)
+        if tr == "i2c" and d.get("id", 1) == reader.get("id", 0):
+            raise BoardError(src, "display.id", "shares the reader's I2C bus; give it its own")
+    if feats.get("qr"):
+        q = b.get("qr")
+        if type(q) is not dict:
+            raise BoardError(src, "qr", "missing, required by features.qr")
+        _int(src, "qr.uart", q.get("uart", 2), 1, 2)
+        _int(src, "qr.baud", q.get("baud", 9600), 1200, 921600)
+        if tr == "hsu" and q.get("uart", 2) == reader.get("id", 1):
+            raise BoardError(src, "qr.uart", "shares the reader's UART")
+    _int(src, "flash_mb", b.get("flash_mb", 4), 4, 32)
+    return b
+
+
+def loads(text, src="<board>"):
+    if len(text) > _MAX_BOARD_BYTES:
+        raise BoardError(src, "(file)", "larger than %d bytes" % _MAX_BOARD_BYTES)
+    try:
+        b = json.loads(text)
+    except ValueError as e:
+        raise BoardError(src, "(json)", "not valid JSON: %s" % e)
+    return validate(b, src)
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            text = f.read(_MAX_BOARD_BYTES + 1)
+    except OSError as e:
+        raise BoardError(path, "(file)", "cannot read: %s" % e)
+    return loads(text, path)
+
+
+def has(b, feature):
+    return bool(b.get("features", {}).get(feature))

@@ -1,0 +1,57 @@
+# The normalized result of one card presentation, shared by the reader (which
+# fills it) and the decision engine (which reads it). One instance is allocated
+# at boot and refilled per tap, so the hot path allocates nothing.
+from ykt.compat import const
+
+# What was presented
+KIND_NONE = const(0)
+KIND_SSC = const(1)        # social security card, EF05 read
+KIND_UID_ONLY = const(2)   # MIFARE Classic / Ultralight / clone: UID only, never an SSC
+KIND_QR = const(3)         # electronic SSC token (QR), filled by the QR path
+
+# Why a read failed (stable codes; recorded with the tap)
+OK = const(0)
+ERR_UNSUPPORTED = const(1)   # not ISO14443-4 / no usable application
+ERR_REMOVED = const(2)       # card left the field mid-exchange
+ERR_TIMEOUT = const(3)       # reader or card did not answer in time
+ERR_MALFORMED = const(4)     # response broke the format (lengths, BCD, status word)
+ERR_UNKNOWN_APP = const(5)   # ISO14443-4 card without the SSC application
+ERR_READER = const(6)        # reader fault (PN532 silent, recovering)
+
+ERR_NAMES = ("ok", "unsupported_card", "card_removed", "timeout", "malformed_response",
+             "unknown_application", "reader_fault")
+
+
+class CardRead:
+    __slots__ = ("kind", "error", "uid", "uid_len", "ats", "ats_len", "region", "card_id",
+                 "card_no", "generation", "issue_date", "expiry_date", "birth_date",
+                 "has_transit", "sens_res", "sel_res")
+
+    def __init__(self):
+        self.uid = bytearray(10)
+        self.ats = bytearray(32)
+        self.card_id = bytearray(16)  # card identification code (卡识别码), ASCII
+        self.card_no = bytearray(9)   # card number (社会保障卡号), ASCII
+        self.clear()
+
+    def clear(self):
+        self.kind = KIND_NONE
+        self.error = OK
+        self.uid_len = 0
+        self.ats_len = 0
+        self.region = 0          # GB/T 2260 code, e.g. 450100
+        self.generation = 0      # 1, 2 or 3
+        self.issue_date = 0      # YYYYMMDD
+        self.expiry_date = 0     # YYYYMMDD
+        self.birth_date = 0      # YYYYMMDD, 0 when EF06 was not readable
+        self.has_transit = False
+        self.sens_res = 0
+        self.sel_res = 0
+
+    def uid_bytes(self):
+        return bytes(self.uid[:self.uid_len])
+
+    def __repr__(self):
+        # Never prints the card identity: logs must not carry it.
+        return "<CardRead kind=%d err=%s region=%d gen=%d uid_len=%d>" % (
+            self.kind, ERR_NAMES[self.error], self.region, self.generation, self.uid_len)

@@ -1,0 +1,62 @@
+# Portability shim: the one place that papers over ESP32 MicroPython, the unix
+# port and CPython. Firmware imports time functions from here, never from
+# `time`, so the host simulator can substitute its virtual clock.
+try:
+    from micropython import const  # noqa: F401
+    import micropython as _mp
+
+    native = _mp.native if hasattr(_mp, "native") else (lambda f: f)
+    MICROPYTHON = True
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+    def native(f):
+        return f
+
+    MICROPYTHON = False
+
+try:
+    # Present only on the host simulator's path: the shared virtual clock that
+    # also drives the simulated peripherals, so a day runs in seconds.
+    import vclock as _clk
+except ImportError:
+    _clk = None
+
+if _clk is not None:
+    ticks_ms = _clk.ticks_ms
+    ticks_us = _clk.ticks_us
+    ticks_diff = _clk.ticks_diff
+    ticks_add = _clk.ticks_add
+    sleep_ms = _clk.sleep_ms
+    time = _clk.time
+    SIMULATED = True
+else:
+    import time as _t
+
+    ticks_ms = _t.ticks_ms
+    ticks_us = _t.ticks_us
+    ticks_diff = _t.ticks_diff
+    ticks_add = _t.ticks_add
+    sleep_ms = _t.sleep_ms
+    time = _t.time
+    SIMULATED = False
+
+
+def mem_free():
+    try:
+        import gc
+
+        return gc.mem_free()
+    except (ImportError, AttributeError):
+        return -1
+
+
+def mem_alloc():
+    try:
+        import gc
+
+        return gc.mem_alloc()
+    except (ImportError, AttributeError):
+        return -1

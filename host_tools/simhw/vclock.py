@@ -1,0 +1,121 @@
+# The simulator's single time source. Firmware reaches it through ykt.compat,
+# simulated peripherals and the fake machine module call it directly, so a day
+# of traffic runs in seconds and nothing depends on the wall clock.
+# Portable: runs under CPython and the MicroPython unix port.
+
+_TICKS_PERIOD_MS = 1 << 30  # MicroPython's ticks wrap at 2**30 on every port
+_TICKS_PERIOD_US = 1 << 30
+_TICKS_HALF = 1 << 29
+
+_now_us = 0
+_epoch0 = 1795000000  # 2026-11-17 UTC; tests may move it
+_events = []  # sorted list of [due_us, seq, fn]
+_seq = 0
+_ticks_ms_offset = 0
+
+
+class DeviceReset(BaseException):
+    """Raised through firmware when the virtual device resets (WDT, power cut,
+    machine.reset). BaseException so that firmware `except Exception` cannot
+    swallow it, just as nothing survives a real reset."""
+
+    def __init__(self, cause, detail=""):
+        super().__init__(cause, detail)
+        self.cause = cause
+        self.detail = detail
+
+
+def reset(start_us=0, epoch=1795000000, ticks_offset_ms=0):
+    global _now_us, _epoch0, _events, _seq, _ticks_ms_offset
+    _now_us = start_us
+    _epoch0 = epoch
+    _events = []
+    _seq = 0
+    _ticks_ms_offset = ticks_offset_ms
+
+
+def now_us():
+    return _now_us
+
+
+def now_ms():
+    return _now_us // 1000
+
+
+def schedule(delay_us, fn):
+    """Run fn() once the clock passes now+delay_us. Returns a handle for cancel()."""
+    global _seq
+    _seq += 1
+    ev = [_now_us + delay_us, _seq, fn]
+    i = len(_events)
+    while i > 0 and (_events[i - 1][0], _events[i - 1][1]) > (ev[0], ev[1]):
+        i -= 1
+    _events.insert(i, ev)
+    return ev
+
+
+def cancel(ev):
+    try:
+        _events.remove(ev)
+    except ValueError:
+        pass
+
+
+def advance_us(us):
+    """Move time forward, firing due events in order at their own instants."""
+    global _now_us
+    if us < 0:
+        raise ValueError("time runs forward")
+    end = _now_us + us
+    while _events and _events[0][0] <= end:
+        ev = _events.pop(0)
+        if ev[0] > _now_us:
+            _now_us = ev[0]
+        ev[2]()
+    _now_us = end
+
+
+def advance_to_us(t_us):
+    if t_us > _now_us:
+        advance_us(t_us - _now_us)
+
+
+def next_event_us():
+    return _events[0][0] if _events else None
+
+
+# --- the MicroPython time API, on virtual time -------------------------------
+
+
+def ticks_ms():
+    return (_now_us // 1000 + _ticks_ms_offset) % _TICKS_PERIOD_MS
+
+
+def ticks_us():
+    return (_now_us + _ticks_ms_offset * 1000) % _TICKS_PERIOD_US
+
+
+def ticks_add(ticks, delta):
+    return (ticks + delta) % _TICKS_PERIOD_MS
+
+
+def ticks_diff(a, b):
+    return ((a - b + _TICKS_HALF) % _TICKS_PERIOD_MS) - _TICKS_HALF
+
+
+def sleep_ms(ms):
+    advance_us(int(ms) * 1000)
+
+
+def sleep_us(us):
+    advance_us(int(us))
+
+
+def time():
+    return _epoch0 + _now_us // 1000000
+
+
+def set_epoch(seconds):
+    """RTC.datetime / settime on the virtual device moves wall time, not ticks."""
+    global _epoch0
+    _epoch0 = seconds - _now_us // 1000000

@@ -1,0 +1,3 @@
+from ykt_tools.cli import main
+
+raise SystemExit(main())

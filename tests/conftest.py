@@ -1,0 +1,59 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FW_PATHS = [
+    os.path.join(ROOT, "firmware"),
+    os.path.join(ROOT, "host_tools", "simhw"),
+    os.path.join(ROOT, "tests", "fw"),
+]
+for p in reversed(FW_PATHS + [os.path.join(ROOT, "host_tools")]):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+HEAP = os.environ.get("YKT_HEAP", "256K")
+
+
+def micropython_bin():
+    venv = os.path.join(ROOT, ".venv", "bin", "micropython")
+    if os.path.exists(venv):
+        return venv
+    return shutil.which("micropython")
+
+
+def mp_required():
+    return bool(os.environ.get("CI") or os.environ.get("YKT_REQUIRE_MP"))
+
+
+def mp_env():
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join([".frozen"] + FW_PATHS)
+    return env
+
+
+def run_mp_test(module, test, timeout=900, heap=None):
+    """Run one portable test under the real MicroPython unix port."""
+    mp = micropython_bin()
+    if mp is None:
+        if mp_required():
+            pytest.fail("micropython binary missing: run `make setup` (CI must not skip MicroPython runs)")
+        pytest.skip("micropython binary not installed (run `make setup`)")
+    cmd = [mp, "-X", "heapsize=" + (heap or HEAP), os.path.join(ROOT, "tests", "fw", "fwtest.py"), module, test]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=mp_env(), cwd=ROOT)
+    res = None
+    for line in p.stdout.splitlines():
+        if line.startswith("@@FWTEST "):
+            res = json.loads(line[9:])
+    if res is None:
+        pytest.fail("micropython run produced no result (rc=%s)\nstdout:\n%s\nstderr:\n%s"
+                    % (p.returncode, p.stdout[-4000:], p.stderr[-4000:]))
+    if res["status"] == "skip":
+        pytest.skip("micropython: " + res["reason"])
+    if res["status"] != "pass":
+        pytest.fail("micropython:\n" + res.get("error", "?") + "\n--- stdout ---\n" + p.stdout[-3000:])
+    return res

@@ -1,0 +1,45 @@
+"""Every portable firmware scenario test (tests/fw/t_*.py), run on CPython in
+process (with coverage) and on the real MicroPython unix port with an
+ESP32-like heap, with the same assertions."""
+import importlib
+import os
+import re
+
+import pytest
+
+from conftest import ROOT, run_mp_test
+
+FW_DIR = os.path.join(ROOT, "tests", "fw")
+
+
+def _collect():
+    out = []
+    for fn in sorted(os.listdir(FW_DIR)):
+        if fn.startswith("t_") and fn.endswith(".py"):
+            mod = fn[:-3]
+            with open(os.path.join(FW_DIR, fn)) as f:
+                for m in re.finditer(r"^def (test_\w+)\(", f.read(), re.M):
+                    out.append((mod, m.group(1)))
+    return out
+
+
+CASES = _collect()
+
+
+@pytest.mark.parametrize("module,test", CASES, ids=["%s::%s" % c for c in CASES])
+def test_cpython(module, test):
+    import fwtest
+
+    mod = importlib.import_module(module)
+    if hasattr(mod, "setup"):
+        mod.setup()
+    try:
+        getattr(mod, test)()
+    except fwtest.Skip as e:
+        pytest.skip("cpython: %s" % (e.args[0] if e.args else "no reason"))
+
+
+@pytest.mark.micropython
+@pytest.mark.parametrize("module,test", CASES, ids=["%s::%s" % c for c in CASES])
+def test_micropython(module, test):
+    run_mp_test(module, test)
