@@ -30,7 +30,7 @@ class CardRead:
     def __init__(self):
         self.uid = bytearray(10)
         self.ats = bytearray(32)
-        self.card_id = bytearray(16)  # card identification code (卡识别码), ASCII
+        self.card_id = bytearray(16)  # card identification code (卡识别码), 16 raw bytes; region BCD first
         self.card_no = bytearray(9)   # card number (社会保障卡号), ASCII
         self.clear()
 
