@@ -1,0 +1,148 @@
+# The board layer: the only firmware module that creates machine objects. It
+# turns a validated board file (ykt.boardcfg) into hardware handles and passes
+# them to the logic modules, which never import machine themselves.
+import machine
+
+from ykt import boardcfg
+
+_WDT_MS = 8000
+
+
+class Board:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.name = cfg["name"]
+        self.kind = cfg["kind"]
+        self.found = {}     # peripheral -> short description, for the boot report
+        self.missing = {}   # peripheral -> why it is absent
+        self._pins = {}
+
+    def has(self, feature):
+        return boardcfg.has(self.cfg, feature)
+
+    def pin(self, role, mode=None, pull=None, value=None):
+        """A machine.Pin for a role, created once; None if the board lacks the role."""
+        p = self._pins.get(role)
+        if p is not None:
+            return p
+        gpio = self.cfg["pins"].get(role)
+        if gpio is None:
+            return None
+        if mode is None:
+            mode = machine.Pin.IN if role in boardcfg.INPUT_ROLES else machine.Pin.OUT
+        if value is not None:
+            p = machine.Pin(gpio, mode, value=value)
+        elif pull is not None:
+            p = machine.Pin(gpio, mode, pull)
+        else:
+            p = machine.Pin(gpio, mode)
+        self._pins[role] = p
+        return p
+
+    # --- reader -----------------------------------------------------------
+    def reader_transport(self):
+        """The PN532 transport for this board's wiring, or None when absent."""
+        r = self.cfg["reader"]
+        tr = r["transport"]
+        irq = self.pin("PN532_IRQ", machine.Pin.IN, machine.Pin.PULL_UP) if "PN532_IRQ" in self.cfg["pins"] else None
+        if tr == "i2c":
+            from ykt.pn532_i2c import PN532_I2C
+
+            i2c = machine.I2C(r.get("id", 0), scl=machine.Pin(self.cfg["pins"]["PN532_SCL"]),
+                              sda=machine.Pin(self.cfg["pins"]["PN532_SDA"]), freq=r.get("freq", 100000))
+            addr = r.get("addr", 0x24)
+            try:
+                present = addr in i2c.scan()
+            except OSError:
+                present = False
+            if not present:
+                self.missing["reader"] = "no PN532 answers at I2C 0x%02x on bus %d" % (addr, r.get("id", 0))
+            return PN532_I2C(i2c, addr, irq=irq)
+        if tr == "spi":
+            from ykt.pn532_spi import PN532_SPI
+
+            spi = machine.SPI(r.get("id", 2), baudrate=r.get("freq", 1000000), polarity=0, phase=0,
+                              firstbit=machine.SPI.MSB, sck=machine.Pin(self.cfg["pins"]["PN532_SCK"]),
+                              mosi=machine.Pin(self.cfg["pins"]["PN532_MOSI"]),
+                              miso=machine.Pin(self.cfg["pins"]["PN532_MISO"]))
+            cs = self.pin("PN532_CS", machine.Pin.OUT, value=1)
+            return PN532_SPI(spi, cs, irq=irq)
+        from ykt.pn532_hsu import PN532_HSU
+
+        uart = machine.UART(r.get("id", 1), baudrate=r.get("baud", 115200), tx=self.cfg["pins"]["PN532_TX"],
+                            rx=self.cfg["pins"]["PN532_RX"], timeout=0, rxbuf=512)
+        return PN532_HSU(uart, irq=irq)
+
+    def reader_reset_pin(self):
+        return self.pin("PN532_RST", machine.Pin.OUT, value=1) if "PN532_RST" in self.cfg["pins"] else None
+
+    # --- feedback ---------------------------------------------------------
+    def outputs(self):
+        """role -> Pin for every feedback output the board has (driven low at boot)."""
+        out = {}
+        for role in ("LED_R", "LED_G", "LED_B", "RELAY", "ASSIST", "STATUS_LED"):
+            if role in self.cfg["pins"]:
+                out[role] = self.pin(role, machine.Pin.OUT, value=0)
+        return out
+
+    def buzzer(self):
+        if "BUZZER" not in self.cfg["pins"]:
+            return None
+        return machine.PWM(self.pin("BUZZER", machine.Pin.OUT, value=0), freq=2000, duty_u16=0)
+
+    def display_i2c(self):
+        """(i2c, addr, width, height) for the SSD1306, or None when absent/not answering."""
+        if not self.has("display"):
+            return None
+        d = self.cfg["display"]
+        i2c = machine.I2C(d.get("id", 0), scl=machine.Pin(self.cfg["pins"]["DISP_SCL"]),
+                          sda=machine.Pin(self.cfg["pins"]["DISP_SDA"]), freq=d.get("freq", 400000))
+        addr = d.get("addr", 0x3C)
+        try:
+            ok = addr in i2c.scan()
+        except OSError:
+            ok = False
+        if not ok:
+            self.missing["display"] = "no SSD1306 at I2C 0x%02x" % addr
+            return None
+        self.found["display"] = "ssd1306 %dx%d @0x%02x" % (d.get("width", 128), d.get("height", 64), addr)
+        return i2c, addr, d.get("width", 128), d.get("height", 64)
+
+    def qr_uart(self):
+        if not self.has("qr"):
+            return None
+        q = self.cfg["qr"]
+        self.found["qr"] = "uart%d %d baud" % (q.get("uart", 2), q.get("baud", 9600))
+        return machine.UART(q.get("uart", 2), baudrate=q.get("baud", 9600), tx=self.cfg["pins"]["QR_TX"],
+                            rx=self.cfg["pins"]["QR_RX"], timeout=0, rxbuf=512)
+
+    # --- system -----------------------------------------------------------
+    def watchdog(self, timeout_ms=_WDT_MS):
+        return machine.WDT(timeout=timeout_ms)
+
+    def reset_cause(self):
+        c = machine.reset_cause()
+        for name in ("PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET"):
+            if getattr(machine, name, None) == c:
+                return name.lower()
+        return "unknown"
+
+    def unique_id(self):
+        return machine.unique_id()
+
+    def rtc(self):
+        return machine.RTC() if self.has("rtc") else None
+
+    def partition(self, label):
+        import esp32
+
+        found = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=label)
+        return found[0] if found else None
+
+    def nvs(self, namespace="ykt"):
+        import esp32
+
+        return esp32.NVS(namespace)
+
+    def reset(self):
+        machine.reset()
