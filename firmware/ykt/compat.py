@@ -35,13 +35,31 @@ if _clk is not None:
 else:
     import time as _t
 
-    ticks_ms = _t.ticks_ms
-    ticks_us = _t.ticks_us
-    ticks_diff = _t.ticks_diff
-    ticks_add = _t.ticks_add
-    sleep_ms = _t.sleep_ms
-    time = _t.time
     SIMULATED = False
+    time = _t.time
+    if hasattr(_t, "ticks_ms"):
+        ticks_ms = _t.ticks_ms
+        ticks_us = _t.ticks_us
+        ticks_diff = _t.ticks_diff
+        ticks_add = _t.ticks_add
+        sleep_ms = _t.sleep_ms
+    else:  # CPython host tools without the simulator: wall-clock ticks, same wrap
+        _PERIOD = 1 << 30
+
+        def ticks_ms():
+            return int(_t.monotonic() * 1000) % _PERIOD
+
+        def ticks_us():
+            return int(_t.monotonic() * 1000000) % _PERIOD
+
+        def ticks_add(t, d):
+            return (t + d) % _PERIOD
+
+        def ticks_diff(a, b):
+            return ((a - b + (_PERIOD >> 1)) % _PERIOD) - (_PERIOD >> 1)
+
+        def sleep_ms(ms):
+            _t.sleep(ms / 1000)
 
 
 def mem_free():

@@ -61,11 +61,25 @@ def cancel(ev):
         pass
 
 
+_realtime = False
+
+
+def realtime(on=True):
+    """Pace virtual time by the wall clock (a virtual device a person or
+    mpremote talks to); tests and the simulator leave this off."""
+    global _realtime
+    _realtime = on
+
+
 def advance_us(us):
     """Move time forward, firing due events in order at their own instants."""
     global _now_us
     if us < 0:
         raise ValueError("time runs forward")
+    if _realtime and us >= 1000:
+        import time as _t
+
+        _t.sleep_ms(us // 1000) if hasattr(_t, "sleep_ms") else _t.sleep(us / 1e6)
     end = _now_us + us
     while _events and _events[0][0] <= end:
         ev = _events.pop(0)

@@ -93,3 +93,31 @@ def level(gpio, default=None):
 
 def listen(gpio, pin_obj):
     _pin_listeners.append((gpio, pin_obj))
+
+
+# --- helpers for the fake machine module (appended; names above unchanged) ---
+_uart_ports = {}
+
+
+def spi_by_cs(cs_gpio):
+    """[(bus_id, dev)] of SPI devices whose chip-select is cs_gpio."""
+    return [(b, d) for (b, cs), d in _spi.items() if cs == cs_gpio]
+
+
+def listen_once(gpio, pin_obj):
+    """listen(), unless that pin object already listens on gpio."""
+    for g, p in _pin_listeners:
+        if g == gpio and p is pin_obj:
+            return
+    _pin_listeners.append((gpio, pin_obj))
+
+
+def set_uart_port(uart_id, port):
+    """The fake UART registers its driver port: port.deliver(buf) sends bytes
+    to the ESP32 at the line's baud rate; port.baudrate is the line speed."""
+    _uart_ports[uart_id] = port
+
+
+def uart_port(uart_id):
+    """The port of UART uart_id once the firmware created it, else None."""
+    return _uart_ports.get(uart_id)

@@ -1,0 +1,4 @@
+# Device entry point (MicroPython runs main.py after boot.py).
+import ykt.app
+
+ykt.app.main()

@@ -1,0 +1,376 @@
+# The validator application: boots the board, wires the parts together and
+# runs the loop. Order of a tap: read -> decide -> journal (durable) ->
+# feedback, so no rider gets a green light for a tap that is not on flash.
+# Everything the network needs (uplink, sync, heartbeat) is stepped between
+# polls in bounded slices; a tap never waits for it.
+import gc
+import json
+import os
+
+from ykt import VERSION, boardcfg, cardread, taprec
+from ykt.compat import ticks_ms, ticks_diff, sleep_ms, const, mem_free, mem_alloc
+
+_IDLE_MS = const(20)        # loop period when nothing happens
+_WDT_MS = const(8000)
+_MAX_CONFIG = const(8192)
+_NVS_KEYS = ("dev_key", "jrnl_key", "tok_key", "wifi_key")
+
+FB_ACCEPT = const(1)
+FB_ERROR = const(6)
+FB_FAULT = const(7)
+
+
+def _join(root, name):
+    return name if not root else root + "/" + name
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def load_json(path, limit=_MAX_CONFIG):
+    with open(path) as f:
+        text = f.read(limit + 1)
+    if len(text) > limit:
+        raise ValueError("%s: larger than %d bytes" % (path, limit))
+    return json.loads(text)
+
+
+class App:
+    def __init__(self, root="", log=print):
+        self.root = root
+        self.log = log
+        self.errors = []          # (where, what): last few, for heartbeat and diagnose
+        self.report = {}
+        self.taps = 0
+        self.heap_peak = 0
+        self.loops = 0
+        self.cr = cardread.CardRead()
+        self.tap = taprec.Tap()
+        self.reader = None
+        self.feedback = None
+        self.decider = None
+        self.journal = None
+        self.denylist = None
+        self.uplink = None
+        self.sync = None
+        self.heartbeat = None
+        self.clock = None
+        self.wlan = None
+        self.qr = None
+        self.on_event = None      # simulator hook: called with (tap, feedback kind)
+
+    def _err(self, where, e):
+        msg = "%s: %s" % (type(e).__name__, e) if isinstance(e, BaseException) else str(e)
+        if len(self.errors) >= 8:
+            self.errors.pop(0)
+        self.errors.append((where, msg[:80]))
+        self.log("error %s %s" % (where, msg))
+
+    # --- boot -------------------------------------------------------------
+    def boot(self):
+        from ykt.board import Board
+
+        self.board_cfg = boardcfg.load(_join(self.root, "board.json"))
+        hw = self.hw = Board(self.board_cfg)
+        self.wdt = hw.watchdog(_WDT_MS)
+        self.report["board"] = hw.name
+        self.report["reset_cause"] = hw.reset_cause()
+        self.cfg = {}
+        cpath = _join(self.root, "config.json")
+        if _exists(cpath):
+            try:
+                self.cfg = load_json(cpath)
+            except (OSError, ValueError) as e:
+                self._err("config", e)
+        self.device_id = self.cfg.get("device_id", 0)
+        self.secrets = self._load_secrets()
+        self._boot_feedback()
+        self.wdt.feed()
+        self._boot_reader()
+        self.wdt.feed()
+        self._boot_state()
+        self.wdt.feed()
+        self._boot_net()
+        gc.collect()
+        self.report["found"] = hw.found
+        self.report["missing"] = hw.missing
+        self.report["provisioned"] = self.decider is not None
+        self.report["mem_free"] = mem_free()
+        self.report["mem_alloc"] = mem_alloc()
+        return self.report
+
+    def _load_secrets(self):
+        out = {}
+        try:
+            nvs = self.hw.nvs()
+        except (ImportError, OSError) as e:
+            self._err("nvs", e)
+            return out
+        buf = bytearray(64)
+        for k in _NVS_KEYS:
+            try:
+                n = nvs.get_blob(k, buf)
+                out[k] = bytes(buf[:n])
+            except OSError:
+                pass
+        if "jrnl_key" not in out:
+            # The journal key never leaves the device: make one at first boot.
+            out["jrnl_key"] = os.urandom(16)
+            try:
+                nvs.set_blob("jrnl_key", out["jrnl_key"])
+                nvs.commit()
+            except OSError as e:
+                self._err("nvs", e)
+        return out
+
+    def _boot_feedback(self):
+        from ykt.feedback import Feedback
+
+        hw = self.hw
+        disp = None
+        d = hw.display_i2c()
+        if d is not None:
+            try:
+                from ykt import display
+
+                dev = display.SSD1306_I2C(d[2], d[3], d[0], d[1])
+                disp = display.Display(dev, display.load_glyphs())
+            except (OSError, ValueError) as e:
+                self._err("display", e)
+        self.profile = None
+        ppath = _join(self.root, "data/profile.json")
+        if _exists(ppath):
+            from ykt import catalog
+
+            try:
+                self.profile = catalog.load_profile(ppath)
+            except (OSError, ValueError) as e:
+                self._err("profile", e)
+        fcfg = self.profile.feedback if self.profile is not None else None
+        self.feedback = Feedback(hw.outputs(), hw.buzzer(), disp, fcfg)
+        for k in ("led", "buzzer", "relay", "assist"):
+            if hw.has(k):
+                hw.found[k] = "gpio"
+
+    def _boot_reader(self):
+        from ykt.pn532 import PN532
+        from ykt.reader import Reader
+
+        hw = self.hw
+        try:
+            tr = hw.reader_transport()
+        except OSError as e:
+            self._err("reader", e)
+            return
+        self.reader = Reader(PN532(tr), rst_pin=hw.reader_reset_pin())
+        ok = self.reader.start()
+        r = self.board_cfg["reader"]
+        if ok:
+            v = self.reader.fw_version
+            hw.found["reader"] = "PN532 v%d.%d over %s" % (v[1], v[2], r["transport"]) if v else "PN532"
+            hw.missing.pop("reader", None)
+        else:
+            hw.missing.setdefault("reader", "PN532 did not answer over %s; retrying" % r["transport"])
+        q = hw.qr_uart()
+        if q is not None:
+            try:
+                from ykt.qrscan import QRScanner
+
+                self.qr = QRScanner(q)
+            except ImportError:
+                hw.missing["qr"] = "qr scanner support not in this build"
+
+    def _boot_state(self):
+        from ykt.denylist import DenyList
+        from ykt.journal import Journal, JournalError
+
+        hw = self.hw
+        pa, pb = hw.partition("dlist_a"), hw.partition("dlist_b")
+        if pa is not None and pb is not None:
+            self.denylist = DenyList(pa, pb)
+            hw.found["denylist"] = "v%d, %d entries" % (self.denylist.version, self.denylist.count)
+        else:
+            hw.missing["denylist"] = "no dlist_a/dlist_b partitions"
+        jdir = _join(self.root, "j")
+        try:
+            try:
+                os.mkdir(jdir)
+            except OSError:
+                pass
+            self.journal = Journal(jdir, self.secrets["jrnl_key"])
+            self.journal.open()
+            hw.found["journal"] = "next seq %d, backlog %d" % (self.journal.next_seq, self.journal.backlog)
+        except (OSError, JournalError) as e:
+            self._err("journal", e)
+            self.journal = None
+        self._load_tables()
+
+    def _load_tables(self):
+        """Decisions need the profile, catalog, fares and a token key; without
+        them the device reads cards but refuses with 'not configured'."""
+        from ykt import catalog, fares
+
+        tok = self.secrets.get("tok_key")
+        if self.profile is None or tok is None:
+            self.hw.missing["decisions"] = "not provisioned (profile or token key missing)"
+            return
+        try:
+            cat = catalog.load(_join(self.root, "data/catalog.bin"))
+            ft = fares.load(_join(self.root, "data/fares.bin"))
+            ents = None
+            epath = _join(self.root, "data/ents.bin")
+            if _exists(epath):
+                ents = fares.load(epath, fares.Entitlements)
+        except (OSError, ValueError) as e:
+            self._err("tables", e)
+            self.hw.missing["decisions"] = "tables missing or invalid"
+            return
+        from ykt.decide import Decider
+        from ykt.recent import Recent
+
+        self.decider = Decider(self.profile, cat, ft, ents, self.denylist,
+                               Recent(self.profile.recent_cap), tok)
+        self.hw.found["decisions"] = "entry %d stop %d" % (self.profile.entry, self.profile.stop)
+
+    def _boot_net(self):
+        url = self.cfg.get("backoffice")
+        from ykt.timesync import TimeSync
+
+        rtc = self.hw.rtc()
+        self.clock = TimeSync(set_rtc=None if rtc is None else self._set_rtc)
+        if not url or "dev_key" not in self.secrets:
+            self.hw.missing["network"] = "no back office configured"
+            return
+        wifi = self.cfg.get("wifi")
+        if wifi:
+            try:
+                import network
+
+                self.wlan = network.WLAN(network.STA_IF)
+                self.wlan.active(True)
+                self.wlan.connect(wifi.get("ssid"), self.secrets.get("wifi_key", b"").decode())
+            except (ImportError, OSError) as e:
+                self._err("wifi", e)
+        from ykt import httpc
+        from ykt.uplink import Uplink
+        from ykt.heartbeat import Heartbeat
+
+        self.http = httpc.HttpClient(url)
+        key = self.secrets["dev_key"]
+        if self.journal is not None:
+            self.uplink = Uplink(self.journal, self.http, self.device_id, key, clock=self.clock,
+                                 batch_max=self.cfg.get("batch_max", 100),
+                                 max_age_ms=self.cfg.get("batch_age_s", 30) * 1000)
+        self._boot_sync(key)
+        self.heartbeat = Heartbeat(self.http, self.device_id, key, self._collect_heartbeat,
+                                   clock=self.clock, interval_s=self.cfg.get("heartbeat_s", 300))
+        self.hw.found["network"] = url
+
+    def _boot_sync(self, key):
+        try:
+            from ykt import syncsetup
+        except ImportError:
+            return
+        self.sync = syncsetup.make_sync(self, key)
+
+    def _set_rtc(self, unix):
+        pass
+
+    def _collect_heartbeat(self):
+        from ykt import heartbeat
+
+        r = self.reader
+        j = self.journal
+        versions = {"dl": self.denylist.version if self.denylist else 0}
+        if self.sync is not None:
+            versions = self.sync.versions()
+        oldest = j.oldest_pending_time if j is not None else None
+        now = self.clock.now()
+        return heartbeat.build(VERSION, self.device_id, self.clock.uptime_s, now, self.clock.trusted(),
+                               versions, j.backlog if j else 0,
+                               -1 if oldest is None else max(0, now - oldest),
+                               j.cursor if j else 0,
+                               {"ok": 0 if (r is None or r.fault) else 1,
+                                "err": r.fault_count if r else 0, "resets": r.resets if r else 0},
+                               self.errors, self.uplink.state_name() if self.uplink else "")
+
+    # --- taps -------------------------------------------------------------
+    def on_card(self, cr):
+        tap = self.tap
+        tap.clear()
+        d = self.decider
+        now = self.clock.now()
+        trusted = self.clock.trusted()
+        if d is None:
+            tap.time = now
+            tap.outcome = taprec.OUT_DENY
+            tap.reason = taprec.R_NOT_CONFIGURED
+            kind = FB_FAULT
+            text = "not_configured"
+        else:
+            kind = d.decide(cr, now, trusted, tap)
+            text = d.last_text
+        if not trusted:
+            tap.flags |= taprec.F_TIME_UNTRUSTED
+        if self.journal is not None:
+            try:
+                self.journal.append(tap)
+            except Exception as e:  # journal full or flash error: no green light without a record
+                self._err("journal", e)
+                kind = FB_FAULT
+                text = "journal_full"
+        self.taps += 1
+        self.feedback.show(kind, tap, text)
+        if self.on_event is not None:
+            self.on_event(tap, kind)
+        return kind
+
+    # --- loop -------------------------------------------------------------
+    def step(self):
+        """One loop iteration; bounded in time. Returns True if a tap happened."""
+        self.wdt.feed()
+        now = ticks_ms()
+        busy = False
+        if self.reader is not None:
+            if self.reader.poll(self.cr):
+                self.on_card(self.cr)
+                busy = True
+        if self.qr is not None:
+            if self.qr.poll(self.cr):
+                self.on_card(self.cr)
+                busy = True
+        self.feedback.step(ticks_ms())
+        if self.clock is not None:
+            self.clock.step()
+        for part in (self.uplink, self.sync, self.heartbeat):
+            if part is not None:
+                try:
+                    part.step()
+                except Exception as e:  # a network part must never stop the validator
+                    self._err(type(part).__name__, e)
+        a = mem_alloc()
+        if a > self.heap_peak:
+            self.heap_peak = a
+        self.loops += 1
+        return busy
+
+    def run(self, until_ms=None):
+        start = ticks_ms()
+        while until_ms is None or ticks_diff(ticks_ms(), start) < until_ms:
+            if not self.step():
+                sleep_ms(_IDLE_MS)
+
+
+def main(root="", until_ms=None, log=print):
+    app = App(root, log)
+    rep = app.boot()
+    log("ykt-gate %s on %s: found %s" % (VERSION, rep["board"], ", ".join(sorted(rep["found"]))))
+    for k in sorted(rep["missing"]):
+        log("  missing %s: %s" % (k, rep["missing"][k]))
+    app.run(until_ms)
+    return app

@@ -1,0 +1,453 @@
+# The tap journal: every decided tap is made durable here before the rider gets
+# feedback, survives power cuts, is encrypted at rest, and stays until the back
+# office has committed it. Runs on littlefs (vfs.VfsLfs2) on the device and on
+# the simulator, and on plain files under CPython. Format (docs/reliability.md):
+#
+#  dir/XXXXXXXX.seg  segment, XXXXXXXX = hex seq of its first record
+#     header 20 B: b"YKS1" | base u32 | salt u32 | kcv u32 | crc32(bytes 0..15) u32
+#     frames 36 B: AES-CTR(taprec bytes 4..35) 32 B | crc32(plain 36-byte taprec) u32
+#     (the seq, bytes 0..3 of the taprec, is implicit: base + frame index)
+#  dir/ack           upload cursor, 12 B: b"YKA1" | acked seq u32 | crc32(bytes 0..7) u32
+#                    replaced atomically (write ack.tmp, rename over ack)
+#
+# Why this shape:
+# - One append = one write of 36 bytes + flush (lfs_file_sync): durable on
+#   return. littlefs commits a sync atomically, and the per-frame CRC (over the
+#   plaintext, so over key, salt and position too) drops a torn tail anywhere
+#   else; records are never read past the first invalid tail frame.
+# - A segment is only ever appended to in the boot (and salt) that created it:
+#   after a reboot or a failed write the next tap opens a new segment. So a
+#   record lost in a cut never shares a keystream with its re-numbered
+#   successor, and garbage at an old tail is bounded by the next base.
+# - Sequence numbers: next = max(newest base + its valid records, ack + 1).
+#   The newest segment is never deleted, so its name keeps the high-water mark
+#   even when every tap has been uploaded.
+# - Full journal: appends never overwrite taps that are not acked. When no
+#   segment can be allocated within capacity, append raises JournalFull and the
+#   app shows MSG_FULL until acks free whole segments.
+import os
+import struct
+from binascii import crc32
+
+from ykt import taprec
+from ykt.compat import const
+from ykt.crypt import Ctr
+
+_HDR = const(20)
+_FRAME = const(36)
+_ENC = const(32)
+SEG_RECS = const(454)      # 20 + 454*36 = 16364 B: exactly 4 littlefs blocks of 4 KiB
+_ENOENT = const(2)
+_EEXIST = const(17)
+_ENOSPC = const(28)
+MSG_FULL = "journal full - service required"
+
+
+class JournalFull(Exception):
+    def __init__(self, msg=MSG_FULL):
+        super().__init__(msg)
+
+
+class JournalError(Exception):
+    def __init__(self, msg):
+        super().__init__(msg)
+
+
+def replace_file(path, data):
+    """Atomically replace a small file: the reader sees the old or the new
+    contents, never a mix (littlefs rename is atomic; so is POSIX rename)."""
+    tmp = path + ".tmp"
+    f = open(tmp, "wb")
+    try:
+        f.write(data)
+        f.flush()
+        _fsync(f)
+    except Exception:  # not `finally`: after a power cut (DeviceReset) nothing runs
+        f.close()
+        raise
+    f.close()
+    os.rename(tmp, path)
+
+
+def _fsync(f):
+    # CPython only: MicroPython's flush() already is lfs_file_sync.
+    if hasattr(os, "fsync"):
+        os.fsync(f.fileno())
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _u32(b, off):
+    return struct.unpack_from("<I", b, off)[0]
+
+
+class Journal:
+    def __init__(self, dirpath, key, capacity_bytes=None, seg_recs=SEG_RECS,
+                 reserve_blocks=8, rng=None):
+        self.dir = dirpath
+        self._ctr = Ctr(key)
+        self._cap_arg = capacity_bytes
+        self._seg_recs = seg_recs
+        self._reserve = reserve_blocks  # kept free for littlefs copy-on-write and config switches
+        self._rng = rng or os.urandom
+        self._frame = bytearray(_FRAME)
+        self._pt = bytearray(taprec.SIZE)
+        self._hdr = bytearray(_HDR)
+        self._f = None
+        self._bases = []       # base seq of each segment, oldest first
+        self._sizes = []       # bytes in each segment file
+        self.next_seq = 1
+        self.cursor = 0        # highest acked seq
+        self.corrupt = 0       # frames skipped on read (bad CRC in the middle)
+        self.dropped = 0       # torn tail bytes dropped at open
+        self._cnt = 0          # records in the segment being appended to
+        self._salt = 0
+        self._bsize = 4096
+        self._cap = 0
+        self._otime = None
+        self._otime_seq = -1
+
+    # --- paths and small helpers ------------------------------------------
+
+    def _seg_path(self, base):
+        return "%s/%08x.seg" % (self.dir, base)
+
+    def _read_hdr(self, f, base):
+        """Salt of a segment, or None if its header is missing or torn."""
+        b = self._hdr
+        if f.readinto(b) != _HDR or b[0:4] != b"YKS1" or _u32(b, 4) != base:
+            return None
+        if crc32(memoryview(b)[0:16]) != _u32(b, 16):
+            return None
+        if _u32(b, 12) != self._ctr.kcv:
+            raise JournalError("journal key does not match this journal")
+        return _u32(b, 8)
+
+    def _decode(self, salt, seq):
+        """self._frame -> self._pt (plaintext taprec); False if the CRC fails."""
+        pt = self._pt
+        struct.pack_into("<I", pt, 0, seq)
+        self._ctr.xor(salt, seq, self._frame, 0, pt, 4, _ENC)
+        return crc32(pt) == _u32(self._frame, _ENC)
+
+    def _flash_bytes(self, size):
+        # littlefs stores a file in whole blocks; blocks after the first lose
+        # one or two CTZ pointer words (a full segment is exactly 4 blocks).
+        if size == 0:
+            return 0
+        per = self._bsize - 4
+        return ((size + per - 1) // per) * self._bsize
+
+    def _used(self):
+        u = 0
+        for s in self._sizes:
+            u += self._flash_bytes(s)
+        return u
+
+    def _refresh_capacity(self):
+        if self._cap_arg is not None:
+            self._cap = self._cap_arg
+            return
+        st = os.statvfs(self.dir)
+        self._bsize = st[0]
+        self._cap = self._used() + st[0] * (st[4] - self._reserve)
+
+    # --- recovery ---------------------------------------------------------
+
+    def open(self):
+        """Recover after power loss: find segments, drop a torn tail, load the
+        upload cursor, finish an interrupted rotation, compute next_seq."""
+        try:
+            os.mkdir(self.dir)
+        except OSError:
+            pass  # exists (or a real error that the listdir below reports)
+        try:
+            st = os.statvfs(self.dir)
+            self._bsize = st[0]
+        except (OSError, AttributeError):
+            pass
+        if _exists(self.dir + "/ack.tmp"):
+            os.remove(self.dir + "/ack.tmp")
+        self.cursor = self._load_ack()
+        bases = []
+        for name in os.listdir(self.dir):
+            if len(name) == 12 and name.endswith(".seg"):
+                try:
+                    bases.append(int(name[:8], 16))
+                except ValueError:
+                    pass
+        bases.sort()
+        self._bases = bases
+        self._sizes = [os.stat(self._seg_path(b))[6] for b in bases]
+        self._f = None
+        self._cnt = 0
+        nxt = 1
+        if bases:
+            base = bases[-1]
+            cnt = self._scan_tail(base, self._sizes[-1])
+            nxt = base + cnt
+            self._cnt = cnt
+            if self.cursor < bases[0] - 1:
+                self.cursor = bases[0] - 1  # deleted segments were acked
+        if self.cursor + 1 > nxt:
+            nxt = self.cursor + 1
+        self.next_seq = nxt
+        self._drop_acked()
+        self._refresh_capacity()
+        self._otime_seq = -1
+        return self
+
+    def _scan_tail(self, base, size):
+        """Valid records in the newest segment, scanning back from the end:
+        appends are sequential, so everything before the last valid frame is
+        a committed prefix."""
+        try:
+            f = open(self._seg_path(base), "rb")
+        except OSError:
+            return 0
+        try:
+            salt = self._read_hdr(f, base)
+            if salt is None:
+                self.dropped += size
+                return 0
+            n = (size - _HDR) // _FRAME
+            while n > 0:
+                f.seek(_HDR + (n - 1) * _FRAME)
+                if f.readinto(self._frame) == _FRAME and self._decode(salt, base + n - 1):
+                    break
+                n -= 1
+            self.dropped += size - _HDR - n * _FRAME
+            return n
+        finally:
+            f.close()
+
+    def _load_ack(self):
+        try:
+            f = open(self.dir + "/ack", "rb")
+        except OSError:
+            return 0
+        try:
+            b = f.read(12)
+        finally:
+            f.close()
+        if len(b) != 12 or b[0:4] != b"YKA1" or crc32(b[0:8]) != _u32(b, 8):
+            # Cannot happen with an atomic rename; if it does, re-uploading is
+            # safe (the back office dedupes on (device, seq)), losing is not.
+            return 0
+        return _u32(b, 4)
+
+    # --- appending --------------------------------------------------------
+
+    def _new_segment(self):
+        """Open a fresh segment (new salt) for appending at next_seq."""
+        self._close_writer()
+        base = self.next_seq
+        reuse = self._bases and self._bases[-1] == base  # newest holds no record
+        used = self._used()
+        if reuse:
+            used -= self._flash_bytes(self._sizes[-1])
+        if self._cap_arg is None:
+            self._refresh_capacity()
+        need = self._flash_bytes(_HDR + self._seg_recs * _FRAME)
+        if used + need > self._cap:
+            raise JournalFull()
+        self._salt = _u32(self._rng(4), 0)
+        h = self._hdr
+        h[0:4] = b"YKS1"
+        struct.pack_into("<III", h, 4, base, self._salt, self._ctr.kcv)
+        struct.pack_into("<I", h, 16, crc32(memoryview(h)[0:16]))
+        f = open(self._seg_path(base), "wb")
+        try:
+            f.write(h)
+            f.flush()
+            _fsync(f)
+        except Exception:  # not DeviceReset: after a power cut nothing runs
+            f.close()
+            raise
+        if reuse:
+            self._sizes[-1] = _HDR
+        else:
+            self._bases.append(base)
+            self._sizes.append(_HDR)
+        self._f = f
+        self._cnt = 0
+
+    def _close_writer(self):
+        if self._f is not None:
+            f = self._f
+            self._f = None
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def append(self, tap):
+        """Assign tap.seq, encrypt, write, sync. Durable when it returns.
+        Raises JournalFull (nothing written) or OSError (the tap is not
+        recorded; the next append starts a new segment)."""
+        if self._f is None or self._cnt >= self._seg_recs:
+            self._new_segment()
+        seq = self.next_seq
+        tap.seq = seq
+        pt = self._pt
+        fr = self._frame
+        taprec.pack_into(pt, 0, tap)
+        self._ctr.xor(self._salt, seq, pt, 4, fr, 0, _ENC)
+        struct.pack_into("<I", fr, _ENC, crc32(pt))
+        try:
+            self._f.write(fr)
+            self._f.flush()
+            _fsync(self._f)
+        except OSError as e:
+            self._close_writer()  # its tail may hold a partial frame: never append there
+            if e.args and e.args[0] == _ENOSPC:
+                raise JournalFull()
+            raise
+        self._cnt += 1
+        self._sizes[-1] += _FRAME
+        self.next_seq = seq + 1
+        return seq
+
+    # --- reading for upload -----------------------------------------------
+
+    def _read(self, after, max_n, sink):
+        seq = (self.cursor if after is None else after) + 1
+        bases = self._bases
+        if not bases:
+            return 0
+        if seq < bases[0]:
+            seq = bases[0]
+        i = len(bases) - 1
+        while i > 0 and bases[i] > seq:
+            i -= 1
+        n = 0
+        while n < max_n and seq < self.next_seq and i < len(bases):
+            base = bases[i]
+            end = bases[i + 1] if i + 1 < len(bases) else self.next_seq
+            if seq < end:
+                try:
+                    f = open(self._seg_path(base), "rb")
+                except OSError:
+                    f = None
+                if f is None:
+                    self.corrupt += end - seq
+                    seq = end
+                else:
+                    try:
+                        salt = self._read_hdr(f, base)
+                        if salt is None:
+                            self.corrupt += end - seq
+                            seq = end
+                        else:
+                            f.seek(_HDR + (seq - base) * _FRAME)
+                            while n < max_n and seq < end:
+                                if f.readinto(self._frame) == _FRAME and self._decode(salt, seq):
+                                    sink(self._pt)
+                                    n += 1
+                                else:
+                                    self.corrupt += 1
+                                seq += 1
+                    finally:
+                        f.close()
+            i += 1
+        return n
+
+    def pending(self, max_n, after=None):
+        """Up to max_n Tap objects after the cursor (or after `after`), in seq
+        order. For uplink batching; allocates the list and taps."""
+        out = []
+        self._read(after, max_n, lambda pt: out.append(taprec.unpack_from(pt)))
+        return out
+
+    def pending_into(self, buf, after=None):
+        """Fill buf with plaintext 36-byte taprecs after the cursor (or after
+        `after`); returns the count. No per-record allocation."""
+        mv = memoryview(buf)
+        pos = [0]
+
+        def sink(pt):
+            mv[pos[0]:pos[0] + _FRAME] = pt
+            pos[0] += _FRAME
+
+        return self._read(after, len(buf) // _FRAME, sink)
+
+    # --- acknowledgement and rotation -------------------------------------
+
+    def ack(self, up_to_seq):
+        """The back office committed every seq <= up_to_seq. Persist the
+        cursor, then delete segments that hold only acked taps (never the
+        newest: it carries the sequence high-water mark)."""
+        up = up_to_seq
+        if up > self.next_seq - 1:
+            up = self.next_seq - 1
+        if up <= self.cursor:
+            return self.cursor
+        b = bytearray(12)
+        b[0:4] = b"YKA1"
+        struct.pack_into("<I", b, 4, up)
+        struct.pack_into("<I", b, 8, crc32(memoryview(b)[0:8]))
+        replace_file(self.dir + "/ack", b)
+        self.cursor = up
+        self._drop_acked()
+        return up
+
+    def _drop_acked(self):
+        while len(self._bases) > 1 and self._bases[1] - 1 <= self.cursor:
+            os.remove(self._seg_path(self._bases[0]))
+            self._bases.pop(0)
+            self._sizes.pop(0)
+
+    # --- state for the app and diagnostics --------------------------------
+
+    @property
+    def backlog(self):
+        return self.next_seq - 1 - self.cursor
+
+    @property
+    def oldest_pending_time(self):
+        """Device time of the oldest tap not yet acked, or None."""
+        if self.backlog <= 0:
+            return None
+        if self._otime_seq != self.cursor:
+            t = [None]
+
+            def sink(pt):
+                t[0] = _u32(pt, 4)
+
+            self._read(None, 1, sink)
+            self._otime = t[0]
+            self._otime_seq = self.cursor
+        return self._otime
+
+    @property
+    def room(self):
+        """Taps that can still be appended before the journal is full."""
+        left = self._seg_recs - self._cnt if self._f is not None else 0
+        seg = self._flash_bytes(_HDR + self._seg_recs * _FRAME)
+        used = self._used()
+        if self._f is None and self._bases and self._bases[-1] == self.next_seq:
+            used -= self._flash_bytes(self._sizes[-1])
+        free = self._cap - used
+        if free > 0:
+            left += (free // seg) * self._seg_recs
+        return left
+
+    @property
+    def full(self):
+        # Fast path for the app's per-tap check: room left in the open segment.
+        if self._f is not None and self._cnt < self._seg_recs:
+            return False
+        return self.room == 0
+
+    @property
+    def flash_bytes(self):
+        return self._used()
+
+    def close(self):
+        self._close_writer()

@@ -1,0 +1,171 @@
+# Binds each downloadable kind to the module that owns it. The signature,
+# kind, scope and version checks happen in ykt.sync/ykt.signed before commit();
+# here each owner validates the payload with its own parser, switches
+# atomically (temp file + rename, or the deny list's two slots) and swaps the
+# object the decider uses only after the new one loaded. Any exception leaves
+# the last good copy in force; sync records the reason.
+import json
+import os
+
+from ykt import signed, sync, sigverify
+
+_VERSIONS = "data/versions.json"
+_DELTA = "data/dl_delta.bin"
+_DELTA_MAX = 8192
+
+
+def _join(root, name):
+    return name if not root else root + "/" + name
+
+
+def replace_file(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    try:
+        os.remove(path)   # littlefs rename onto an existing file is atomic, but FAT's is not
+    except OSError:
+        pass
+    os.rename(tmp, path)
+
+
+class Versions:
+    """Versions held per kind, persisted after each switch. A crash between
+    the switch and this write costs one repeated download, never a rollback
+    (the payload on flash is at least as new as what is recorded)."""
+
+    def __init__(self, root):
+        self.path = _join(root, _VERSIONS)
+        self.v = {}
+        try:
+            with open(self.path) as f:
+                d = json.loads(f.read(2048))
+            for k in d:
+                if type(d[k]) is int:
+                    self.v[k] = d[k]
+        except (OSError, ValueError):
+            pass
+
+    def get(self, k):
+        return self.v.get(k, 0)
+
+    def set(self, k, ver):
+        self.v[k] = ver
+        replace_file(self.path, json.dumps(self.v).encode())
+
+
+class FileHandler(sync.Handler):
+    """A table that lives in one file: validate with load(bytes) -> object,
+    then replace the file and hand the object to install(obj)."""
+
+    def __init__(self, name, root, fname, parse, install, versions, max_len=32768):
+        super().__init__(name, max_len)
+        self.path = _join(root, fname)
+        self.parse = parse
+        self.install = install
+        self.versions = versions
+        self.ver = versions.get(name)
+
+    def commit(self, hdr, sink, payload):
+        obj = self.parse(bytes(payload))    # raises on a bad table: nothing changes
+        replace_file(self.path, payload)
+        self.install(obj)
+        self.ver = hdr.version
+        self.versions.set(self.name, hdr.version)
+
+
+class _DLSink:
+    """Streams a full image into the deny list's free slot; keeps a delta in RAM."""
+
+    def __init__(self, dl):
+        self.dl = dl
+        self.mode = None
+        self.buf = None
+
+    def write(self, mv):
+        if self.mode is None:
+            if len(mv) < 4:
+                raise OSError(22)
+            if bytes(mv[0:4]) == b"YKDD":
+                self.mode = "delta"
+                self.buf = bytearray()
+            else:
+                self.mode = "image"
+                self.dl.begin_update()
+        if self.mode == "delta":
+            if len(self.buf) + len(mv) > _DELTA_MAX:
+                raise OSError(27)  # EFBIG
+            self.buf.extend(mv)
+        else:
+            self.dl.write(mv)
+
+
+class DenyListHandler(sync.Handler):
+    def __init__(self, dl, root):
+        super().__init__("denylist", 1 << 22, (signed.K_DENYLIST, signed.K_DENYLIST_DELTA))
+        self.dl = dl
+        self.delta_path = _join(root, _DELTA)
+        # A delta survives reboots on flash and is applied again on top of the image.
+        try:
+            with open(self.delta_path, "rb") as f:
+                dl.apply_delta(f.read(_DELTA_MAX))
+        except Exception:
+            pass
+
+    def version(self):
+        return self.dl.version
+
+    def open(self):
+        return _DLSink(self.dl)
+
+    def abort(self, sink):
+        if sink is not None and sink.mode == "image":
+            self.dl.abort()
+
+    def commit(self, hdr, sink, payload):
+        if sink.mode == "image":
+            self.dl.commit()
+            try:
+                os.remove(self.delta_path)
+            except OSError:
+                pass
+        else:
+            self.dl.apply_delta(sink.buf)
+            replace_file(self.delta_path, sink.buf)
+
+
+def load_keyring(root):
+    with open(_join(root, "data/keys.bin"), "rb") as f:
+        return sigverify.parse_keys(f.read(4200))
+
+
+def make_sync(app, key):
+    """The Sync service for an App, or None if the device has no trusted keys."""
+    root = app.root
+    try:
+        ring = load_keyring(root)
+    except (OSError, ValueError) as e:
+        app._err("keys", e)
+        return None
+    vers = Versions(root)
+    handlers = [sync.KeysHandler(ring, vers.get("keys"),
+                                 lambda payload, ver: (replace_file(_join(root, "data/keys.bin"), payload),
+                                                       vers.set("keys", ver)))]
+    if app.denylist is not None:
+        handlers.append(DenyListHandler(app.denylist, root))
+    from ykt import catalog, fares
+
+    def _set(attr):
+        def install(obj):
+            if app.decider is not None:
+                setattr(app.decider, attr, obj)
+            else:
+                app._load_tables()   # the first complete set makes the device able to decide
+        return install
+
+    handlers.append(FileHandler("fares", root, "data/fares.bin", fares.FareTable, _set("fares"), vers))
+    handlers.append(FileHandler("catalog", root, "data/catalog.bin", catalog.Catalog, _set("catalog"), vers))
+    handlers.append(FileHandler("entitlements", root, "data/ents.bin", fares.Entitlements,
+                                _set("entitlements"), vers, max_len=1 << 18))
+    return sync.Sync(app.http, app.device_id, key, ring, handlers, clock=app.clock,
+                     interval_s=app.cfg.get("sync_interval_s", 60))

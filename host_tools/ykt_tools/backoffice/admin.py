@@ -1,0 +1,244 @@
+"""Admin API (/admin/api) for the dashboard and scripts. Authentication is an
+operator session (cookie `ykt_session` or `Authorization: Bearer <token>`
+from POST /admin/login); device keys are never accepted here. GET needs role
+viewer or operator; every change needs operator and writes the audit log."""
+import io
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from ykt_tools.backoffice import auth, export, ops, settle
+from ykt_tools.backoffice import schema as S
+from ykt_tools.backoffice.db import now, readonly, service_day
+
+router = APIRouter(tags=["admin"])
+
+
+def operator(request: Request):
+    tok = request.cookies.get("ykt_session")
+    h = request.headers.get("authorization", "")
+    if h.lower().startswith("bearer "):
+        tok = h[7:].strip()
+    op = auth.session_operator(request.app.state.eng, tok)
+    if op is None:
+        raise HTTPException(401, "login required", headers={"WWW-Authenticate": "Bearer"})
+    return op
+
+
+def writer(op=Depends(operator)):
+    if op["role"] != "operator":
+        raise HTTPException(403, "role operator required")
+    return op
+
+
+def _actor(op):
+    return "op:" + op["name"]
+
+
+class Login(BaseModel):
+    name: str = Field(max_length=64)
+    password: str = Field(max_length=256)
+
+
+@router.post("/admin/login")
+def login(body: Login, request: Request):
+    try:
+        tok, op = auth.login(request.app.state.eng, body.name, body.password)
+    except auth.AuthError:
+        raise HTTPException(401, "bad name or password")
+    r = JSONResponse({"token": tok, **op})
+    r.set_cookie("ykt_session", tok, httponly=True, samesite="strict", max_age=auth.SESSION_S, path="/")
+    return r
+
+
+@router.post("/admin/logout")
+def logout(request: Request, op=Depends(operator)):
+    tok = request.cookies.get("ykt_session") or request.headers.get("authorization", "")[7:]
+    auth.logout(request.app.state.eng, tok)
+    r = JSONResponse({"ok": True})
+    r.delete_cookie("ykt_session", path="/")
+    return r
+
+
+@router.get("/admin/api/me")
+def me(op=Depends(operator)):
+    return op
+
+
+def _run(fn, *a, **kw):
+    try:
+        return fn(*a, **kw)
+    except ops.OpError as e:
+        raise HTTPException(e.status, str(e))
+    except ValueError as e:
+        raise HTTPException(400, str(e))
+
+
+@router.get("/admin/api/fleet")
+def fleet(request: Request, op=Depends(operator)):
+    eng = request.app.state.eng
+    devs = ops.list_devices(eng)
+    with readonly(eng).connect() as c:
+        dl = c.execute(select(S.denylist.c.version, S.denylist.c.created, S.denylist.c.entries)
+                       .order_by(S.denylist.c.version.desc()).limit(1)).first()
+    return {"now": now(), "devices": devs,
+            "denylist": {"version": dl.version, "created": dl.created, "entries": dl.entries} if dl else None,
+            "ingest": dict(request.app.state.ingestor.stats)}
+
+
+@router.get("/admin/api/taps_per_hour")
+def taps_per_hour(request: Request, hours: int = Query(24, ge=1, le=24 * 14), op=Depends(operator)):
+    t1 = now()
+    t0 = (t1 // 3600 - hours + 1) * 3600
+    eng = request.app.state.eng
+    # by the taps' own time; the day bound lets the (day) index do the work
+    with readonly(eng).connect() as c:
+        hour = (S.taps.c.t - S.taps.c.t % 3600).label("h")     # integer hour start on both backends
+        rows = c.execute(select(hour, func.count())
+                         .where(S.taps.c.day >= service_day(t0), S.taps.c.day <= service_day(t1 + 3600),
+                                S.taps.c.t >= t0, S.taps.c.t < t1 + 3600).group_by("h")).all()
+    got = {int(h) // 3600: n for h, n in rows}
+    return [{"hour": (t0 // 3600 + i) * 3600, "taps": got.get(t0 // 3600 + i, 0)} for i in range(hours)]
+
+
+@router.get("/admin/api/devices/{ident}/gaps")
+def gaps(ident: str, request: Request, op=Depends(operator)):
+    return _run(ops.seq_gaps, request.app.state.eng, ident)
+
+
+class NewDevice(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    kind: str = "validator"
+    entry: int = Field(0, ge=0, le=65535)
+    device_id: int | None = Field(None, ge=1, le=2 ** 31 - 1)
+
+
+@router.post("/admin/api/devices")
+def add_device(body: NewDevice, request: Request, op=Depends(writer)):
+    """Returns the device key ONCE."""
+    return _run(ops.register_device, request.app.state.eng, body.name, body.kind, body.entry,
+                body.device_id, actor=_actor(op))
+
+
+@router.post("/admin/api/devices/{ident}/{action}")
+def device_action(ident: str, action: str, request: Request, op=Depends(writer)):
+    eng = request.app.state.eng
+    if action == "rekey":
+        r = _run(ops.rekey_device, eng, ident, actor=_actor(op))
+    elif action in ops.REQUESTS:
+        r = _run(ops.request_device, eng, ident, action, actor=_actor(op))
+    elif action in ("activate", "deactivate"):
+        _run(ops.set_device_active, eng, ident, action == "activate", actor=_actor(op))
+        r = {"ok": True}
+    else:
+        raise HTTPException(404, "actions: rekey, activate, deactivate, sync-now, upload-now")
+    request.app.state.keys.forget()
+    return r
+
+
+class CardStatus(BaseModel):
+    status: str
+    token: str | None = Field(None, max_length=16)
+    card_id: str | None = Field(None, max_length=32)
+    card_no: str | None = Field(None, max_length=9)
+    replaced_by: str | None = Field(None, max_length=16)
+    note: str = Field("", max_length=500)
+
+
+@router.post("/admin/api/cards/status")
+def card_status(body: CardStatus, request: Request, op=Depends(writer)):
+    """Report a card lost/suspended/cancelled/replaced/restored by token or
+    identity (tokenized here with the operator token key; never stored)."""
+    return _run(ops.set_card_status, request.app.state.eng, body.status, token=body.token or None,
+                card_id=body.card_id or None, card_no=body.card_no or None,
+                replaced_by=body.replaced_by or None, note=body.note, actor=_actor(op))
+
+
+@router.get("/admin/api/cards/{token}")
+def card(token: str, request: Request, op=Depends(operator)):
+    return _run(ops.card_history, request.app.state.eng, token)
+
+
+@router.post("/admin/api/files/{kind}",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                 "application/json": {"schema": {"type": "object"}}}}})
+async def publish(kind: str, request: Request, ident: int = Query(0, ge=0, le=2 ** 31 - 1),
+                  op=Depends(writer)):
+    data = await request.body()
+    if len(data) > 1 << 20:
+        raise HTTPException(413, "file larger than 1 MiB")
+    return _run(ops.publish_file, request.app.state.eng, kind, data, ident=ident, actor=_actor(op))
+
+
+class Entitlement(BaseModel):
+    token: str = Field(max_length=16)
+    concession: int = Field(ge=0, le=255)
+    flags: int = Field(0, ge=0, le=255)
+    valid_from: int = Field(0, ge=0, le=99991231)
+    valid_to: int = Field(99991231, ge=0, le=99991231)
+
+
+@router.post("/admin/api/entitlements")
+def entitlement(body: Entitlement, request: Request, op=Depends(writer)):
+    _run(ops.set_entitlement, request.app.state.eng, body.token, body.concession, body.flags,
+         body.valid_from, body.valid_to, actor=_actor(op))
+    return {"ok": True}
+
+
+@router.post("/admin/api/entitlements/publish")
+def entitlements_publish(request: Request, op=Depends(writer)):
+    return _run(ops.publish_entitlements, request.app.state.eng, actor=_actor(op))
+
+
+@router.post("/admin/api/keys/{action}")
+def keys(action: str, request: Request, op=Depends(writer)):
+    eng = request.app.state.eng
+    if action == "rotate":
+        return _run(ops.rotate_keys, eng, actor=_actor(op))
+    if action == "retire":
+        return _run(ops.retire_keys, eng, actor=_actor(op))
+    raise HTTPException(404, "actions: rotate, retire")
+
+
+class Day(BaseModel):
+    day: int = Field(ge=19700101, le=99991231)
+
+
+@router.post("/admin/api/settle")
+def settle_day(body: Day, request: Request, op=Depends(writer)):
+    return _run(settle.settle_day, request.app.state.eng, body.day, actor=_actor(op))
+
+
+@router.get("/admin/api/settlements")
+def settlements(request: Request, day: int = Query(ge=19700101, le=99991231), op=Depends(operator)):
+    return settle.settlements(request.app.state.eng, day)
+
+
+@router.get("/admin/api/charges")
+def charges(request: Request, token: str = Query(max_length=16), day: int = Query(ge=19700101, le=99991231),
+            op=Depends(operator)):
+    """Audit trail: each charge with the tap (device, seq) it came from."""
+    return _run(settle.charges, request.app.state.eng, day, token)
+
+
+@router.get("/admin/api/export/{what}.{fmt}")
+def export_(what: str, fmt: str, request: Request, day_from: int = Query(0, ge=0, le=99991231),
+            day_to: int = Query(99991231, ge=0, le=99991231), op=Depends(operator)):
+    if what not in ("taps", "settlements") or fmt not in ("csv", "parquet"):
+        raise HTTPException(404, "export/{taps|settlements}.{csv|parquet}")
+    buf = io.BytesIO()
+    n = export.export(request.app.state.eng, what, fmt, buf, day_from, day_to)
+    with request.app.state.eng.begin() as c:
+        auth.audit(c, _actor(op), "export." + what, fmt, rows=n, day_from=day_from, day_to=day_to)
+    return Response(buf.getvalue(), media_type="text/csv" if fmt == "csv" else "application/vnd.apache.parquet",
+                    headers={"Content-Disposition": "attachment; filename=%s.%s" % (what, fmt)})
+
+
+@router.get("/admin/api/audit")
+def audit_log(request: Request, limit: int = Query(100, ge=1, le=1000), op=Depends(operator)):
+    with readonly(request.app.state.eng).connect() as c:
+        return [dict(r._mapping) for r in c.execute(select(S.audit).order_by(S.audit.c.id.desc())
+                                                    .limit(max(1, min(limit, 1000))))]

@@ -1,0 +1,54 @@
+"""FastAPI app factory: create_app(db_url) -> app. Workers are stateless
+(everything lives in the database), so N of them can sit behind a load
+balancer; each runs one group-commit ingest writer."""
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from ykt_tools.backoffice import PKG_DIR, admin, devapi, ingest, ops
+from ykt_tools.backoffice.db import open_db
+
+
+def create_app(db_url=None, migrate=True, signing_key=True):
+    """db_url defaults to $YKT_DB, else sqlite:///ykt-backoffice.db, so
+    `YKT_DB=postgresql://... uvicorn --factory ykt_tools.backoffice.app:create_app
+    --workers N` works too."""
+    db_url = db_url or os.environ.get("YKT_DB", "sqlite:///ykt-backoffice.db")
+    eng = open_db(db_url, migrate_now=migrate)
+    if signing_key:
+        ops.ensure_signing_key(eng)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        app.state.ingestor.close()
+        eng.dispose()
+
+    # No Swagger/ReDoc pages: they load their JS from a CDN. /openapi.json stays.
+    app = FastAPI(title="ykt-gate back office", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Device API (/v1, binary ykt.wire bodies, see docs/protocol.md) and "
+                              "operator admin API (/admin). docs/backoffice.md.")
+    app.state.eng = eng
+    app.state.ingestor = ingest.Ingestor(eng)
+    app.state.keys = devapi.KeyCache(eng)
+    app.include_router(devapi.router)
+    app.include_router(admin.router)
+    app.mount("/dashboard", StaticFiles(directory=os.path.join(PKG_DIR, "static"), html=True), name="dashboard")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request, exc):
+        # FastAPI's default handler echoes the input and fails (500) on
+        # bytes that are not UTF-8; answer 422 without echoing anything.
+        errs = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", ""))[:200],
+                 "type": str(e.get("type", ""))} for e in exc.errors()[:20]]
+        return JSONResponse({"detail": errs}, status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    def root():
+        return RedirectResponse("/dashboard/")
+
+    return app

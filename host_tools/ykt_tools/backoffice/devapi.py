@@ -1,0 +1,242 @@
+"""Device endpoints (/v1): batch ingest, signed downloads, time, heartbeats.
+Bytes on the wire are ykt.wire's (firmware/ykt/wire.py, docs/protocol.md);
+this module only maps its outcomes to HTTP. Every error carries
+X-YKT-Error: <code> and a distinct status:
+
+  413 oversized | 400 truncated, malformed, bad_version | 415 bad_magic
+  401 bad_auth (missing/garbled X-YKT-Auth), bad_mac (wrong key, tampered)
+  403 unknown_device (or deactivated) | 409 replay (nonce already used)
+  422 seq_ahead (first seq > acked + MAX_AHEAD; body = signed RS_REJECTED ack)
+  404 unknown kind | 503 storage unavailable (nothing acknowledged: retry)"""
+import json
+import time
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from ykt import wire, signed as ksigned
+from ykt_tools.backoffice import ingest, ops
+from ykt_tools.backoffice import schema as S
+from ykt_tools.backoffice.db import now, readonly
+
+from sqlalchemy import select, update
+
+KEY_TTL_S = 10.0            # deactivation/rekey reach every worker within this
+MAX_HEARTBEAT = 1024          # ykt.heartbeat.MAX_BYTES is 768
+_STATUS = {"oversized": 413, "truncated": 400, "malformed": 400, "bad_version": 400,
+           "bad_magic": 415, "bad_auth": 401, "bad_mac": 401, "unknown_device": 403,
+           "replay": 409, "seq_ahead": 422, "bad_kind": 404, "nonce_mismatch": 400}
+OCTET = "application/octet-stream"
+_BIN = {"content": {OCTET: {"schema": {"type": "string", "format": "binary"}}}}
+
+router = APIRouter(prefix="/v1", tags=["device"])
+
+
+class KeyCache:
+    """Device keys in memory: the whole table is (re)loaded in one query at
+    most every KEY_TTL_S, so rekey/deactivation reaches every worker within
+    that; a device unknown at the last load costs one point query (and is
+    cached negative until the next load, so unknown-device floods stay cheap)."""
+
+    def __init__(self, eng):
+        self.eng = eng
+        self.d = {}
+        self.loaded = -1e9
+
+    def _load_all(self):
+        with readonly(self.eng).connect() as c:
+            rows = c.execute(select(S.devices.c.id, S.devices.c.key, S.devices.c.active)).all()
+        self.d = {r.id: (bytes(r.key) if r.active else None) for r in rows}
+        self.loaded = time.monotonic()
+
+    def lookup(self, dev):
+        if time.monotonic() - self.loaded > KEY_TTL_S:
+            self._load_all()
+        try:
+            return self.d[dev]
+        except KeyError:
+            pass
+        with readonly(self.eng).connect() as c:
+            r = c.execute(select(S.devices.c.key, S.devices.c.active).where(S.devices.c.id == dev)).first()
+        key = bytes(r.key) if r is not None and r.active else None
+        if len(self.d) < 1_000_000:
+            self.d[dev] = key
+        return key
+
+    def forget(self, dev=None):
+        self.loaded = -1e9
+
+
+def _err(code, msg="", body=None, status=None):
+    return Response(content=body if body is not None else json.dumps({"error": code, "detail": msg}),
+                    status_code=status or _STATUS.get(code, 400),
+                    media_type=OCTET if body is not None else "application/json",
+                    headers={"X-YKT-Error": code})
+
+
+def _full_path(request):
+    q = request.scope.get("query_string", b"")
+    return request.scope["path"] + ("?" + q.decode("latin-1") if q else "")
+
+
+@router.post("/taps", summary="Upload a tap batch (ykt.wire batch format)",
+             openapi_extra={"requestBody": dict(_BIN, required=True, description=
+                            "YKTB batch: 52-byte header, delta-coded records, 16-byte HMAC (docs/protocol.md)")},
+             responses={200: dict(_BIN, description="44-byte signed YKTR ack: value = highest contiguous committed seq; "
+                                  "X-YKT-New/X-YKT-Dup count stored/duplicate taps, X-YKT-Gap 'a-b' reports skipped seqs"),
+                        400: {"description": "truncated / malformed / bad_version"}, 401: {"description": "bad_mac"},
+                        403: {"description": "unknown_device"}, 409: {"description": "replay"},
+                        413: {"description": "oversized"}, 415: {"description": "bad_magic"},
+                        422: {"description": "seq_ahead (signed RS_REJECTED ack)"}})
+async def post_taps(request: Request):
+    st = request.app.state
+    cl = request.headers.get("content-length")
+    if cl is not None and (not cl.isdigit() or int(cl) > wire.MAX_BODY):
+        return _err("oversized", "limit %d bytes" % wire.MAX_BODY)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > wire.MAX_BODY:
+            return _err("oversized", "limit %d bytes" % wire.MAX_BODY)
+    try:
+        dev, taps = wire.decode_batch(body, st.keys.lookup)
+    except wire.WireError as e:
+        return _err(e.code, e.msg)
+    nonce = bytes(body[20:28])
+    rx = now()
+    try:
+        res = await st.ingestor.submit(dev, nonce, ingest.rows_from_taps(dev, taps, rx))
+    except Exception as e:  # nothing was committed: the device keeps its cursor
+        return _err("storage", str(e)[:200], status=503)
+    key = st.keys.lookup(dev)
+    if res.status == ingest.REPLAY:
+        return _err("replay", "nonce already used")
+    if res.status == ingest.GONE or key is None:
+        return _err("unknown_device", "device %d" % dev)
+    if res.status == ingest.AHEAD:
+        return _err("seq_ahead", body=wire.encode_ack(key, dev, res.ack, nonce, rx, wire.RS_REJECTED))
+    h = {"X-YKT-New": str(res.new), "X-YKT-Dup": str(res.dups)}
+    if res.gap:
+        h["X-YKT-Gap"] = "%d-%d" % res.gap
+    return Response(wire.encode_ack(key, dev, res.ack, nonce, rx), media_type=OCTET, headers=h)
+
+
+def _auth(request, body=b""):
+    return wire.verify_request(request.headers.get("x-ykt-auth"), request.method, _full_path(request),
+                               body, request.app.state.keys.lookup)
+
+
+@router.get("/time", summary="Trusted time: signed RK_TIME reply echoing the request nonce",
+            responses={200: dict(_BIN, description="44-byte YKTR reply, value = server unix time")})
+async def get_time(request: Request):
+    try:
+        dev, ts, nonce = _auth(request)
+    except wire.WireError as e:
+        return _err(e.code, e.msg)
+    t = now()
+    return Response(wire.encode_reply(request.app.state.keys.lookup(dev), wire.RK_TIME, dev, t, nonce, t),
+                    media_type=OCTET)
+
+
+def _u(v, lim):
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < lim else None
+
+
+def heartbeat_columns(hb):
+    """ykt.heartbeat JSON (keys fw dev up t tt v bl old ack rd heap st e) ->
+    the fleet columns the dashboard shows."""
+    v = hb.get("v") if isinstance(hb.get("v"), dict) else {}
+    rd = hb.get("rd") if isinstance(hb.get("rd"), dict) else {}
+    cols = {"dl_ver": _u(v.get("denylist"), 2 ** 32), "fare_ver": _u(v.get("fares"), 2 ** 16),
+            "cat_ver": _u(v.get("catalog"), 2 ** 16), "backlog": _u(hb.get("bl"), 2 ** 31),
+            "reader_faults": _u(rd.get("err"), 2 ** 31)}
+    if isinstance(hb.get("fw"), str):
+        cols["fw"] = hb["fw"][:32]
+    return {k: x for k, x in cols.items() if x is not None}
+
+
+@router.post("/heartbeat", summary="Device status: ykt.heartbeat compact JSON, authenticated with X-YKT-Auth",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                 "type": "object", "properties": {
+                     "fw": {"type": "string"}, "dev": {"type": "integer"}, "up": {"type": "integer"},
+                     "t": {"type": "integer"}, "tt": {"type": "integer"},
+                     "v": {"type": "object", "additionalProperties": {"type": "integer"}},
+                     "bl": {"type": "integer"}, "old": {"type": "integer"}, "ack": {"type": "integer"},
+                     "rd": {"type": "object"}, "heap": {"type": "integer"}, "st": {"type": "string"},
+                     "e": {"type": "array"}}}}}}},
+             responses={200: dict(_BIN, description="44-byte YKTR RK_HEARTBEAT reply (value: request flags)")})
+async def post_heartbeat(request: Request):
+    body = await request.body()
+    if len(body) > MAX_HEARTBEAT:
+        return _err("oversized", "limit %d bytes" % MAX_HEARTBEAT)
+    try:
+        dev, ts, nonce = _auth(request, body)
+    except wire.WireError as e:
+        return _err(e.code, e.msg)
+    try:
+        hb = json.loads(body or b"{}")
+        if not isinstance(hb, dict) or hb.get("dev", dev) != dev:
+            raise ValueError
+    except ValueError:
+        return _err("malformed", "heartbeat body must be a JSON object for this device")
+    t = now()
+    vals = heartbeat_columns(hb)
+    vals["last_seen"] = t
+    vals["status"] = json.dumps(hb, separators=(",", ":"))[:MAX_HEARTBEAT]
+    eng = request.app.state.eng
+    with eng.begin() as c:
+        if not _fresh_nonce(c, dev, nonce):
+            return _err("replay", "nonce already used")
+        flags = c.execute(select(S.devices.c.requests).where(S.devices.c.id == dev)).scalar_one()
+        vals["requests"] = 0      # delivered by this reply; if it is lost the device still syncs on its interval
+        c.execute(update(S.devices).where(S.devices.c.id == dev).values(**vals))
+        c.execute(S.heartbeats.insert().values(device=dev, at=t, body=vals["status"]))
+    return Response(wire.encode_reply(request.app.state.keys.lookup(dev), wire.RK_HEARTBEAT, dev, flags, nonce, t),
+                    media_type=OCTET)
+
+
+def _fresh_nonce(c, dev, nonce):
+    from sqlalchemy.exc import IntegrityError
+    try:
+        with c.begin_nested():
+            c.execute(S.nonces.insert().values(device=dev, nonce=nonce, at=now()))
+        return True
+    except IntegrityError:
+        return False
+
+
+SYNC_KINDS = ("denylist", "fares", "catalog", "entitlements", "config", "keys")
+
+
+@router.get("/sync/{kind}", summary="Signed download (YKTS envelope) newer than ?have=",
+            responses={200: dict(_BIN, description="YKTS signed file: denylist answers with a delta "
+                                 "(base = have) when close, else the full image"),
+                       304: {"description": "already current"}, 404: {"description": "unknown kind"}})
+async def get_sync(request: Request, kind: str, have: int = Query(0, ge=0, le=0xFFFFFFFF)):
+    try:
+        dev, ts, nonce = _auth(request)
+    except wire.WireError as e:
+        return _err(e.code, e.msg)
+    if kind not in SYNC_KINDS:
+        return _err("bad_kind", "kinds: " + ", ".join(SYNC_KINDS), status=404)
+    if not 0 <= have <= 0xFFFFFFFF:
+        return _err("malformed", "have out of range")
+    eng = request.app.state.eng
+    if kind == "denylist":
+        body = ops.denylist_download(eng, have)
+        ver = None
+    else:
+        ident = 0
+        if kind in ("fares", "config"):
+            with readonly(eng).connect() as c:
+                entry = c.execute(select(S.devices.c.entry).where(S.devices.c.id == dev)).scalar_one()
+            ident = entry if kind == "fares" else dev
+        ver, body = ops.latest_file(eng, kind, ident)
+        if kind == "config" and body is None:
+            ver, body = ops.latest_file(eng, kind, 0)
+        if body is not None and ver <= have:
+            body = None
+    if body is None:
+        return Response(status_code=304)
+    h = ksigned.parse_header(body)
+    return Response(body, media_type=OCTET, headers={"X-YKT-Version": str(h.version)})

@@ -1,0 +1,30 @@
+"""The committed Chinese glyph subset (firmware/ykt/glyphs.bin) covers exactly
+the firmware's messages, and rebuilds byte-identically from GNU Unifont."""
+import os
+
+import pytest
+
+from ykt_tools import glyphs
+from ykt_tools.cli import main
+
+
+def test_committed_file_matches_message_set():
+    want = glyphs.message_chars()
+    have = glyphs.committed_chars()
+    assert want == have, "run `ykt glyphs build`: missing %r extra %r" % (
+        "".join(map(chr, set(want) - set(have))), "".join(map(chr, set(have) - set(want))))
+    assert main(["glyphs", "check"]) == 0
+
+
+def test_rebuild_from_unifont_is_identical():
+    if not os.path.exists(glyphs.UNIFONT):
+        pytest.skip("GNU Unifont not installed (%s): apt-get install -y unifont" % glyphs.UNIFONT)
+    with open(glyphs.OUTPUT, "rb") as f:
+        assert glyphs.build() == f.read()
+
+
+def test_missing_glyph_is_an_error(tmp_path):
+    font = tmp_path / "tiny.hex"
+    font.write_text("4E00:" + "00" * 32 + "\n")
+    with pytest.raises(ValueError, match="lacks"):
+        glyphs.build(str(font))
