@@ -33,7 +33,15 @@ def mp_required():
 def mp_env():
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join([".frozen"] + FW_PATHS)
+    env["YKT_FW_HEAP"] = HEAP
     return env
+
+
+def mp_heap(fw_heap):
+    """Interpreter heap: the firmware's budget plus room for the simulated
+    hardware, which vhw.heapbudget takes back once the world is built."""
+    n = int(fw_heap[:-1]) * (1024 if fw_heap[-1] in "kK" else 1024 * 1024)
+    return "%dK" % ((n + 256 * 1024) // 1024)
 
 
 def run_mp_test(module, test, timeout=900, heap=None):
@@ -43,8 +51,10 @@ def run_mp_test(module, test, timeout=900, heap=None):
         if mp_required():
             pytest.fail("micropython binary missing: run `make setup` (CI must not skip MicroPython runs)")
         pytest.skip("micropython binary not installed (run `make setup`)")
-    cmd = [mp, "-X", "heapsize=" + (heap or HEAP), os.path.join(ROOT, "tests", "fw", "fwtest.py"), module, test]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=mp_env(), cwd=ROOT)
+    env = mp_env()
+    env["YKT_FW_HEAP"] = heap or HEAP
+    cmd = [mp, "-X", "heapsize=" + mp_heap(heap or HEAP), os.path.join(ROOT, "tests", "fw", "fwtest.py"), module, test]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
     res = None
     for line in p.stdout.splitlines():
         if line.startswith("@@FWTEST "):

@@ -11,6 +11,7 @@ from ykt import VERSION, boardcfg, cardread, taprec
 from ykt.compat import ticks_ms, ticks_diff, sleep_ms, const, mem_free, mem_alloc
 
 _IDLE_MS = const(20)        # loop period when nothing happens
+_GC_MS = const(2000)        # idle collection period
 _WDT_MS = const(8000)
 _MAX_CONFIG = const(8192)
 _NVS_KEYS = ("dev_key", "jrnl_key", "tok_key", "wifi_key")
@@ -47,7 +48,10 @@ class App:
         self.errors = []          # (where, what): last few, for heartbeat and diagnose
         self.report = {}
         self.taps = 0
-        self.heap_peak = 0
+        self.heap_peak = 0        # live heap high-water mark + largest per-tap transient
+        self._live_peak = 0
+        self._tap_alloc = 0
+        self._gc_at = 0
         self.loops = 0
         self.cr = cardread.CardRead()
         self.tap = taprec.Tap()
@@ -336,6 +340,7 @@ class App:
         self.wdt.feed()
         now = ticks_ms()
         busy = False
+        a0 = mem_alloc()
         if self.reader is not None:
             if self.reader.poll(self.cr):
                 self.on_card(self.cr)
@@ -344,6 +349,10 @@ class App:
             if self.qr.poll(self.cr):
                 self.on_card(self.cr)
                 busy = True
+        if busy:
+            d = mem_alloc() - a0
+            if d > self._tap_alloc:   # a collection during the tap makes d small or negative
+                self._tap_alloc = d
         self.feedback.step(ticks_ms())
         if self.clock is not None:
             self.clock.step()
@@ -353,10 +362,16 @@ class App:
                     part.step()
                 except Exception as e:  # a network part must never stop the validator
                     self._err(type(part).__name__, e)
-        a = mem_alloc()
-        if a > self.heap_peak:
-            self.heap_peak = a
         self.loops += 1
+        if not busy and ticks_diff(now, self._gc_at) >= _GC_MS:
+            # Collect when idle, so a tap rarely pays for a collection, and
+            # sample the live heap for the heartbeat's high-water mark.
+            self._gc_at = now
+            gc.collect()
+            live = mem_alloc()
+            if live > self._live_peak:
+                self._live_peak = live
+            self.heap_peak = self._live_peak + self._tap_alloc
         return busy
 
     def run(self, until_ms=None):

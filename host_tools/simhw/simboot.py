@@ -19,6 +19,7 @@ def main(argv):
             i += 1
         i += 1
     from vhw.world import World
+    from vhw import heapbudget
 
     gc.collect()
     base = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
@@ -38,8 +39,9 @@ def main(argv):
         "reset_cause": rep["reset_cause"],
         "loops": app.loops,
         "heap_free_bytes": gc.mem_free() if hasattr(gc, "mem_free") else -1,
-        "heap_peak_bytes": app.heap_peak,
-        "heap_baseline_bytes": base,
+        "heap_peak_bytes": app.heap_peak - heapbudget.base if heapbudget.applied else app.heap_peak,
+        "heap_budget_bytes": heapbudget.budget() or -1,
+        "heap_simulator_bytes": heapbudget.base,
         "reader_fault": bool(app.reader and app.reader.fault),
     }
     print("@@JSON " + json.dumps(out))

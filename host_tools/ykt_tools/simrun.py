@@ -24,9 +24,16 @@ def mp_env(extra=()):
     return env
 
 
+def interp_heap(fw_heap):
+    """The firmware gets fw_heap; the simulated hardware gets an allowance on
+    top that vhw.heapbudget takes back with a ballast once the world exists."""
+    n = int(fw_heap[:-1]) * (1024 if fw_heap[-1] in "kK" else 1024 * 1024) if fw_heap[-1] in "kKmM" else int(fw_heap)
+    return "%dK" % ((n + 256 * 1024) // 1024)
+
+
 def command(runtime, script, args=(), heap="256K"):
     if runtime == "micropython":
-        return [mp_bin(), "-X", "heapsize=" + heap, script] + list(args)
+        return [mp_bin(), "-X", "heapsize=" + interp_heap(heap), script] + list(args)
     if runtime == "cpython":
         return [sys.executable, script] + list(args)
     raise ValueError("unknown runtime %r (micropython or cpython)" % runtime)
@@ -35,6 +42,7 @@ def command(runtime, script, args=(), heap="256K"):
 def run_script(runtime, script, args=(), heap="256K", timeout=None, stream=None):
     """Run a portable script; returns (rc, last JSON object printed as '@@JSON ...', stdout text)."""
     env = mp_env()
+    env["YKT_FW_HEAP"] = heap
     if runtime == "cpython":
         env["PYTHONPATH"] = os.pathsep.join([FIRMWARE, SIMHW])
     p = subprocess.Popen(command(runtime, script, args, heap), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -10,7 +10,7 @@ P = esp32.Partition
 def setup():
     vclock.reset()
     bus.reset()
-    chip.configure(flash_mb=4)
+    chip.configure(flash_mb=8)
 
 
 def _oserr(fn, *a):
@@ -30,7 +30,7 @@ def test_table_fits_4mb_and_8mb():
         t, st, addr, size, label, enc = p.info()
         assert addr % 4096 == 0 and addr >= end or label == "ota_0"
     vfs = P("vfs").info()
-    assert vfs[2] + vfs[3] == 4 * 1024 * 1024
+    assert vfs[2] + vfs[3] == 8 * 1024 * 1024
     assert P("dlist_a").info()[3] == 256 * 1024
     assert P.find(P.TYPE_DATA, label="dlist_b")[0].info()[1] == 0x40
     chip.configure(flash_mb=8)
@@ -103,7 +103,7 @@ def test_ota_update_confirm_and_rollback():
     P.mark_app_valid_cancel_rollback()
     c.reboot("power")
     assert P(P.RUNNING) == nxt
-    chip.configure(rollback=False)
+    chip.configure(flash_mb=8, rollback=False)
     assert _oserr(P.mark_app_valid_cancel_rollback) == -261
 
 
@@ -158,3 +158,12 @@ def test_nonexistent_names():
             pass
         else:
             raise AssertionError(name)
+
+
+def test_4mb_table_has_factory_app_and_room_for_a_month_of_journal():
+    chip.configure(flash_mb=4)
+    assert [p.info()[4] for p in P.find()] == ["factory"]
+    vfs = P("vfs").info()
+    assert vfs[2] + vfs[3] == 4 * 1024 * 1024 and vfs[3] > 1900 * 1024
+    assert P("dlist_a").info()[3] == 128 * 1024
+    assert _oserr(P(P.RUNNING).get_next_update) == 2  # no OTA on this module

@@ -32,14 +32,28 @@ def partition_table(flash_size, dlist_size=256 * KIB, app_size=0x180000):
     """The project's table: (label, type, subtype, offset, size). nvs, otadata
     and phy_init as in MicroPython's partitions-4MiB-ota.csv, two OTA app slots,
     two raw deny-list slots, and the rest as the littlefs vfs."""
-    t = [
-        ("nvs", TYPE_DATA, 0x02, 0x9000, 0x4000),
-        ("otadata", TYPE_DATA, 0x00, 0xD000, 0x2000),
-        ("phy_init", TYPE_DATA, 0x01, 0xF000, 0x1000),
-        ("ota_0", TYPE_APP, SUB_OTA0, 0x10000, app_size),
-        ("ota_1", TYPE_APP, SUB_OTA0 + 1, 0x10000 + app_size, app_size),
-    ]
-    off = 0x10000 + 2 * app_size
+    if flash_size <= 4 * MIB:
+        # A 4 MB module cannot hold two interpreter images and a month of
+        # journal: one factory app (MicroPython's ~1.6 MB), two small deny-list
+        # slots, and ~1.9 MB of littlefs (partitions-4MiB.csv in spirit).
+        app_size = 0x1C0000
+        if dlist_size == 256 * KIB:
+            dlist_size = 128 * KIB
+        t = [
+            ("nvs", TYPE_DATA, 0x02, 0x9000, 0x6000),
+            ("phy_init", TYPE_DATA, 0x01, 0xF000, 0x1000),
+            ("factory", TYPE_APP, 0x00, 0x10000, app_size),
+        ]
+        off = 0x10000 + app_size
+    else:
+        t = [
+            ("nvs", TYPE_DATA, 0x02, 0x9000, 0x4000),
+            ("otadata", TYPE_DATA, 0x00, 0xD000, 0x2000),
+            ("phy_init", TYPE_DATA, 0x01, 0xF000, 0x1000),
+            ("ota_0", TYPE_APP, SUB_OTA0, 0x10000, app_size),
+            ("ota_1", TYPE_APP, SUB_OTA0 + 1, 0x10000 + app_size, app_size),
+        ]
+        off = 0x10000 + 2 * app_size
     t.append(("dlist_a", TYPE_DATA, SUB_DLIST, off, dlist_size))
     t.append(("dlist_b", TYPE_DATA, SUB_DLIST, off + dlist_size, dlist_size))
     off += 2 * dlist_size
@@ -77,9 +91,10 @@ class Chip:
         self.nvs_pending = {}  # namespace -> {key: value or None (erased)}
         # otadata: the slot that boots next and each slot's image state
         # ("valid" | "new" | "pending" | "aborted"); esptool-flashed ota_0 is valid
-        self.ota_boot = "ota_0"
-        self.ota_running = "ota_0"
-        self.ota_state = {"ota_0": "valid"}
+        first_app = [p[0] for p in self.partitions if p[1] == TYPE_APP][0]
+        self.ota_boot = first_app
+        self.ota_running = first_app
+        self.ota_state = {first_app: "valid"}
         self.wdt_timeout_ms = 0
         self.wdt_event = None
         self.wdt_fired = 0

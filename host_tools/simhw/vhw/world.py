@@ -83,6 +83,9 @@ class World:
                 self.qr = None
         self.root = root
         self._mount()
+        from vhw import heapbudget
+
+        heapbudget.apply()
 
     # --- wiring -----------------------------------------------------------
     def _attach_reader(self, timing):

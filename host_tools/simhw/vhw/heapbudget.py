@@ -1,0 +1,53 @@
+# The firmware's heap budget inside a simulator process. The simulated chip
+# (fake machine, PN532, cards, flash) shares the interpreter's heap with the
+# firmware but does not exist on the device, so the interpreter is started
+# with budget + SIM_ALLOWANCE and, once the virtual hardware is built, a
+# ballast block takes away everything above the budget. The firmware then has
+# exactly YKT_FW_HEAP to live in (e.g. 256K, the ESP32-like figure of
+# design.md): it hits MemoryError where the device would.
+import gc
+import os
+
+SIM_ALLOWANCE = 256 * 1024
+_ballast = None
+base = 0          # heap in use by the simulator when the budget was applied
+applied = False
+
+
+def parse(s):
+    s = s.strip().upper()
+    mul = 1
+    if s.endswith("K"):
+        mul, s = 1024, s[:-1]
+    elif s.endswith("M"):
+        mul, s = 1024 * 1024, s[:-1]
+    return int(s) * mul
+
+
+def budget():
+    v = os.getenv("YKT_FW_HEAP")
+    return parse(v) if v else None
+
+
+def apply():
+    """Leave exactly the firmware budget free (MicroPython only; once)."""
+    global _ballast, base, applied
+    b = budget()
+    if applied or b is None or not hasattr(gc, "mem_free"):
+        return
+    applied = True
+    gc.collect()
+    extra = gc.mem_free() - b
+    while extra > 0 and _ballast is None:
+        try:
+            _ballast = bytearray(extra)
+        except MemoryError:   # fragmented: take a little less
+            extra -= 4096
+    gc.collect()
+    base = gc.mem_alloc()
+
+
+def firmware_bytes(alloc):
+    """Heap attributable to the firmware: allocation above the simulator's base
+    (the ballast counts as the simulator's)."""
+    return alloc - base if applied else alloc
