@@ -41,7 +41,7 @@ def mp_heap(fw_heap):
     """Interpreter heap: the firmware's budget plus room for the simulated
     hardware, which vhw.heapbudget takes back once the world is built."""
     n = int(fw_heap[:-1]) * (1024 if fw_heap[-1] in "kK" else 1024 * 1024)
-    return "%dK" % ((n + 256 * 1024) // 1024)
+    return "%dK" % ((n + 512 * 1024) // 1024)
 
 
 def run_mp_test(module, test, timeout=900, heap=None):

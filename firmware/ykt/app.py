@@ -7,8 +7,10 @@ import gc
 import json
 import os
 
-from ykt import VERSION, boardcfg, cardread, taprec
-from ykt.compat import ticks_ms, ticks_diff, sleep_ms, const, mem_free, mem_alloc
+import sys
+
+from ykt import VERSION, cardread, taprec
+from ykt.compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, const, mem_free, mem_alloc
 
 _IDLE_MS = const(20)        # loop period when nothing happens
 _GC_MS = const(2000)        # idle collection period
@@ -41,6 +43,26 @@ def load_json(path, limit=_MAX_CONFIG):
     return json.loads(text)
 
 
+class _TimeService:
+    """Authenticated time from the back office: at boot until trusted (every
+    10 s), then hourly so the tick model never drifts far."""
+
+    def __init__(self, clock, http, device_id, key):
+        from ykt.timesync import TimeQuery
+
+        self.clock = clock
+        self.q = TimeQuery(clock, http, device_id, key)
+        self._due = ticks_ms()
+
+    def step(self):
+        if self.q.active:
+            if not self.q.step():
+                wait = 3600000 if self.clock.trusted() else 10000
+                self._due = ticks_add(ticks_ms(), wait)
+        elif ticks_diff(ticks_ms(), self._due) >= 0:
+            self.q.step()
+
+
 class App:
     def __init__(self, root="", log=print):
         self.root = root
@@ -63,6 +85,7 @@ class App:
         self.uplink = None
         self.sync = None
         self.heartbeat = None
+        self.timeq = None
         self.clock = None
         self.wlan = None
         self.qr = None
@@ -77,10 +100,13 @@ class App:
 
     # --- boot -------------------------------------------------------------
     def boot(self):
+        from ykt import boardcfg
         from ykt.board import Board
 
         self.board_cfg = boardcfg.load(_join(self.root, "board.json"))
         hw = self.hw = Board(self.board_cfg)
+        self.found = hw.found
+        self.missing = hw.missing
         self.wdt = hw.watchdog(_WDT_MS)
         self.report["board"] = hw.name
         self.report["reset_cause"] = hw.reset_cause()
@@ -100,9 +126,22 @@ class App:
         self._boot_state()
         self.wdt.feed()
         self._boot_net()
+        # Boot-only code (board file validation, the board layer) leaves the
+        # heap: the hardware objects it made live on in the parts that use them.
+        self.hw = None
+        self.board_cfg = None
+        import ykt
+
+        for m in ("boardcfg", "board"):
+            sys.modules.pop("ykt." + m, None)
+            try:
+                delattr(ykt, m)
+            except AttributeError:
+                pass
+        hw = None
         gc.collect()
-        self.report["found"] = hw.found
-        self.report["missing"] = hw.missing
+        self.report["found"] = self.found
+        self.report["missing"] = self.missing
         self.report["provisioned"] = self.decider is not None
         self.report["mem_free"] = mem_free()
         self.report["mem_alloc"] = mem_alloc()
@@ -221,7 +260,7 @@ class App:
 
         tok = self.secrets.get("tok_key")
         if self.profile is None or tok is None:
-            self.hw.missing["decisions"] = "not provisioned (profile or token key missing)"
+            self.missing["decisions"] = "not provisioned (profile or token key missing)"
             return
         try:
             cat = catalog.load(_join(self.root, "data/catalog.bin"))
@@ -232,14 +271,14 @@ class App:
                 ents = fares.load(epath, fares.Entitlements)
         except (OSError, ValueError) as e:
             self._err("tables", e)
-            self.hw.missing["decisions"] = "tables missing or invalid"
+            self.missing["decisions"] = "tables missing or invalid"
             return
         from ykt.decide import Decider
         from ykt.recent import Recent
 
         self.decider = Decider(self.profile, cat, ft, ents, self.denylist,
                                Recent(self.profile.recent_cap), tok)
-        self.hw.found["decisions"] = "entry %d stop %d" % (self.profile.entry, self.profile.stop)
+        self.found["decisions"] = "entry %d stop %d" % (self.profile.entry, self.profile.stop)
 
     def _boot_net(self):
         url = self.cfg.get("backoffice")
@@ -248,7 +287,7 @@ class App:
         rtc = self.hw.rtc()
         self.clock = TimeSync(set_rtc=None if rtc is None else self._set_rtc)
         if not url or "dev_key" not in self.secrets:
-            self.hw.missing["network"] = "no back office configured"
+            self.missing["network"] = "no back office configured"
             return
         wifi = self.cfg.get("wifi")
         if wifi:
@@ -266,6 +305,7 @@ class App:
 
         self.http = httpc.HttpClient(url)
         key = self.secrets["dev_key"]
+        self.timeq = _TimeService(self.clock, self.http, self.device_id, key)
         if self.journal is not None:
             self.uplink = Uplink(self.journal, self.http, self.device_id, key, clock=self.clock,
                                  batch_max=self.cfg.get("batch_max", 100),
@@ -273,7 +313,7 @@ class App:
         self._boot_sync(key)
         self.heartbeat = Heartbeat(self.http, self.device_id, key, self._collect_heartbeat,
                                    clock=self.clock, interval_s=self.cfg.get("heartbeat_s", 300))
-        self.hw.found["network"] = url
+        self.found["network"] = url
 
     def _boot_sync(self, key):
         try:
@@ -356,12 +396,15 @@ class App:
         self.feedback.step(ticks_ms())
         if self.clock is not None:
             self.clock.step()
-        for part in (self.uplink, self.sync, self.heartbeat):
-            if part is not None:
+        online = self.wlan is None or self.wlan.isconnected()
+        for part in (self.timeq, self.uplink, self.sync, self.heartbeat):
+            if part is not None and online:
                 try:
                     part.step()
                 except Exception as e:  # a network part must never stop the validator
                     self._err(type(part).__name__, e)
+                    if hasattr(sys, "print_exception"):
+                        sys.print_exception(e)
         self.loops += 1
         if not busy and ticks_diff(now, self._gc_at) >= _GC_MS:
             # Collect when idle, so a tap rarely pays for a collection, and

@@ -25,13 +25,15 @@ ERR_NAMES = ("ok", "unsupported_card", "card_removed", "timeout", "malformed_res
 class CardRead:
     __slots__ = ("kind", "error", "uid", "uid_len", "ats", "ats_len", "region", "card_id",
                  "card_no", "generation", "issue_date", "expiry_date", "birth_date",
-                 "has_transit", "sens_res", "sel_res")
+                 "has_transit", "sens_res", "sel_res",
+                 "qr_token", "qr_reason", "qr_ent", "qr_expires")  # QR (ykt.qrtoken) fills these
 
     def __init__(self):
         self.uid = bytearray(10)
         self.ats = bytearray(32)
         self.card_id = bytearray(16)  # card identification code (卡识别码), 16 raw bytes; region BCD first
         self.card_no = bytearray(9)   # card number (社会保障卡号), ASCII
+        self.qr_token = bytearray(8)  # QR: the holder's card token, signed by the back office
         self.clear()
 
     def clear(self):
@@ -47,6 +49,9 @@ class CardRead:
         self.has_transit = False
         self.sens_res = 0
         self.sel_res = 0
+        self.qr_reason = 0       # QR: taprec reason of the verification, 0 = valid
+        self.qr_ent = -1         # QR: (category << 8) | E_* flags, -1 = none
+        self.qr_expires = 0      # QR: iat + validity, unix seconds
 
     def uid_bytes(self):
         return bytes(self.uid[:self.uid_len])

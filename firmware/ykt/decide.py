@@ -6,7 +6,8 @@
 # hashlib objects (two SHA-256 contexts and digests, measured by bench_decide).
 #
 # Order of the rules (first match wins):
-#   reader fault / read error -> UID-only or foreign card -> not configured
+#   reader fault / read error -> UID-only or foreign card -> refused QR code
+#   -> not configured
 #   -> deny list -> expiry dates (trusted time only) -> region
 #   -> per-kind guard (double tap | anti-passback | ferry tap-out)
 #   -> no trusted time (accept, fare 0) -> price -> concessions -> daily limit
@@ -31,6 +32,10 @@ FB_NAMES = ("", "accept", "concession", "green", "already", "deny", "error", "fa
 _T0 = const(1700000000)  # times are kept relative to 2023-11-14: small ints on the ESP32
 _DENY_KEYS = ("", "deny_lost", "deny_suspended", "deny_cancelled", "deny_replaced")
 _DOMAIN_CARD = b"ykt-card-v1\x00"  # must equal ykt.token's domain (tested)
+# feedback message keys of refused QR codes (existing ykt.feedback messages;
+# a used code says "tap again": the holder's app shows a fresh one)
+_QR_KEYS = {T.R_QR_EXPIRED: "expired", T.R_QR_NOT_YET_VALID: "not_yet_valid",
+            T.R_QR_REPLAY: "read_failed", T.R_NO_TRUSTED_TIME: "no_time"}
 
 
 def _pad(key, v):
@@ -139,6 +144,17 @@ class Decider:
             return self._end(tap, T.OUT_DENY, T.R_UNSUPPORTED, FB_DENY, "unsupported")
         if err != CR.OK or cr.kind == CR.KIND_NONE:
             return self._end(tap, T.OUT_ERROR, T.R_READ_FAILED, FB_ERROR, "read_failed")
+        qr = cr.kind == CR.KIND_QR
+        if qr:
+            # e-SSC QR (ykt.qrtoken verified it): its signed holder token is the
+            # identity; a refused code is recorded with its R_QR_* reason.
+            tap.flags |= T.F_QR
+            src = cr.qr_token
+            for k in range(8):
+                tok[k] = src[k]
+            if cr.qr_reason:
+                r = cr.qr_reason
+                return self._end(tap, T.OUT_DENY, r, FB_DENY, _QR_KEYS.get(r, "unsupported"))
 
         # 2. configuration in force
         entry = self.catalog.get(p.entry) if self.catalog is not None else None
@@ -147,9 +163,8 @@ class Decider:
             return self._end(tap, T.OUT_DENY, T.R_NOT_CONFIGURED, FB_FAULT, "not_configured")
 
         # 3. identity: the keyed token, never the card number
-        self._token(cr.card_id, tok)
-        if cr.kind == CR.KIND_QR:
-            tap.flags |= T.F_QR
+        if not qr:
+            self._token(cr.card_id, tok)
 
         # 4. deny list (works without trusted time)
         if dl is not None:
@@ -241,7 +256,10 @@ class Decider:
             fare = 0
             tap.flags |= T.F_COMPANION
         else:
-            ent = self.entitlements.lookup(tok) if self.entitlements is not None else -1
+            if cr.kind == CR.KIND_QR:
+                ent = cr.qr_ent   # signed by the back office seconds ago: fresher than ents.bin
+            else:
+                ent = self.entitlements.lookup(tok) if self.entitlements is not None else -1
             if ent >= 0:
                 green = bool(ent & F.E_GREEN)
                 r = fares.cat_rule(ent >> 8, dtype) if fares is not None else None

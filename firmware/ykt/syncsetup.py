@@ -75,29 +75,63 @@ class FileHandler(sync.Handler):
 
 
 class _DLSink:
-    """Streams a full image into the deny list's free slot; keeps a delta in RAM."""
+    """Streams a full image into the deny list's free slot; keeps a delta in
+    RAM. The payload's magic decides which, so the first bytes are held until
+    four have arrived (a network read may split them)."""
 
     def __init__(self, dl):
         self.dl = dl
         self.mode = None
-        self.buf = None
+        self.buf = bytearray()
 
     def write(self, mv):
         if self.mode is None:
-            if len(mv) < 4:
-                raise OSError(22)
+            self.buf.extend(mv)
+            if len(self.buf) < 4:
+                return
+            mv = self.buf
             if bytes(mv[0:4]) == b"YKDD":
                 self.mode = "delta"
-                self.buf = bytearray()
-            else:
-                self.mode = "image"
-                self.dl.begin_update()
+                return
+            self.mode = "image"
+            self.buf = None
+            self._image(self.dl.begin_update)
         if self.mode == "delta":
             if len(self.buf) + len(mv) > _DELTA_MAX:
-                raise OSError(27)  # EFBIG
+                raise OSError("delta too large")
             self.buf.extend(mv)
         else:
-            self.dl.write(mv)
+            self._image(self.dl.write, mv)
+
+    def _image(self, fn, *a):
+        from ykt.dlformat import DenyListError
+
+        try:
+            fn(*a)
+        except DenyListError as e:   # sync reports OSErrors from a sink as refusals
+            raise OSError("denylist " + e.code)
+
+
+def merge_delta(dl, held, data):
+    """The back office sends changes since the version the device holds; the
+    deny list keeps one cumulative delta since its image. Merge them (later
+    statuses win; a restored card, status 0, stays listed as 0 so it
+    overrides the image)."""
+    from ykt import dlformat as F
+
+    base, ver, n, created = F.parse_delta(data)
+    if base == dl.image_version or held is None:
+        return data
+    if base != dl.version:
+        raise ValueError("delta base %d, held %d" % (base, dl.version))
+    entries = {}
+    for src in (held, data):
+        _b, _v, cnt, _c = F.parse_delta(src)
+        o = F.DELTA_HDR
+        for i in range(cnt):
+            entries[bytes(src[o:o + 8])] = src[o + 8]
+            o += F.DELTA_REC
+    return F.pack_delta(dl.image_version, ver, [(t, entries[t]) for t in sorted(entries)], created)
 
 
 class DenyListHandler(sync.Handler):
@@ -106,10 +140,13 @@ class DenyListHandler(sync.Handler):
         self.dl = dl
         self.delta_path = _join(root, _DELTA)
         # A delta survives reboots on flash and is applied again on top of the image.
+        self.held = None
         try:
             with open(self.delta_path, "rb") as f:
-                dl.apply_delta(f.read(_DELTA_MAX))
-        except Exception:
+                held = f.read(_DELTA_MAX)
+            dl.apply_delta(held)
+            self.held = held
+        except (OSError, ValueError):
             pass
 
     def version(self):
@@ -125,13 +162,16 @@ class DenyListHandler(sync.Handler):
     def commit(self, hdr, sink, payload):
         if sink.mode == "image":
             self.dl.commit()
+            self.held = None
             try:
                 os.remove(self.delta_path)
             except OSError:
                 pass
         else:
-            self.dl.apply_delta(sink.buf)
-            replace_file(self.delta_path, sink.buf)
+            data = merge_delta(self.dl, self.held, bytes(sink.buf))
+            self.dl.apply_delta(data)
+            replace_file(self.delta_path, data)
+            self.held = data
 
 
 def load_keyring(root):

@@ -12,6 +12,18 @@ import json
 import os
 
 
+def fw_path():
+    """Put the firmware package (and the host clock it needs) on sys.path: the
+    host tools use the same wire/journal/signed modules as the device."""
+    import sys
+
+    from ykt_tools import FIRMWARE, SIMHW
+
+    for p in (SIMHW, FIRMWARE):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+
+
 class DeviceError(Exception):
     """An error with the sentence a technician acts on."""
 

@@ -28,7 +28,7 @@ def interp_heap(fw_heap):
     """The firmware gets fw_heap; the simulated hardware gets an allowance on
     top that vhw.heapbudget takes back with a ballast once the world exists."""
     n = int(fw_heap[:-1]) * (1024 if fw_heap[-1] in "kK" else 1024 * 1024) if fw_heap[-1] in "kKmM" else int(fw_heap)
-    return "%dK" % ((n + 256 * 1024) // 1024)
+    return "%dK" % ((n + 512 * 1024) // 1024)
 
 
 def command(runtime, script, args=(), heap="256K"):

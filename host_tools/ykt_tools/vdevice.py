@@ -20,9 +20,72 @@ import termios
 import time
 import tty
 
-from ykt_tools import FIRMWARE, ROOT, SIMHW
+from ykt_tools import BOARDS, FIRMWARE, ROOT, SIMHW
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
+
+# The simulated chip keeps NVS in memory, and every soft reboot here is a new
+# interpreter: this preamble (run before vdevboot.py) loads the NVS blobs
+# committed earlier from <devdir>/nvs.json at the chip's power-on and saves
+# them at every commit, so provisioned secrets survive reboots like on a board.
+_NVS_BOOT = """
+import os as _os
+try:
+    import json as _json, binascii as _ba
+    from vhw import chip as _vchip
+    from vhw import e_nvs as _envs
+    _nvs_path = _os.getenv("YKT_VDEV_DIR") + "/nvs.json"
+
+    def _nvs_load(cause):
+        if cause != "power":
+            return
+        try:
+            with open(_nvs_path) as f:
+                d = _json.load(f)
+        except (OSError, ValueError):
+            return
+        c = _vchip.get()
+        for ns in d:
+            kv = c.nvs.setdefault(ns, {})
+            for k in d[ns]:
+                v = d[ns][k]
+                kv[k] = v if type(v) is int else _ba.unhexlify(v)
+
+    def _nvs_save():
+        c = _vchip.get()
+        d = {}
+        for ns in c.nvs:
+            d[ns] = {}
+            for k in c.nvs[ns]:
+                v = c.nvs[ns][k]
+                d[ns][k] = v if type(v) is int else _ba.hexlify(v).decode()
+        with open(_nvs_path + ".tmp", "w") as f:
+            f.write(_json.dumps(d))
+        _os.rename(_nvs_path + ".tmp", _nvs_path)
+
+    _nvs_commit0 = _envs.NVS.commit
+
+    def _nvs_commit(self):
+        _nvs_commit0(self)
+        _nvs_save()
+
+    _envs.NVS.commit = _nvs_commit
+    _vchip.on_reset(_nvs_load)
+    _nvs_get0 = _vchip.get
+
+    def _nvs_get():
+        # no world (firmware not deployed yet): the default chip still powers on
+        if _vchip._cur is None:
+            _vchip.configure()
+        return _nvs_get0()
+
+    _vchip.get = _nvs_get
+except ImportError as e:
+    print("virtual NVS unavailable:", e)
+import gc as _gc
+_gc.collect()
+exec(open(_os.getenv("YKT_VDEV_BOOT")).read())
+"""
 
 
 def _mp_bin():
@@ -57,8 +120,14 @@ class VirtualDevice:
         env["MICROPYPATH"] = ":".join([".frozen", SIMHW, self.flash, os.path.join(self.flash, "lib")])
         env["YKT_VDEV_DIR"] = self.devdir
         env["YKT_VDEV_BOARD"] = self.board
+        # the world reads the board's description from the repo (cwd is the flash)
+        env["YKT_BOARDS"] = BOARDS
         env["YKT_VDEV_RUN_MAIN"] = "1" if run_main else "0"
-        cmd = [_mp_bin(), "-X", "heapsize=" + self.heap, "-i", os.path.join(SIMHW, "vdevboot.py")]
+        env["YKT_VDEV_BOOT"] = os.path.join(SIMHW, "vdevboot.py")
+        boot = os.path.join(self.devdir, "vdevboot_nvs.py")
+        with open(boot, "w") as f:
+            f.write(_NVS_BOOT)
+        cmd = [_mp_bin(), "-X", "heapsize=" + self.heap, "-i", boot]
         self.child = subprocess.Popen(cmd, stdin=s, stdout=s, stderr=s, cwd=self.flash, env=env,
                                       start_new_session=True)
         os.close(s)

@@ -83,9 +83,24 @@ class World:
                 self.qr = None
         self.root = root
         self._mount()
+        self._preload_chip()
         from vhw import heapbudget
 
         heapbudget.apply()
+
+    def _preload_chip(self):
+        # The fake machine/esp32/network modules are the chip, not firmware:
+        # load them (and their lazily imported parts) before the firmware's
+        # heap budget is set, so they are not charged to it.
+        import machine
+        import esp32
+        import network
+
+        for name in ("Pin", "I2C", "SPI", "UART", "PWM", "WDT", "RTC", "Timer"):
+            getattr(machine, name, None)
+        for name in ("Partition", "NVS"):
+            getattr(esp32, name, None)
+        getattr(network, "WLAN", None)
 
     # --- wiring -----------------------------------------------------------
     def _attach_reader(self, timing):

@@ -47,9 +47,13 @@ def start(db_url, host="127.0.0.1", port=0):
 def provision_device(db, name, kind="validator", entry=0, device_id=None, actor="sim"):
     eng = engine(db)
     d = ops.register_device(eng, name, kind, entry, device_id, actor=actor)
+    from ykt_tools.backoffice import qrissue
+    qrissue.ensure_qr_key(eng)                    # e-SSC QR codes: the device must trust the QR key
     d["keys_file"] = ops.trusted_keys_payload(eng)
     from ykt_tools import signing
-    d["keyring"] = signing.keys_payload(ops.signing_public_keys(eng))   # bootstrap: sigverify.parse_keys()
+    with eng.connect() as c:
+        qr_keys = qrissue.qr_public_entries(c)
+    d["keyring"] = signing.keys_payload(ops.signing_public_keys(eng) + qr_keys)   # bootstrap: sigverify.parse_keys()
     return d
 
 

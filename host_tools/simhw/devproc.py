@@ -1,0 +1,212 @@
+# One simulated validator as a process: the real firmware on this interpreter
+# (the MicroPython unix port with an ESP32-like heap, or CPython), driven by
+# the scenario runner over stdin/stdout, one JSON object per line.
+#
+#   -> {"cmd": "init", "board": ..., "device_id": n, "backoffice": url, "dev_key": hex,
+#       "tok_key": hex, "keyring": hex, "profile": {...}, "uid": hex, "config": {...}}
+#   -> {"cmd": "run", "until": ms, "events": [{"at": ms, ...}, ...]}
+#        events: present {"card": name | {"ssc": {...}}, "for_ms": n}, fault {"fault": name,
+#        "params": {...}}, clear_faults, net {"net": true|false}, powercut {"powercut":
+#        writes_from_now, "tear": "middle"}, qr {"qr": text}
+#   <- {"t": ms, "taps": [...], "resets": [...], "errors": n}
+#   -> {"cmd": "status"}  <- journal and heap figures
+#   -> {"cmd": "quit"}
+# The loop runs in fine steps around events and coarse steps (the reader's
+# idle poll every COARSE_MS) when nothing is due, so a 16-hour day takes
+# seconds; the firmware's own timers (sync, heartbeat, upload age) keep firing.
+import sys
+import json
+import gc
+
+import vclock
+
+COARSE_MS = 2000     # idle stepping when no card is near and no feedback is running
+FINE_MS = 20         # the firmware's own idle period
+BUSY_MS = 3000       # after an event, run fine for this long (feedback, relay pulse)
+
+
+def _hex(s):
+    import binascii
+
+    return binascii.unhexlify(s) if s else b""
+
+
+class Device:
+    def __init__(self, msg):
+        from vhw.world import World
+
+        self.msg = msg
+        uid = _hex(msg.get("uid")) or None
+        # File-backed flash: a RAM-backed chip would grow 4 KB per touched
+        # block inside the firmware's heap budget.
+        import os
+
+        fpath = "/tmp/ykt-flash-%d-%d.img" % (msg["device_id"], os.getpid() if hasattr(os, "getpid") else 0)
+        try:
+            os.remove(fpath)
+        except OSError:
+            pass
+        self.flash_path = fpath
+        self.w = World(msg.get("board", "bus_validator"), uid=uid, epoch=msg.get("epoch", 1795000000),
+                       flash_path=fpath)
+        w = self.w
+        cfg = {"device_id": msg["device_id"], "backoffice": msg.get("backoffice"),
+               "sync_interval_s": msg.get("sync_interval_s", 60), "heartbeat_s": msg.get("heartbeat_s", 300),
+               "batch_max": msg.get("batch_max", 100), "batch_age_s": msg.get("batch_age_s", 30)}
+        if msg.get("backoffice"):
+            cfg["wifi"] = {"ssid": "ykt-depot"}   # the World's simulated access point
+            w.nvs_set("wifi_key", b"depot-wifi-key")
+        cfg.update(msg.get("config") or {})
+        w.write_json("config.json", cfg)
+        if msg.get("profile"):
+            w.write_json("data/profile.json", msg["profile"])
+        if msg.get("keyring"):
+            w.write("data/keys.bin", _hex(msg["keyring"]))
+        for name, key in (("dev_key", "dev_key"), ("tok_key", "tok_key")):
+            if msg.get(key):
+                w.nvs_set(name, _hex(msg[key]))
+        self.taps = []
+        self.resets = []
+        self.memory_errors = 0
+        self.busy_until = 0
+        self._boot()
+
+    def _boot(self, cause=None):
+        if cause is None:
+            self.app = self.w.boot()
+        else:
+            self.app = self.w.reboot(cause)
+        self.app.on_event = self._on_tap
+        self.busy_until = vclock.now_ms() + BUSY_MS
+
+    def _on_tap(self, tap, kind):
+        from ykt import taprec
+
+        d = taprec.to_dict(tap)
+        d["fb"] = kind
+        d["text"] = self.app.decider.last_text if self.app.decider is not None else ""
+        d["at"] = vclock.now_ms()
+        self.taps.append(d)
+
+    def _apply(self, ev):
+        w = self.w
+        if "card" in ev:
+            c = ev["card"]
+            if isinstance(c, dict):
+                from vhw import rfcards
+
+                kw = dict(c["ssc"])
+                card = rfcards.make_ssc(**kw)
+            else:
+                card = c
+            w.field.present(card, 0, ev.get("for_ms", 600) * 1000)
+        elif "fault" in ev:
+            w.pn532.fault(ev["fault"], **(ev.get("params") or {}))
+        elif "clear_faults" in ev:
+            w.pn532.clear_faults()
+        elif "net" in ev:
+            from vhw import netsim
+
+            netsim.set_up(bool(ev["net"]))
+        elif "powercut" in ev:
+            w.chip.flash.cut_after_writes(int(ev["powercut"]), ev.get("tear", "middle"))
+        elif "qr" in ev and w.qr is not None:
+            w.qr.scan(ev["qr"])
+        self.busy_until = vclock.now_ms() + BUSY_MS
+
+    def run(self, until, events):
+        events = sorted(events, key=lambda e: e["at"])
+        i = 0
+        app = None
+        while vclock.now_ms() < until:
+            while i < len(events) and events[i]["at"] <= vclock.now_ms():
+                self._apply(events[i])
+                i += 1
+            app = self.app
+            try:
+                busy = app.step()
+                now = vclock.now_ms()
+                nxt = events[i]["at"] if i < len(events) else until
+                if busy:
+                    self.busy_until = now + BUSY_MS
+                http = getattr(app, "http", None)
+                if busy or now < self.busy_until or len(self.w.field) or (http is not None and http.busy()):
+                    step = FINE_MS
+                else:
+                    step = COARSE_MS
+                step = min(step, max(1, nxt - now), max(1, until - now))
+                vclock.sleep_ms(step)
+            except vclock.DeviceReset as e:
+                self.resets.append({"at": vclock.now_ms(), "cause": e.cause, "detail": e.detail})
+                self._boot(e.cause)
+            except MemoryError:
+                self.memory_errors += 1
+                gc.collect()
+                self.resets.append({"at": vclock.now_ms(), "cause": "memory_error"})
+                self._boot("soft")
+        taps, self.taps = self.taps, []
+        resets, self.resets = self.resets, []
+        gc.collect()
+        return {"t": vclock.now_ms(), "taps": taps, "resets": resets,
+                "mem_free": gc.mem_free() if hasattr(gc, "mem_free") else -1, "events_q": len(vclock._events)}
+
+    def status(self):
+        app = self.app
+        j = app.journal
+        from vhw import heapbudget
+
+        up = app.uplink
+        return {"next_seq": j.next_seq if j else 0, "backlog": j.backlog if j else 0,
+                "cursor": j.cursor if j else 0,
+                "heap_peak_bytes": (app.heap_peak - heapbudget.base + heapbudget.code_bytes) if heapbudget.applied else app.heap_peak,
+                "heap_code_bytes": heapbudget.code_bytes,
+                "memory_errors": self.memory_errors, "errors": app.errors[-6:],
+                "uplink": up.state_name() if up else None,
+                "versions": app.sync.versions() if app.sync else {},
+                "reader_fault": bool(app.reader and app.reader.fault),
+                "found": app.report.get("found"), "missing": app.report.get("missing")}
+
+
+def main():
+    dev = None
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            break
+        msg = json.loads(line)
+        cmd = msg.get("cmd")
+        try:
+            if cmd == "init":
+                dev = Device(msg)
+                out = {"ok": True, "report": {"found": dev.app.report["found"],
+                                              "missing": dev.app.report["missing"]}}
+            elif cmd == "run":
+                out = dev.run(msg["until"], msg.get("events", []))
+            elif cmd == "status":
+                out = dev.status()
+            elif cmd == "quit":
+                print(json.dumps({"ok": True}))
+                if dev is not None:
+                    import os
+
+                    try:
+                        os.remove(dev.flash_path)
+                    except OSError:
+                        pass
+                break
+            else:
+                out = {"error": "unknown command %s" % cmd}
+        except Exception as e:
+            import io
+
+            buf = io.StringIO()
+            sys.print_exception(e, buf) if hasattr(sys, "print_exception") else None
+            out = {"error": "%s: %s" % (type(e).__name__, e), "trace": buf.getvalue()}
+        print(json.dumps(out))
+        try:
+            sys.stdout.flush()
+        except AttributeError:
+            pass
+
+
+main()

@@ -1,0 +1,136 @@
+"""QR signing keys and token issuing (e-SSC, docs/qr.md).
+
+The holder's app asks the back office for a token when it shows the code;
+issue() signs one with the QR key (RSA-2048, usage U_QR). Devices trust the
+QR public key through the keys file: ops._publish_keys appends
+qr_public_entries() to the download keys, so a QR key never verifies
+downloads and a download key never verifies QR codes (sigverify usages).
+
+Keys live in the settings table (row "qr_keys": JSON list of
+{"pem", "state": active|retiring}), like the token key: no schema change.
+Rotation: rotate_qr_key() makes a new active key and keeps the old one
+trusted until retire_qr_keys() (after every device has the new keys file
+and the last old token has expired, i.e. > 60 s)."""
+import json
+import os
+
+from sqlalchemy import delete, select
+
+from ykt_tools.backoffice import schema as S
+from ykt_tools.backoffice.auth import audit
+from ykt_tools.backoffice.db import is_sqlite, now, service_day
+from ykt_tools.backoffice.ops import OpError, _load_key, _active_key, _publish_keys, parse_token
+
+_ROW = "qr_keys"
+MAX_QR_KEYS = 2
+
+
+def _read(c):
+    r = c.execute(select(S.settings.c.v).where(S.settings.c.k == _ROW)).first()
+    return json.loads(bytes(r.v)) if r else []
+
+
+def _write(c, keys):
+    c.execute(delete(S.settings).where(S.settings.c.k == _ROW))
+    c.execute(S.settings.insert().values(k=_ROW, v=json.dumps(keys).encode()))
+
+
+def qr_public_entries(c):
+    """[(public key, U_QR)] of the trusted QR keys, for the keys file."""
+    from ykt import sigverify
+    return [(_load_key(k["pem"].encode()).public_key(), sigverify.U_QR) for k in _read(c)]
+
+
+def _new_pem(bits):
+    from cryptography.hazmat.primitives import serialization
+    from ykt_tools import qr
+    k = qr.new_key(bits)
+    return k, k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode()
+
+
+def _lock(eng, c):
+    if not is_sqlite(eng):
+        c.exec_driver_sql("SELECT pg_advisory_xact_lock(7956086)")
+
+
+def ensure_qr_key(eng, bits=2048, actor="system"):
+    """Create the QR key (and publish a keys file listing it) if there is none.
+    -> kid hex of the active QR key."""
+    from ykt_tools import signing
+    with eng.begin() as c:
+        _lock(eng, c)
+        keys = _read(c)
+        act = [k for k in keys if k["state"] == "active"]
+        if act:
+            return signing.keyid_hex(_load_key(act[-1]["pem"].encode()))
+        k, pem = _new_pem(bits)
+        keys.append({"pem": pem, "state": "active"})
+        _write(c, keys)
+        audit(c, actor, "qr.keys.init", "qr_keys", kid=signing.keyid_hex(k))
+        _publish_keys(c, _active_key(c), actor)
+    return signing.keyid_hex(k)
+
+
+def rotate_qr_key(eng, bits=2048, actor="cli"):
+    from ykt_tools import signing
+    with eng.begin() as c:
+        _lock(eng, c)
+        keys = [k for k in _read(c) if k["state"] == "active"]
+        for k in keys:
+            k["state"] = "retiring"
+        nk, pem = _new_pem(bits)
+        keys.append({"pem": pem, "state": "active"})
+        if len(keys) > MAX_QR_KEYS:
+            raise OpError("retire the previous QR key first")
+        _write(c, keys)
+        v = _publish_keys(c, _active_key(c), actor)
+        audit(c, actor, "qr.keys.rotate", "qr_keys", kid=signing.keyid_hex(nk), keys_version=v)
+    return {"kid": signing.keyid_hex(nk), "keys_version": v}
+
+
+def retire_qr_keys(eng, actor="cli"):
+    with eng.begin() as c:
+        _lock(eng, c)
+        keys = _read(c)
+        left = [k for k in keys if k["state"] == "active"]
+        _write(c, left)
+        v = _publish_keys(c, _active_key(c), actor)
+        audit(c, actor, "qr.keys.retire", "qr_keys", retired=len(keys) - len(left), keys_version=v)
+    return {"retired": len(keys) - len(left), "keys_version": v}
+
+
+def _signer(c):
+    act = [k for k in _read(c) if k["state"] == "active"]
+    if not act:
+        raise OpError("no QR key: call qrissue.ensure_qr_key", 503)
+    return _load_key(act[-1]["pem"].encode())
+
+
+def issue(eng, token, category=None, ent_flags=None, region=0, valid_s=30, iat=None):
+    """Sign a token for the holder of card `token` (hex or 8 bytes).
+    A card on the deny list (lost, suspended, cancelled, replaced) gets none.
+    category/ent_flags default to the holder's entitlement in force today.
+    -> {"text", "token_bytes", "kid", "iat", "expires", "nonce"}."""
+    from ykt_tools import qr, signing
+    tok = parse_token(token) if isinstance(token, str) else bytes(token)
+    if len(tok) != 8:
+        raise OpError("token must be 8 bytes")
+    if not 1 <= int(valid_s) <= 60:
+        raise OpError("validity 1..60 s")
+    t = now() if iat is None else int(iat)
+    with eng.connect() as c:
+        st = c.execute(select(S.card_status.c.status).where(S.card_status.c.token == tok)).first()
+        if st is not None and st.status != "restored":
+            raise OpError("card %s is %s: no QR code" % (tok.hex(), st.status), 403)
+        if category is None or ent_flags is None:
+            e = c.execute(select(S.entitlements).where(S.entitlements.c.token == tok)).first()
+            day = service_day(t)
+            if e is not None and e.valid_from <= day <= e.valid_to:
+                category = e.concession if category is None else category
+                ent_flags = e.flags if ent_flags is None else ent_flags
+        key = _signer(c)
+    nonce = os.urandom(8)
+    body = qr.mint(key, tok, category or 0, ent_flags or 0, region, int(valid_s), t, nonce)
+    return {"text": qr.to_text(body), "token_bytes": len(body), "kid": signing.keyid_hex(key),
+            "iat": t, "expires": t + int(valid_s), "nonce": nonce.hex()}
