@@ -294,12 +294,52 @@ def trial(app, root, log=None, limit_ms=TRIAL_MS):
     return "self-check: " + why
 
 
+def _image_check(root, log):
+    """An interpreter image written by ykt.otafw is on trial when the running
+    OTA partition is the one it set to boot; if another one runs, the ESP-IDF
+    bootloader rolled it back: record that. -> the record while on trial."""
+    p = _join(root, "app/fw.json")
+    try:
+        with open(p) as f:
+            rec = json.loads(f.read(256))
+    except (OSError, ValueError):
+        return None
+    try:
+        import esp32
+
+        lab = esp32.Partition(esp32.Partition.RUNNING).info()[4]
+    except (ImportError, OSError, AttributeError):
+        lab = None
+    if lab is not None and lab == rec.get("part"):
+        return rec
+    st = load(root)
+    st["rb"] = ["image %s" % rec.get("v"), "image not confirmed: bootloader went back"]
+    save(root, st)
+    os.remove(p)
+    if log:
+        log("ota: interpreter image %s rolled back by the bootloader" % rec.get("v"))
+    return None
+
+
+def _image_valid(root, log):
+    import esp32
+
+    try:
+        esp32.Partition.mark_app_valid_cancel_rollback()
+    except OSError:
+        pass        # bootloader without rollback support: nothing to cancel
+    os.remove(_join(root, "app/fw.json"))
+    if log:
+        log("ota: interpreter image confirmed")
+
+
 def run(root="", log=print, cause=None, until_ms=None):
     """main.py: `import otaboot; otaboot.run()`. Returns the App (simulator)."""
     if cause is None:
         cause = _cause()
     slot, on_trial = select(root, cause, log)
-    if on_trial:
+    img = _image_check(root, log)
+    if on_trial or img is not None:
         _wdt()      # armed before the new code is imported: a hang resets
     enter(root, slot)
     try:
@@ -307,16 +347,27 @@ def run(root="", log=print, cause=None, until_ms=None):
         app = appmod.App(root, log)
         app.boot()
     except Exception as e:
-        if not on_trial:
-            raise
-        _fail(root, "boot: " + _err(e), log)
-        return None
-    if on_trial:
+        if on_trial:
+            _fail(root, "boot: " + _err(e), log)
+            return None
+        if img is not None:
+            _reset()    # the image is still pending: the bootloader goes back
+            return None
+        raise
+    if on_trial or img is not None:
         why = trial(app, root, log)
         if why is not None:
-            _fail(root, why, log)
+            if on_trial:
+                _fail(root, why, log)
+            else:
+                if log:
+                    log("ota: interpreter image failed its trial (%s)" % why)
+                _reset()
             return None
-        confirm(root, log)
+        if on_trial:
+            confirm(root, log)
+        if img is not None:
+            _image_valid(root, log)
     app.ota_status = status(root)
     try:
         app.run(until_ms)

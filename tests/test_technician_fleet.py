@@ -12,7 +12,7 @@ import conftest  # noqa: F401  (sys.path)
 from ykt_tools import cli, fleet
 from ykt_tools.vdevice import VirtualDevice
 
-VDEV_HEAP = os.environ.get("YKT_VDEV_HEAP", "1M")
+VDEV_HEAP = os.environ.get("YKT_VDEV_HEAP", "256K")
 
 
 class Plugged:

@@ -10,7 +10,7 @@ import os
 import sys
 
 from ykt import VERSION, cardread, taprec
-from ykt.compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, const, mem_free, mem_alloc
+from ykt.compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, const, mem_free, mem_alloc, read_file
 
 _IDLE_MS = const(20)        # loop period when nothing happens
 _GC_MS = const(2000)        # idle collection period
@@ -36,11 +36,7 @@ def _exists(path):
 
 
 def load_json(path, limit=_MAX_CONFIG):
-    with open(path) as f:
-        text = f.read(limit + 1)
-    if len(text) > limit:
-        raise ValueError("%s: larger than %d bytes" % (path, limit))
-    return json.loads(text)
+    return json.loads(read_file(path, limit, False))
 
 
 class _TimeService:
@@ -126,6 +122,8 @@ class App:
         self._boot_state()
         self.wdt.feed()
         self._boot_net()
+        if self.qr is not None:
+            self._boot_qr()
         # Boot-only code (board file validation, the board layer) leaves the
         # heap: the hardware objects it made live on in the parts that use them.
         self.hw = None
@@ -321,6 +319,17 @@ class App:
         except ImportError:
             return
         self.sync = syncsetup.make_sync(self, key)
+
+    def _boot_qr(self):
+        """QR tokens verify against the same keyring sync keeps current (it is
+        updated in place on rotation), with the device clock's tolerance."""
+        try:
+            from ykt import qrtoken, syncsetup
+
+            ring = self.sync.keyring if self.sync is not None else syncsetup.load_keyring(self.root)
+            self.qr.verifier = qrtoken.Verifier(ring, self.clock, tol_s=self.cfg.get("qr_tol_s", 20))
+        except (ImportError, OSError, ValueError) as e:
+            self._err("qr", e)
 
     def _set_rtc(self, unix):
         pass

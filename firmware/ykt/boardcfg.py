@@ -145,11 +145,14 @@ def loads(text, src="<board>"):
 
 
 def load(path):
+    from ykt.compat import read_file
+
     try:
-        with open(path) as f:
-            text = f.read(_MAX_BOARD_BYTES + 1)
+        text = read_file(path, _MAX_BOARD_BYTES, False)
     except OSError as e:
         raise BoardError(path, "(file)", "cannot read: %s" % e)
+    except ValueError:
+        raise BoardError(path, "(file)", "larger than %d bytes" % _MAX_BOARD_BYTES)
     return loads(text, path)
 
 

@@ -78,3 +78,16 @@ def mem_alloc():
         return gc.mem_alloc()
     except (ImportError, AttributeError):
         return -1
+
+
+def read_file(path, limit, binary=True):
+    """Read a whole file of at most limit bytes. MicroPython's read(n)
+    reserves n bytes up front, so the size comes from stat first: a small file
+    costs a small allocation, a huge one is refused before allocating."""
+    import os
+
+    size = os.stat(path)[6]
+    if size > limit:
+        raise ValueError("%s: %d bytes, more than %d" % (path, size, limit))
+    with open(path, "rb" if binary else "r") as f:
+        return f.read(size)

@@ -40,7 +40,7 @@ MAN_SIZE = const(28)
 MAX_BUNDLE = 1536 * 1024       # bounds the download (and the flash it takes)
 _IO = const(1024)              # flash bytes per step
 _FLUSH = const(8192)           # download persisted at least this often
-U_RELEASES = getattr(sigverify, "U_RELEASES", 0x04)
+U_RELEASES = sigverify.U_RELEASES
 
 IDLE = const(0)
 OFFER = const(1)
@@ -517,6 +517,36 @@ class Updater:
     def status(self):
         return {"st": NAMES[self.state], "run": self.running, "got": self.got,
                 "err": self.errors[-2:], "rb": self.rolled_back}
+
+
+class _NoNet:
+    base = ""
+
+    def release(self, owner):
+        pass
+
+
+def install_file(path, keyring, root="", board="", interp=None, running=None, device_id=0):
+    """Verify and install a bundle already on flash (USB install by a
+    technician: `ykt deploy --bundle`), with exactly the checks of an OTA
+    download. -> {"ok", "version", "err"}; on ok the slot is staged and the
+    next boot runs it on trial. The file is removed either way."""
+    u = Updater(_NoNet(), device_id, b"", keyring, root, board, interp, running=running)
+    u.dl = path
+    u.offer = {"version": "?", "size": _size(path), "url": "/"}
+    u._begin_verify()
+    n = 0
+    while u.state == VERIFY or u.state == INSTALL:
+        u.step()
+        n += 1
+    return {"ok": u.state == READY, "version": otaboot_version(root) if u.state == READY else "",
+            "err": u.errors[-1:]}
+
+
+def otaboot_version(root):
+    import otaboot
+
+    return otaboot.status(root)["pending"]
 
 
 def manifest(version, min_interp, boards, nfiles):

@@ -20,6 +20,7 @@ from ykt.compat import const
 ALG_RSA_PKCS1_SHA256 = const(1)
 U_DOWNLOADS = const(0x01)    # may sign downloads (deny lists, fares, keys, ...)
 U_QR = const(0x02)           # may sign e-SSC QR tokens
+U_RELEASES = const(0x04)     # may sign application bundles (ykt.ota): a download key cannot
 KID_LEN = const(8)
 MAX_KEYS = const(8)
 _MIN_NLEN = const(256)       # RSA-2048 at least

@@ -8,6 +8,7 @@ import json
 import os
 
 from ykt import signed, sync, sigverify
+from ykt.compat import read_file
 
 _VERSIONS = "data/versions.json"
 _DELTA = "data/dl_delta.bin"
@@ -38,8 +39,7 @@ class Versions:
         self.path = _join(root, _VERSIONS)
         self.v = {}
         try:
-            with open(self.path) as f:
-                d = json.loads(f.read(2048))
+            d = json.loads(read_file(self.path, 2048, False))
             for k in d:
                 if type(d[k]) is int:
                     self.v[k] = d[k]
@@ -142,8 +142,7 @@ class DenyListHandler(sync.Handler):
         # A delta survives reboots on flash and is applied again on top of the image.
         self.held = None
         try:
-            with open(self.delta_path, "rb") as f:
-                held = f.read(_DELTA_MAX)
+            held = read_file(self.delta_path, _DELTA_MAX)
             dl.apply_delta(held)
             self.held = held
         except (OSError, ValueError):
@@ -175,8 +174,7 @@ class DenyListHandler(sync.Handler):
 
 
 def load_keyring(root):
-    with open(_join(root, "data/keys.bin"), "rb") as f:
-        return sigverify.parse_keys(f.read(4200))
+    return sigverify.parse_keys(read_file(_join(root, "data/keys.bin"), 4200))
 
 
 def make_sync(app, key):

@@ -75,6 +75,11 @@ class Device:
         if cause is None:
             self.app = self.w.boot()
         else:
+            # Nothing of the old firmware instance survives a reset: drop it
+            # before the new one boots, as the device's RAM would be cleared.
+            self.app = None
+            self.w.app = None
+            gc.collect()
             self.app = self.w.reboot(cause)
         self.app.on_event = self._on_tap
         self.busy_until = vclock.now_ms() + BUSY_MS

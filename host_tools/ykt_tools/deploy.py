@@ -60,13 +60,24 @@ def device_arch(dev):
 
 
 def build(march):
-    """[(device path, local file)] of the firmware compiled for march, minus EXCLUDE."""
+    """[(device path, bytes)] of the firmware compiled for march, minus EXCLUDE.
+    Compiled in a private temp dir (parallel deploys never share files)."""
+    import tempfile
+
     from ykt_tools import firmware_files
 
-    out = os.path.join(ROOT, "build", "deploy-" + (march or "bytecode"))
-    built = firmware_files.compile_all(out, march=march or "xtensawin")
     excl = set(EXCLUDE) | set(p[:-3] + ".mpy" for p in EXCLUDE if p.endswith(".py"))
-    return [(dp, lp) for dp, lp in built if dp not in excl]
+    with tempfile.TemporaryDirectory(prefix="ykt-deploy-") as out:
+        try:
+            built = firmware_files.compile_all(out, march=march or "xtensawin")
+        except RuntimeError as e:
+            raise DeployError(str(e))
+        files = []
+        for dp, lp in built:
+            if dp not in excl:
+                with open(lp, "rb") as f:
+                    files.append((dp, f.read()))
+    return files
 
 
 # --- the OTA hook ---------------------------------------------------------
@@ -105,10 +116,7 @@ def deploy(dev, board, config=None, bundle=None, progress=None, march=None, buil
         arch = "bundle"
     else:
         arch = march if march is not None else device_arch(dev)
-        files = []
-        for dp, lp in (built if built is not None else build(arch)):
-            with open(lp, "rb") as f:
-                files.append((dp, f.read()))
+        files = list(built if built is not None else build(arch))
     with open(bpath, "rb") as f:
         files.append(("board.json", f.read()))
     if config is not None:

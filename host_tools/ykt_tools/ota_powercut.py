@@ -167,7 +167,8 @@ def run_sweep(sample=12, jobs=2, per_proc=1, timeout=3600, seed=1):
         rnd = random.Random(seed)
         # spread over the whole update, plus random points
         step = total / float(sample)
-        pts = sorted(set([max(1, int(step * i + rnd.random() * step)) for i in range(sample)]))
+        pts = [max(1, int(step * i + rnd.random() * step)) for i in range(sample)]
+        pts = sorted(set(pts + [total - 3]))        # always one in the trial first boot
     chunks = [pts[i:i + per_proc] for i in range(0, len(pts), per_proc)]
     res = {"writes": total, "cut_points": 0, "violations": 0, "phases": {}, "details": []}
     running = []

@@ -19,7 +19,7 @@ import time
 from ykt_tools import FIRMWARE, ROOT, SIMHW
 from ykt_tools import simrun
 
-CHUNK_MS = 60000
+CHUNK_MS = 10000   # devices run in lock-step slices; the back office's clock is within half a slice
 
 
 def _fw_import():
@@ -125,13 +125,16 @@ class Runner:
         self.expect_n = 0
         self.reasons = reason_names()
         self.resets = []
+        self.qr_texts = {}
 
     def log(self, s):
         if not self.quiet:
             print(s, file=self.out, flush=True)
 
     def clock(self):
-        return self.epoch + self.now_ms // 1000
+        # Devices are somewhere inside the current slice: the middle is the
+        # best single answer for the time the back office tells them.
+        return self.epoch + (self.now_ms + CHUNK_MS // 2) // 1000
 
     # --- setup --------------------------------------------------------------
     def card_identity(self, name):
@@ -234,8 +237,21 @@ class Runner:
         if "net" in e:
             out.append({"at": t, "net": e["net"] == "up"})
         if "qr" in e:
-            out.append({"at": t, "qr": e["qr"]})
+            out.append({"at": t, "qr": self._mint_qr(e["qr"], t)})
+        if "qr_replay" in e:
+            out.append({"at": t, "qr": self.qr_texts[e["qr_replay"]]})
         return out
+
+    def _mint_qr(self, card, t_ms):
+        """The app's part: a fresh signed code for the holder of `card`,
+        issued by the back office at the scripted instant."""
+        from ykt_tools.backoffice import ops, qrissue
+
+        eng = self.api.engine(self.db)
+        tok = ops.tokenize(eng, card_id=self.card_identity(card))
+        q = qrissue.issue(eng, tok, region=int(self.card_identity(card)[:6]), iat=self.epoch + t_ms // 1000)
+        self.qr_texts[card] = q["text"]
+        return q["text"]
 
     def run(self):
         evs = self._events()
@@ -297,6 +313,11 @@ class Runner:
             by_dev.setdefault(t["device"], []).append(t)
         used = set()
         for dev, t, exp, label in expects:
+            if exp.get("reset"):
+                if not [r for r in self.resets if r["device"] == dev and r["cause"] == exp["reset"]
+                        and t <= r["at"] <= t + 5000]:
+                    self.failures.append("%s %s at %s: expected a %s reset" % (dev, label, self.hms(t), exp["reset"]))
+                continue
             cand = [x for x in by_dev.get(dev, []) if t <= x["at"] <= t + 5000 and id(x) not in used]
             if exp.get("no_tap"):
                 if cand:

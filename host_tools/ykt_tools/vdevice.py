@@ -88,6 +88,15 @@ exec(open(_os.getenv("YKT_VDEV_BOOT")).read())
 """
 
 
+_SIM_ALLOWANCE = 512 * 1024   # vhw.heapbudget.SIM_ALLOWANCE
+
+
+def _parse_heap(s):
+    s = s.strip().upper()
+    mul = {"K": 1024, "M": 1024 * 1024}.get(s[-1:], 1)
+    return int(s.rstrip("KM")) * mul
+
+
 def _mp_bin():
     p = os.path.join(ROOT, ".venv", "bin", "micropython")
     return p if os.path.exists(p) else "micropython"
@@ -127,7 +136,11 @@ class VirtualDevice:
         boot = os.path.join(self.devdir, "vdevboot_nvs.py")
         with open(boot, "w") as f:
             f.write(_NVS_BOOT)
-        cmd = [_mp_bin(), "-X", "heapsize=" + self.heap, "-i", boot]
+        # heap is the firmware's budget, as in the simulator (vhw.heapbudget):
+        # the interpreter gets room for the simulated chip on top, and the
+        # world takes it back with a ballast once the chip is built.
+        env["YKT_FW_HEAP"] = self.heap
+        cmd = [_mp_bin(), "-X", "heapsize=%dK" % ((_parse_heap(self.heap) + _SIM_ALLOWANCE) // 1024), "-i", boot]
         self.child = subprocess.Popen(cmd, stdin=s, stdout=s, stderr=s, cwd=self.flash, env=env,
                                       start_new_session=True)
         os.close(s)

@@ -23,13 +23,14 @@ def _update(dev, path, version, app=None, **kw):
 def test_good_update_goes_live():
     dev = K.Device()
     try:
-        app = dev.boot()
+        dev.boot()
         assert dev.version() == "" and dev.takes_taps()
         b = K.scratch("good.ykb")
         K.build(b, "0.2.0")
-        up, http, st = _update(dev, b, "0.2.0", app)
+        up, http, st = _update(dev, b, "0.2.0", dev.app)
         assert st == ota.READY and up.reboot_wanted, up.errors
         assert otaboot.status(dev.root)["pending"] == "0.2.0"
+        up = http = None
         dev.reboot("hard")
         s = otaboot.status(dev.root)
         assert s["version"] == "0.2.0" and s["active"] == "a" and not s["pending"], (s, dev.log)
@@ -38,9 +39,10 @@ def test_good_update_goes_live():
         K.build(b, "0.3.0")
         up, http, st = _update(dev, b, "0.3.0", dev.app)
         assert st == ota.READY, up.errors
+        up = http = None
         dev.reboot("hard")
         s = otaboot.status(dev.root)
-        assert s["version"] == "0.3.0" and s["active"] == "b", s
+        assert s["version"] == "0.3.0" and s["active"] == "b", (s, dev.log)
         assert dev.takes_taps()
     finally:
         dev.close()

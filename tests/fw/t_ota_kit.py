@@ -353,3 +353,13 @@ def drive(up, app=None, max_steps=20000):
         if st == ota.READY or (st == ota.IDLE and up.errors):
             return st
     return up.state
+
+
+def envelope(kind, version, payload, signer="rel"):
+    """A small signed file in RAM (interpreter-image tests)."""
+    kid = sigverify.key_id(_nbytes(_int(REL_N if signer == "rel" else DL_N)))
+    hdr = struct.pack("<4sBBBBII8sIII", signed.MAGIC, signed.FORMAT, kind, 1, 0,
+                      version, 0, kid, 1795000000, 0, len(payload))
+    h = hashlib.sha256(hdr)
+    h.update(payload)
+    return hdr + payload + _sign(h.digest(), signer)

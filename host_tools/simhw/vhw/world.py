@@ -198,7 +198,12 @@ class World:
         self.pn532.reset()
         if self.root == _FS_MOUNT:
             self._mount()
-        return self.boot(self.app.log if getattr(self, "app", None) else None)
+        log = self.app.log if getattr(self, "app", None) else None
+        self.app = None
+        import gc
+
+        gc.collect()
+        return self.boot(log)
 
     def run(self, ms, app=None):
         """Run the firmware loop for ms of virtual time. A watchdog or power

@@ -1,0 +1,382 @@
+"""Staged distribution of application bundles (docs/operations.md).
+
+An operator uploads a signed bundle (`ykt release build`) as a release, then
+starts a roll-out of it to a target (every device, one catalog entry
+"entry:301", or one board "board:bus_validator"), in stages:
+  canary   only the listed canary devices are offered the bundle
+  percent  canary + devices whose stable hash bucket (0..99) < percent
+  all      every device of the target
+  halted   nothing is offered (set by hand, or automatically when a canary
+           device reports a rollback of this version)
+Devices poll GET /v1/ota/offer?have=V&board=B&st=ok|trial[&rb=R] (X-YKT-Auth)
+and download GET /v1/ota/bundle/<release id> with Range (resumable). Their
+state per roll-out (offered, downloading, downloaded, trial, live,
+rolled_back) is what the dashboard shows (static/rollout.js).
+
+Hook: create_app() must call rollout.install(app) (one line)."""
+import hashlib
+import json
+import re
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from sqlalchemy import (BigInteger, Column, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text,
+                        select, update)
+
+from ykt import ota, signed
+from ykt_tools.backoffice import admin, devapi
+from ykt_tools.backoffice.db import now, readonly
+
+metadata = MetaData()
+releases = Table(
+    "releases", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(16), nullable=False, unique=True),
+    Column("vint", BigInteger, nullable=False),
+    Column("boards", Text, nullable=False),                # JSON list, [] = any
+    Column("min_interp", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("blob", LargeBinary, nullable=False),
+    Column("created", BigInteger, nullable=False),
+)
+rollouts = Table(
+    "rollouts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("release", Integer, ForeignKey("releases.id"), nullable=False),
+    Column("target", String(80), nullable=False),          # all | entry:N | board:NAME
+    Column("stage", String(12), nullable=False),           # canary | percent | all | halted
+    Column("percent", Integer, nullable=False),
+    Column("canary", Text, nullable=False),                # JSON list of device ids
+    Column("created", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+    Column("note", Text),
+)
+rollout_devices = Table(
+    "rollout_devices", metadata,
+    Column("rollout", Integer, ForeignKey("rollouts.id"), primary_key=True),
+    Column("device", Integer, primary_key=True),
+    Column("state", String(12), nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("board", String(64)),
+    Column("running", String(16)),
+    Column("updated", BigInteger, nullable=False),
+)
+
+STAGES = ("canary", "percent", "all", "halted")
+STATES = ("offered", "downloading", "downloaded", "trial", "live", "rolled_back")
+_TARGET = re.compile(r"^(all|entry:\d{1,9}|board:[A-Za-z0-9_.-]{1,64})$")
+_VER = re.compile(r"^\d{1,3}(\.\d{1,3}){0,2}$")
+
+
+class RolloutError(ValueError):
+    pass
+
+
+# --- operations (Python API: tests, CLI, admin routes) -------------------------------
+
+def add_release(eng, blob):
+    """Store a bundle (checked for format; devices check the signature).
+    -> {"id", "version", "size"}."""
+    try:
+        h = signed.parse_header(blob)
+    except signed.SignedError as e:
+        raise RolloutError("not a signed bundle: %s" % e.code) from e
+    if h.kind != ota.K_RELEASE:
+        raise RolloutError("not a release bundle (kind %d)" % h.kind)
+    from ykt_tools import release as rel
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(suffix=".ykb")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        info = rel.inspect_bundle(tmp)
+    except rel.ReleaseError as e:
+        raise RolloutError(str(e)) from e
+    finally:
+        os.remove(tmp)
+    with eng.begin() as c:
+        if c.execute(select(releases.c.id).where(releases.c.version == info["version"])).first():
+            raise RolloutError("release %s exists already" % info["version"])
+        rid = c.execute(releases.insert().values(
+            version=info["version"], vint=h.version, boards=json.dumps(info["boards"]),
+            min_interp=info["min_interp"], size=len(blob), sha256=hashlib.sha256(blob).hexdigest(),
+            blob=bytes(blob), created=now())).inserted_primary_key[0]
+    return {"id": rid, "version": info["version"], "size": len(blob)}
+
+
+def start_rollout(eng, release_id, target="all", canary=(), percent=0, note=""):
+    if not _TARGET.match(target):
+        raise RolloutError("target must be all, entry:<n> or board:<name>")
+    if not 0 <= percent <= 100:
+        raise RolloutError("percent 0..100")
+    with eng.begin() as c:
+        if not c.execute(select(releases.c.id).where(releases.c.id == release_id)).first():
+            raise RolloutError("no release %s" % release_id)
+        t = now()
+        return c.execute(rollouts.insert().values(
+            release=release_id, target=target, stage="canary" if canary else ("percent" if percent else "all"),
+            percent=percent, canary=json.dumps(sorted(int(x) for x in canary)), created=t, updated=t,
+            note=note[:200])).inserted_primary_key[0]
+
+
+def set_stage(eng, rollout_id, stage, percent=None):
+    if stage not in STAGES:
+        raise RolloutError("stage: " + ", ".join(STAGES))
+    vals = {"stage": stage, "updated": now()}
+    if percent is not None:
+        if not 0 <= percent <= 100:
+            raise RolloutError("percent 0..100")
+        vals["percent"] = percent
+    with eng.begin() as c:
+        n = c.execute(update(rollouts).where(rollouts.c.id == rollout_id).values(**vals)).rowcount
+    if not n:
+        raise RolloutError("no roll-out %s" % rollout_id)
+
+
+def bucket(rollout_id, device_id):
+    """Stable 0..99 per (roll-out, device): a percentage stage reaches the same
+    devices as it grows, and different roll-outs pick different first devices."""
+    d = hashlib.sha256(b"ykt-rollout:%d:%d" % (rollout_id, device_id)).digest()
+    return int.from_bytes(d[:4], "big") % 100
+
+
+def _targets(r, dev_entry, board):
+    t = r.target
+    if t == "all":
+        return True
+    if t.startswith("entry:"):
+        return dev_entry == int(t[6:])
+    return board == t[6:]
+
+
+def _eligible(r, dev, dev_entry, board, boards):
+    if r.stage == "halted" or not _targets(r, dev_entry, board):
+        return False
+    if boards and board not in boards:
+        return False
+    if r.stage == "all":
+        return True
+    if dev in json.loads(r.canary):
+        return True
+    return r.stage == "percent" and bucket(r.id, dev) < r.percent
+
+
+def _vint(v):
+    try:
+        return ota.ver_int(v) if v and _VER.match(v) else 0
+    except ValueError:
+        return 0
+
+
+def _record(c, rid, dev, state, board=None, running=None, nbytes=None):
+    t = now()
+    row = c.execute(select(rollout_devices).where(rollout_devices.c.rollout == rid,
+                                                  rollout_devices.c.device == dev)).first()
+    vals = {"state": state, "updated": t}
+    if board is not None:
+        vals["board"] = board[:64]
+    if running is not None:
+        vals["running"] = running[:16]
+    if nbytes is not None:
+        vals["bytes"] = nbytes
+    if row is None:
+        vals.setdefault("bytes", 0)
+        c.execute(rollout_devices.insert().values(rollout=rid, device=dev, **vals))
+    elif row.state != state or nbytes is not None or running is not None:
+        if _RANK[state] < _RANK[row.state] and state != "rolled_back" and row.state != "rolled_back":
+            vals.pop("state")       # a late download request does not undo "live"
+        c.execute(update(rollout_devices).where(rollout_devices.c.rollout == rid,
+                                                rollout_devices.c.device == dev).values(**vals))
+
+
+_RANK = {"offered": 0, "downloading": 1, "downloaded": 2, "trial": 3, "live": 4, "rolled_back": 5}
+
+
+def offer_for(eng, dev, have, board, st="ok", rb=None):
+    """The device's poll: records what it reports, returns the offer dict or None."""
+    hv = _vint(have)
+    with eng.begin() as c:
+        entry = c.execute(select(devapi.S.devices.c.entry).where(devapi.S.devices.c.id == dev)).scalar()
+        rows = c.execute(select(rollouts, releases.c.version, releases.c.vint, releases.c.boards,
+                                releases.c.size)
+                         .join(releases, releases.c.id == rollouts.c.release)
+                         .order_by(rollouts.c.id.desc())).all()
+        offer = None
+        for r in rows:
+            mine = c.execute(select(rollout_devices.c.state).where(
+                rollout_devices.c.rollout == r.id, rollout_devices.c.device == dev)).scalar()
+            if rb and rb == r.version:
+                if mine is not None or _targets(r, entry, board):
+                    _record(c, r.id, dev, "rolled_back", board, have)
+                    if r.stage == "canary":   # a canary rolled back: stop the roll-out
+                        c.execute(update(rollouts).where(rollouts.c.id == r.id)
+                                  .values(stage="halted", updated=now(), note="auto-halted: rollback on device %d" % dev))
+                continue
+            if hv == r.vint and mine is not None:
+                _record(c, r.id, dev, "trial" if st == "trial" else "live", board, have)
+                continue
+            if offer is None and hv < r.vint and mine != "rolled_back" and \
+                    _eligible(r, dev, entry, board, json.loads(r.boards)):
+                offer = {"version": r.version, "size": r.size, "url": "/v1/ota/bundle/%d" % r.release}
+                if mine is None:
+                    _record(c, r.id, dev, "offered", board, have)
+                elif have:
+                    _record(c, r.id, dev, mine, board, have)
+    return offer
+
+
+def progress(eng):
+    """Every roll-out with its counts per state and the size of its target."""
+    out = []
+    with readonly(eng).connect() as c:
+        devs = c.execute(select(devapi.S.devices.c.id, devapi.S.devices.c.entry)
+                         .where(devapi.S.devices.c.active.is_(True))).all()
+        for r in c.execute(select(rollouts, releases.c.version, releases.c.boards)
+                           .join(releases, releases.c.id == rollouts.c.release)
+                           .order_by(rollouts.c.id.desc())).all():
+            counts = {s: 0 for s in STATES}
+            seen = c.execute(select(rollout_devices.c.state, rollout_devices.c.board)
+                             .where(rollout_devices.c.rollout == r.id)).all()
+            for s in seen:
+                counts[s.state] += 1
+            if r.target == "all":
+                total = len(devs)
+            elif r.target.startswith("entry:"):
+                total = sum(1 for d in devs if d.entry == int(r.target[6:]))
+            else:
+                total = max(len(seen), 0)
+            out.append({"id": r.id, "version": r.version, "target": r.target, "stage": r.stage,
+                        "percent": r.percent, "canary": json.loads(r.canary), "total": total,
+                        "counts": counts, "note": r.note or "", "updated": r.updated})
+    return out
+
+
+# --- device endpoints -----------------------------------------------------------------
+
+router = APIRouter(prefix="/v1/ota", tags=["device"])
+
+
+@router.get("/offer", summary="OTA offer: 204 when nothing newer is offered to this device, else "
+                              "{version, size, url} (JSON, <= 512 bytes)")
+async def get_offer(request: Request):
+    try:
+        dev, ts, nonce = devapi._auth(request)
+    except devapi.wire.WireError as e:
+        return devapi._err(e.code, e.msg)
+    q = request.query_params
+    have = q.get("have", "")[:16]
+    board = q.get("board", "")[:64]
+    rb = q.get("rb")
+    o = offer_for(request.app.state.eng, dev, have, board, q.get("st", "ok"), rb[:16] if rb else None)
+    if o is None:
+        return Response(status_code=204)
+    return Response(json.dumps(o, separators=(",", ":")), media_type="application/json")
+
+
+_RANGE = re.compile(r"^bytes=(\d{1,10})-$")
+
+
+@router.get("/bundle/{release_id}", summary="The signed bundle; `Range: bytes=N-` resumes (206)")
+async def get_bundle(request: Request, release_id: int):
+    try:
+        dev, ts, nonce = devapi._auth(request)
+    except devapi.wire.WireError as e:
+        return devapi._err(e.code, e.msg)
+    eng = request.app.state.eng
+    with readonly(eng).connect() as c:
+        row = c.execute(select(releases.c.blob, releases.c.size).where(releases.c.id == release_id)).first()
+        ro = c.execute(select(rollouts.c.id).join(rollout_devices, rollout_devices.c.rollout == rollouts.c.id)
+                       .where(rollouts.c.release == release_id, rollout_devices.c.device == dev)
+                       .order_by(rollouts.c.id.desc())).scalar()
+    if row is None or ro is None:
+        return devapi._err("bad_kind", "no such bundle offered to this device", status=404)
+    blob = bytes(row.blob)
+    start = 0
+    rg = request.headers.get("range")
+    if rg:
+        m = _RANGE.match(rg.strip())
+        if not m:
+            return Response(status_code=416, headers={"Content-Range": "bytes */%d" % len(blob)})
+        start = int(m.group(1))
+        if start >= len(blob):
+            return Response(status_code=416, headers={"Content-Range": "bytes */%d" % len(blob)})
+    with eng.begin() as c:
+        _record(c, ro, dev, "downloading", nbytes=start)
+    body = blob[start:]
+    if start:
+        return Response(body, status_code=206, media_type=devapi.OCTET,
+                        headers={"Content-Range": "bytes %d-%d/%d" % (start, len(blob) - 1, len(blob))})
+    return Response(body, media_type=devapi.OCTET)
+
+
+# --- admin endpoints --------------------------------------------------------------------
+
+admin_router = APIRouter(prefix="/admin/api", tags=["admin"])
+
+
+class NewRollout(BaseModel):
+    release: int
+    target: str = Field("all", max_length=80)
+    canary: list[int] = Field(default_factory=list, max_length=1000)
+    percent: int = Field(0, ge=0, le=100)
+    note: str = Field("", max_length=200)
+
+
+class Stage(BaseModel):
+    stage: str = Field(max_length=12)
+    percent: int | None = Field(None, ge=0, le=100)
+
+
+def _guard(fn, *a):
+    try:
+        return fn(*a)
+    except RolloutError as e:
+        raise HTTPException(400, str(e))
+
+
+@admin_router.post("/releases", summary="Upload a signed bundle (body: the .ykb file)")
+async def upload_release(request: Request, op=Depends(admin.writer)):
+    blob = await request.body()
+    if len(blob) > ota.MAX_BUNDLE + 4096:
+        raise HTTPException(413, "bundle too large")
+    r = _guard(add_release, request.app.state.eng, blob)
+    _audit(request, op, "release.add", r["version"])
+    return r
+
+
+@admin_router.post("/rollouts")
+def new_rollout(body: NewRollout, request: Request, op=Depends(admin.writer)):
+    rid = _guard(start_rollout, request.app.state.eng, body.release, body.target, body.canary,
+                 body.percent, body.note)
+    _audit(request, op, "rollout.start", str(rid))
+    return {"id": rid}
+
+
+@admin_router.post("/rollouts/{rollout_id}/stage")
+def stage(rollout_id: int, body: Stage, request: Request, op=Depends(admin.writer)):
+    _guard(set_stage, request.app.state.eng, rollout_id, body.stage, body.percent)
+    _audit(request, op, "rollout.stage", "%d:%s" % (rollout_id, body.stage))
+    return {"ok": True}
+
+
+@admin_router.get("/rollouts")
+def list_rollouts(request: Request, op=Depends(admin.operator)):
+    return progress(request.app.state.eng)
+
+
+def _audit(request, op, what, subject):
+    from ykt_tools.backoffice import auth
+
+    with request.app.state.eng.begin() as c:
+        auth.audit(c, admin._actor(op), what, "ota:" + subject)
+
+
+def install(app):
+    """create_app() hook: the device and admin routes of OTA distribution."""
+    app.include_router(router)
+    app.include_router(admin_router)
+    return app
