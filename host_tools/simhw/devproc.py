@@ -42,14 +42,28 @@ class Device:
         import os
 
         fpath = "/tmp/ykt-flash-%d-%d.img" % (msg["device_id"], os.getpid() if hasattr(os, "getpid") else 0)
-        try:
-            os.remove(fpath)
-        except OSError:
-            pass
+        resume = msg.get("resume")
+        if not resume:
+            try:
+                os.remove(fpath)
+            except OSError:
+                pass
+        resume = msg.get("resume")
+        if resume:
+            fpath = resume["flash_path"]
         self.flash_path = fpath
         self.w = World(msg.get("board", "bus_validator"), uid=uid, epoch=msg.get("epoch", 1795000000),
-                       flash_path=fpath)
+                       flash_path=fpath, start_us=resume["now_us"] if resume else 0)
         w = self.w
+        self.taps = []
+        self.resets = []
+        self.memory_errors = resume.get("memory_errors", 0) if resume else 0
+        self.busy_until = 0
+        if resume:
+            # A reset: this interpreter is the device after power came back.
+            w.restore_chip(resume, resume["cause"])
+            self._boot()
+            return
         cfg = {"device_id": msg["device_id"], "backoffice": msg.get("backoffice"),
                "sync_interval_s": msg.get("sync_interval_s", 60), "heartbeat_s": msg.get("heartbeat_s", 300),
                "batch_max": msg.get("batch_max", 100), "batch_age_s": msg.get("batch_age_s", 30)}
@@ -65,10 +79,6 @@ class Device:
         for name, key in (("dev_key", "dev_key"), ("tok_key", "tok_key")):
             if msg.get(key):
                 w.nvs_set(name, _hex(msg[key]))
-        self.taps = []
-        self.resets = []
-        self.memory_errors = 0
-        self.busy_until = 0
         self._boot()
 
     def _boot(self, cause=None):
@@ -142,18 +152,28 @@ class Device:
                 step = min(step, max(1, nxt - now), max(1, until - now))
                 vclock.sleep_ms(step)
             except vclock.DeviceReset as e:
-                self.resets.append({"at": vclock.now_ms(), "cause": e.cause, "detail": e.detail})
-                self._boot(e.cause)
+                # RAM is gone at a reset: end this interpreter; the runner
+                # starts a fresh one on the same flash and chip state.
+                return self._restart(e.cause, e.detail, events[i:], until)
             except MemoryError:
                 self.memory_errors += 1
-                gc.collect()
-                self.resets.append({"at": vclock.now_ms(), "cause": "memory_error"})
-                self._boot("soft")
+                return self._restart("soft", "MemoryError", events[i:], until)
         taps, self.taps = self.taps, []
         resets, self.resets = self.resets, []
         gc.collect()
         return {"t": vclock.now_ms(), "taps": taps, "resets": resets,
                 "mem_free": gc.mem_free() if hasattr(gc, "mem_free") else -1, "events_q": len(vclock._events)}
+
+    def _restart(self, cause, detail, rest, until):
+        self.resets.append({"at": vclock.now_ms(), "cause": cause, "detail": detail})
+        st = self.w.chip_state()
+        st["cause"] = "power" if cause not in ("power", "hard", "wdt", "soft", "deepsleep") else cause
+        st["flash_path"] = self.flash_path
+        st["memory_errors"] = self.memory_errors
+        taps, self.taps = self.taps, []
+        resets, self.resets = self.resets, []
+        return {"t": vclock.now_ms(), "taps": taps, "resets": resets, "restart": st,
+                "rest": rest, "until": until}
 
     def status(self):
         app = self.app
@@ -212,6 +232,8 @@ def main():
             sys.stdout.flush()
         except AttributeError:
             pass
+        if "restart" in out:
+            break
 
 
 main()

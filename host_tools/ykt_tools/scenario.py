@@ -184,13 +184,14 @@ class Runner:
             reg = api.provision_device(self.db, d["name"], kind=kind,
                                        entry=prof["entry"], device_id=d.get("id", 1001 + i))
             proc = DeviceProc(d["name"], self.runtime, self.heap, self.log)
-            rep = proc.call({"cmd": "init", "board": d.get("board", prof["board"]), "device_id": reg["id"],
+            init = {"cmd": "init", "board": d.get("board", prof["board"]), "device_id": reg["id"],
                              "backoffice": self.base_url, "dev_key": reg["key"], "tok_key": reg["token_key"],
                              "keyring": reg["keyring"].hex() if isinstance(reg["keyring"], (bytes, bytearray))
                              else reg["keyring"], "profile": prof, "epoch": self.epoch,
                              "uid": "240ac4%06x" % (0x100 + i), "sync_interval_s": self.sc.get("sync_interval_s", 60),
-                             "heartbeat_s": 300, "batch_age_s": 30})
-            self.devices[d["name"]] = {"proc": proc, "id": reg["id"], "spec": d, "status": None}
+                             "heartbeat_s": 300, "batch_age_s": 30}
+            rep = proc.call(init)
+            self.devices[d["name"]] = {"proc": proc, "id": reg["id"], "spec": d, "status": None, "init": init}
             self.log("device %-10s id %d %-16s found: %s" % (d["name"], reg["id"], d.get("board", prof["board"]),
                                                               ", ".join(sorted(rep["report"]["found"]))))
 
@@ -283,7 +284,7 @@ class Runner:
                     ev["at"] += self.warmup_ms
                 d["proc"].send({"cmd": "run", "until": nxt + self.warmup_ms, "events": dev_evs})
             for name, d in self.devices.items():
-                r = d["proc"].recv()
+                r = self._recv_run(d)
                 if os.getenv("YKT_DEBUG"):
                     self.log("%s  %-8s mem_free %s events %s" % (self.hms(r["t"]), name, r.get("mem_free"), r.get("events_q")))
                 for tap in r["taps"]:
@@ -299,6 +300,24 @@ class Runner:
             pending = {}
             self.now_ms = nxt
         self._check(expects)
+
+    def _recv_run(self, d):
+        """A run reply; if the device reset, start its next interpreter on the
+        same flash and chip state and let it finish the slice."""
+        r = d["proc"].recv()
+        while "restart" in r:
+            d["proc"].close()
+            proc = DeviceProc(d["spec"]["name"], self.runtime, self.heap, self.log)
+            msg = dict(d["init"])
+            msg["resume"] = r["restart"]
+            proc.call(msg)
+            d["proc"] = proc
+            proc.send({"cmd": "run", "until": r["until"], "events": r["rest"]})
+            r2 = proc.recv()
+            r2["taps"] = r["taps"] + r2["taps"]
+            r2["resets"] = r["resets"] + r2["resets"]
+            r = r2
+        return r
 
     def _show(self, tap):
         txt = "%s  %-8s seq %-5d %-6s %-16s fare %5.2f%s" % (
@@ -355,7 +374,7 @@ class Runner:
                 d["proc"].send({"cmd": "run", "until": nxt + self.warmup_ms,
                                 "events": [{"at": self.now_ms + self.warmup_ms, "net": True}]})
             for d in self.devices.values():
-                d["proc"].recv()
+                self._recv_run(d)
             self.now_ms = nxt
             if all(self._status(d)["backlog"] == 0 for d in self.devices.values()):
                 break

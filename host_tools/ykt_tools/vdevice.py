@@ -119,6 +119,7 @@ class VirtualDevice:
         self.raw = False
         self.resets = 0
         self._stop = False
+        self._tail = b""
 
     def _spawn(self, run_main):
         m, s = pty.openpty()
@@ -145,6 +146,7 @@ class VirtualDevice:
                                       start_new_session=True)
         os.close(s)
         self.cmaster = m
+        self._tail = b""
 
     def _read_child_until(self, marker, timeout=10.0):
         buf = b""
@@ -192,6 +194,14 @@ class VirtualDevice:
     def stop(self):
         self._stop = True
 
+    def _busy(self):
+        """Is the interpreter running code (not waiting at a prompt)? A SIGINT
+        at a prompt would surface as a KeyboardInterrupt in the next command."""
+        if self.child is None or self.child.poll() is not None:
+            return False
+        t = self._tail
+        return not (t.endswith(b">>> ") or t.endswith(b"... ") or t.endswith(b">") or t.endswith(b"\x04"))
+
     def serve(self, until=None):
         """Relay bytes between the client pty and the interpreter until stop()."""
         if self.link:
@@ -211,6 +221,13 @@ class VirtualDevice:
                             self.raw = True
                         elif b == 2:
                             self.raw = False
+                    if b"\x03" in data and self._busy():
+                        # A board's UART sees Ctrl-C while code runs; the
+                        # unix port only notices SIGINT (its tty is raw).
+                        try:
+                            os.kill(self.child.pid, signal.SIGINT)
+                        except (ProcessLookupError, AttributeError):
+                            pass
                     os.write(self.cmaster, data)
                 if self.cmaster is not None and self.cmaster in r:
                     try:
@@ -218,6 +235,7 @@ class VirtualDevice:
                     except OSError:
                         data = b""
                     if data:
+                        self._tail = (self._tail + data)[-32:]
                         os.write(self.master, data)
                 if self.child is not None and self.child.poll() is not None:
                     # Drain what it printed last, then reboot like a board.

@@ -54,11 +54,11 @@ class World:
     MicroPython; a host folder under CPython, which has no littlefs)."""
 
     def __init__(self, board="bus_validator", uid=None, timing=None, root=None, fresh=True,
-                 epoch=1795000000, flash_path=None, net=True):
+                 epoch=1795000000, flash_path=None, net=True, start_us=0):
         from ykt import boardcfg
 
         if fresh:
-            vclock.reset(epoch=epoch)
+            vclock.reset(start_us=start_us, epoch=epoch)
             bus.reset()
             netsim.reset()
         self.board_src = board_path(board)
@@ -192,6 +192,34 @@ class World:
         self.app = app.App(self.root, log or (lambda m: None))
         self.report = self.app.boot()
         return self.app
+
+    def chip_state(self):
+        """What survives a reset outside RAM (NVS, RTC memory, otadata), so a
+        simulator can restart the interpreter itself, as a reset clears RAM."""
+        c = self.chip
+        nvs = {}
+        for ns in c.nvs:
+            nvs[ns] = dict((k, ("b", v.hex()) if isinstance(v, (bytes, bytearray)) else ("i", v))
+                           for k, v in c.nvs[ns].items())
+        return {"nvs": nvs, "rtc_mem": bytes(c.rtc_mem).hex(), "ota_boot": c.ota_boot,
+                "ota_running": c.ota_running, "ota_state": c.ota_state, "boots": c.boots,
+                "reset_counts": c.reset_counts, "now_us": vclock.now_us()}
+
+    def restore_chip(self, st, cause):
+        import binascii
+
+        c = self.chip
+        c.nvs = {}
+        for ns in st["nvs"]:
+            c.nvs[ns] = dict((k, binascii.unhexlify(v[1]) if v[0] == "b" else v[1])
+                             for k, v in st["nvs"][ns].items())
+        c.rtc_mem = binascii.unhexlify(st["rtc_mem"])
+        c.ota_boot, c.ota_running, c.ota_state = st["ota_boot"], st["ota_running"], st["ota_state"]
+        c.boots = st["boots"]
+        c.reset_counts = st["reset_counts"]
+        c.reboot(cause)
+        if self.root == _FS_MOUNT:
+            self._mount()
 
     def reboot(self, cause="power"):
         self.chip.reboot(cause)

@@ -1,0 +1,147 @@
+"""`ykt release` bundles: built from the real firmware with mpy-cross, signed
+with a release key, inspected like a device would; the technician's USB
+install (release.install_over_usb) lets the device verify and stage it."""
+import contextlib
+import io
+import json
+import os
+import sys
+
+import pytest
+
+import conftest  # noqa: F401
+from conftest import ROOT
+
+from ykt_tools import cli, release, signing  # noqa: E402
+from ykt import ota, sigverify  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return signing.generate_key(2048), signing.generate_key(2048)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, keys):
+    p = str(tmp_path_factory.mktemp("rel") / "ykt-0.2.0.ykb")
+    rep = release.build_bundle("0.2.0", p, keys[0], min_interp="1.22", boards=["bus_validator", "turnstile"])
+    return p, rep
+
+
+def test_bundle_holds_the_compiled_package_only(bundle, keys):
+    p, rep = bundle
+    ring = release.release_keyring([keys[0]])
+    info = release.inspect_bundle(p, ring, board="turnstile")
+    names = [dp for dp, _ in info["files"]]
+    assert "ykt/app.mpy" in names and "ykt/ota.mpy" in names and "ykt/glyphs.bin" in names
+    assert all(n.startswith("ykt/") for n in names)           # main.py, otaboot.py stay outside the slots
+    assert not any(n.endswith(".py") for n in names)
+    assert info["version"] == "0.2.0" and info["min_interp"] == 12200
+    assert info["boards"] == ["bus_validator", "turnstile"] and rep["bytes"] == os.path.getsize(p)
+    app = dict(info["files"])["ykt/app.mpy"]
+    assert app[:1] == b"M"                                     # an .mpy file
+    with pytest.raises(release.ReleaseError, match="wrong_board"):
+        release.inspect_bundle(p, ring, board="ferry_validator")
+
+
+def test_tampered_or_foreign_bundle_refused(bundle, keys, tmp_path):
+    p, _ = bundle
+    blob = bytearray(open(p, "rb").read())
+    blob[200] ^= 0x40
+    bad = tmp_path / "bad.ykb"
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(release.ReleaseError, match="bad_signature"):
+        release.inspect_bundle(str(bad), release.release_keyring([keys[0]]))
+    with pytest.raises(release.ReleaseError, match="foreign_key"):
+        release.inspect_bundle(p, release.release_keyring([keys[1]]))
+    # a download key (deny lists, fares) cannot sign releases
+    ring = signing.device_keyring([keys[0]])                  # usage U_DOWNLOADS only
+    with pytest.raises(release.ReleaseError, match="foreign_key"):
+        release.inspect_bundle(p, ring)
+    with pytest.raises(release.ReleaseError, match="rollback"):
+        release.inspect_bundle(p, release.release_keyring([keys[0]]), running="0.2.0")
+
+
+def test_cli_keygen_build_inspect(tmp_path):
+    def run(*argv):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = cli.main(list(argv))
+        return rc, out.getvalue()
+
+    pem = str(tmp_path / "release.pem")
+    rc, out = run("release", "keygen", "--out", pem, "--bits", "2048")
+    assert rc == 0 and "release key" in out and oct(os.stat(pem).st_mode & 0o777) == "0o600"
+    b = str(tmp_path / "x.ykb")
+    rc, out = run("release", "build", "--version", "1.4.2", "--out", b, "--key", pem, "--json")
+    assert rc == 0, out
+    rep = json.loads(out)
+    assert rep["version"] == "1.4.2" and rep["files"] > 30 and rep["boards"] == []
+    rc, out = run("release", "inspect", b, "--key", pem, "--json")
+    assert rc == 0 and json.loads(out)["verified"] is True
+    rc, out = run("release", "build", "--version", "1.4", "--out", b, "--key", pem, "--boards", "a b")
+    assert rc == 0
+    rc, _ = run("release", "build", "--version", "v2", "--out", b, "--key", pem)
+    assert rc == 2
+
+
+class LocalDevice:
+    """devconn.Device's interface (exec, write, mkdirs, soft_reset) on a folder
+    standing for the device's flash; exec runs the code like the raw REPL
+    does (cwd = flash, firmware on the path)."""
+
+    def __init__(self, root):
+        self.root = root
+        self.resets = 0
+
+    def mkdirs(self, path):
+        os.makedirs(os.path.join(self.root, path), exist_ok=True)
+
+    def write(self, path, data):
+        with open(os.path.join(self.root, path), "wb") as f:
+            f.write(data)
+
+    def exec(self, code):
+        out = io.StringIO()
+        cwd = os.getcwd()
+        os.chdir(self.root)
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(compile(code, "<device>", "exec"), {})
+        finally:
+            os.chdir(cwd)
+        return out.getvalue()
+
+    def soft_reset(self):
+        self.resets += 1
+
+
+def _device(tmp_path, keys, usage):
+    root = str(tmp_path / "flash")
+    os.makedirs(root + "/data")
+    with open(root + "/board.json", "w") as f:
+        json.dump({"name": "turnstile"}, f)
+    with open(root + "/data/keys.bin", "wb") as f:
+        f.write(signing.keys_payload([(keys[0], usage)]))
+    return LocalDevice(root)
+
+
+def test_install_over_usb_is_verified_by_the_device(bundle, keys, tmp_path):
+    import otaboot
+
+    p, _ = bundle
+    dev = _device(tmp_path, keys, sigverify.U_DOWNLOADS | sigverify.U_RELEASES)
+    res = release.install_over_usb(dev, p)
+    assert res["ok"] and res["version"] == "0.2.0" and dev.resets == 1
+    st = otaboot.status(dev.root)
+    assert st["pending"] == "0.2.0"
+    assert os.path.exists(dev.root + "/app/a/ykt/app.mpy")
+    assert not os.path.exists(dev.root + "/ota/usb.ykb")
+
+
+def test_install_over_usb_refused_without_a_release_key(bundle, keys, tmp_path):
+    p, _ = bundle
+    dev = _device(tmp_path, keys, sigverify.U_DOWNLOADS)
+    with pytest.raises(release.ReleaseError, match="foreign_key"):
+        release.install_over_usb(dev, p)
+    assert dev.resets == 0 and not os.path.exists(dev.root + "/app/a")

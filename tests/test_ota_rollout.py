@@ -1,0 +1,206 @@
+"""Back-office distribution of OTA bundles (ykt_tools/backoffice/rollout.py):
+staged offers (canary, percentage, all; per entry or board), the resumable
+bundle endpoint, progress states, the automatic halt on a canary rollback,
+and a real firmware Updater (ykt.ota over ykt.httpc) updating a virtual
+device from a running back office."""
+import json
+import os
+import sys
+
+import httpx
+import pytest
+
+import conftest
+from conftest import ROOT
+
+os.environ.setdefault("YKT_RSA_BITS", "2048")
+sys.path.insert(0, os.path.join(ROOT, "tests", "fw"))
+
+from ykt_tools.backoffice import api, rollout, testing  # noqa: E402
+from ykt_tools.backoffice.app import create_app  # noqa: E402
+from ykt_tools.backoffice.server import run_in_thread  # noqa: E402
+
+
+def _server(tmp_path):
+    url = "sqlite:///" + str(tmp_path / "ota.db")
+    app = rollout.install(create_app(url))
+    base, stop = run_in_thread(url, app=app)
+    return url, base, stop
+
+
+def _bundle(tmp_path, version="0.2.0", **kw):
+    import t_ota_kit as K
+
+    p = str(tmp_path / ("b-%s.ykb" % version))
+    K.build(p, version, files=[("ykt/x.py", b"x = 1\n" * 2000)], **kw)
+    with open(p, "rb") as f:
+        return p, f.read()
+
+
+def _get(base, d, path, headers=None):
+    h = testing.auth_headers(d["id"], bytes.fromhex(d["key"]), "GET", path)
+    h.update(headers or {})
+    return httpx.get(base + path, headers=h)
+
+
+def _offer(base, d, have="0.1.0", board="bus_validator", st="ok", rb=None):
+    path = "/v1/ota/offer?have=%s&board=%s&st=%s" % (have, board, st) + ("&rb=" + rb if rb else "")
+    return _get(base, d, path)
+
+
+def test_staged_offers_resumable_download_and_progress(tmp_path):
+    url, base, stop = _server(tmp_path)
+    try:
+        eng = api.engine(url)
+        devs = [api.provision_device(url, "bus-%02d" % i, entry=301 if i < 8 else 302) for i in range(10)]
+        _, blob = _bundle(tmp_path)
+        rel = rollout.add_release(eng, blob)
+        with pytest.raises(rollout.RolloutError):
+            rollout.add_release(eng, blob)                         # same version twice
+        rid = rollout.start_rollout(eng, rel["id"], "entry:301", canary=[devs[0]["id"], devs[1]["id"]])
+        # canary stage: only the canaries get an offer; entry 302 never does
+        offered = [d for d in devs if _offer(base, d).status_code == 200]
+        assert [d["id"] for d in offered] == [devs[0]["id"], devs[1]["id"]]
+        o = _offer(base, devs[0]).json()
+        assert o == {"version": "0.2.0", "size": len(blob), "url": "/v1/ota/bundle/%d" % rel["id"]}
+        # the download resumes with Range
+        r = _get(base, devs[0], o["url"])
+        assert r.status_code == 200 and r.content == blob
+        r = _get(base, devs[0], o["url"], {"Range": "bytes=1000-"})
+        assert r.status_code == 206 and r.content == blob[1000:]
+        assert r.headers["content-range"] == "bytes 1000-%d/%d" % (len(blob) - 1, len(blob))
+        assert _get(base, devs[0], o["url"], {"Range": "bytes=%d-" % len(blob)}).status_code == 416
+        assert _get(base, devs[5], o["url"]).status_code == 404    # not offered to it
+        # device 0 boots it on trial, then confirms; device 1 rolls it back
+        assert _offer(base, devs[0], have="0.2.0", st="trial").status_code == 204
+        assert _offer(base, devs[0], have="0.2.0").status_code == 204
+        p = {r["id"]: r for r in rollout.progress(eng)}[rid]
+        assert p["counts"]["live"] == 1 and p["total"] == 8 and p["stage"] == "canary"
+        # percentage stage: a stable share of the target
+        rollout.set_stage(eng, rid, "percent", 50)
+        got = {d["id"] for d in devs[1:8] if _offer(base, d).status_code == 200}
+        want = {d["id"] for d in devs[1:8] if rollout.bucket(rid, d["id"]) < 50} | {devs[1]["id"]}
+        assert 0 < len(got) < 7
+        assert got == want
+        rollout.set_stage(eng, rid, "all")
+        assert all(_offer(base, d).status_code == 200 for d in devs[1:8])
+        assert all(_offer(base, d).status_code == 204 for d in devs[8:])
+        for d in devs[:8]:
+            _offer(base, d, have="0.2.0")
+        p = {r["id"]: r for r in rollout.progress(eng)}[rid]
+        assert p["counts"]["live"] == 8, p
+    finally:
+        stop()
+
+
+def test_canary_rollback_halts_the_rollout(tmp_path):
+    url, base, stop = _server(tmp_path)
+    try:
+        eng = api.engine(url)
+        devs = [api.provision_device(url, "gate-%d" % i, entry=9) for i in range(3)]
+        _, blob = _bundle(tmp_path, boards=("turnstile",))
+        rel = rollout.add_release(eng, blob)
+        rid = rollout.start_rollout(eng, rel["id"], "board:turnstile", canary=[devs[0]["id"]])
+        assert _offer(base, devs[0], board="bus_validator").status_code == 204   # other board
+        assert _offer(base, devs[0], board="turnstile").status_code == 200
+        r = _offer(base, devs[0], board="turnstile", rb="0.2.0")
+        assert r.status_code == 204                       # not offered again after its rollback
+        p = {r["id"]: r for r in rollout.progress(eng)}[rid]
+        assert p["stage"] == "halted" and p["counts"]["rolled_back"] == 1 and "rollback" in p["note"]
+        rollout.set_stage(eng, rid, "all")                # an operator may resume deliberately
+        assert _offer(base, devs[1], board="turnstile").status_code == 200
+        assert _offer(base, devs[0], board="turnstile").status_code == 204
+    finally:
+        stop()
+
+
+def test_admin_api_needs_an_operator(tmp_path):
+    from ykt_tools.backoffice import auth
+
+    url, base, stop = _server(tmp_path)
+    try:
+        eng = api.engine(url)
+        auth.add_operator(eng, "olga", "operator", "pw for olga")
+        auth.add_operator(eng, "vic", "viewer", "pw for vic")
+        _, blob = _bundle(tmp_path)
+        assert httpx.post(base + "/admin/api/releases", content=blob).status_code == 401
+        c = httpx.Client(base_url=base)
+        assert c.post("/admin/login", json={"name": "vic", "password": "pw for vic"}).status_code == 200
+        assert c.post("/admin/api/releases", content=blob).status_code == 403
+        c = httpx.Client(base_url=base)
+        assert c.post("/admin/login", json={"name": "olga", "password": "pw for olga"}).status_code == 200
+        r = c.post("/admin/api/releases", content=blob)
+        assert r.status_code == 200, r.text
+        assert c.post("/admin/api/releases", content=b"YKTS" + b"\0" * 40).status_code == 400
+        r = c.post("/admin/api/rollouts", json={"release": r.json()["id"], "target": "nowhere"})
+        assert r.status_code == 400
+        r = c.post("/admin/api/rollouts", json={"release": 1, "target": "all", "canary": [1]})
+        assert r.status_code == 200
+        assert c.post("/admin/api/rollouts/%d/stage" % r.json()["id"], json={"stage": "all"}).json() == {"ok": True}
+        assert c.get("/admin/api/rollouts").json()[0]["stage"] == "all"
+    finally:
+        stop()
+
+
+def test_firmware_updater_over_http_from_the_back_office(tmp_path):
+    """The device side for real: ykt.ota.Updater on ykt.httpc against uvicorn,
+    a network cut mid-download (resumed with Range), install, otaboot trial."""
+    import vclock
+    import otaboot
+    import t_ota_kit as K
+    from ykt import httpc, ota
+
+    url, base, stop = _server(tmp_path)
+    dev = None
+    try:
+        eng = api.engine(url)
+        d = api.provision_device(url, "ferry-1", entry=5)
+        p = str(tmp_path / "full.ykb")
+        K.build(p, "0.2.0")
+        with open(p, "rb") as f:
+            blob = f.read()
+        rel = rollout.add_release(eng, blob)
+        rid = rollout.start_rollout(eng, rel["id"], "all", canary=[d["id"]])
+        vclock.reset()
+        dev = K.Device()
+        app = dev.boot()
+        http = httpc.HttpClient(base, timeout_ms=5000)
+        up = ota.Updater(http, d["id"], bytes.fromhex(d["key"]), K.keyring(), root=dev.root,
+                         board="ferry_validator", interp=K.INTERP, interval_s=1)
+        cut = [True]
+        orig = up._chunk
+
+        def chunk(mv):                                     # the link drops once at ~100 KB
+            if cut[0] and up.got > 100000:
+                cut[0] = False
+                return False
+            return orig(mv)
+        up._chunk = chunk
+        for _ in range(200000):
+            st = up.step()
+            if st == ota.READY:
+                break
+            if st == ota.IDLE and up.errors and "refused" in up.errors[-1]:
+                break
+            vclock.advance_us(100)       # virtual time; the server answers in real time
+        assert up.state == ota.READY, up.errors
+        assert any(e.startswith("download") for e in up.errors), up.errors   # it was cut, then resumed
+        p = {r["id"]: r for r in rollout.progress(eng)}[rid]
+        assert p["counts"]["downloading"] == 1
+        dev.reboot("hard")
+        assert otaboot.status(dev.root)["version"] == "0.2.0"
+        assert dev.takes_taps()
+        up2 = ota.Updater(httpc.HttpClient(base, timeout_ms=5000), d["id"], bytes.fromhex(d["key"]),
+                          K.keyring(), root=dev.root, board="ferry_validator", interp=K.INTERP)
+        for _ in range(100000):
+            if up2.step() == ota.OFFER:
+                break
+        for _ in range(100000):
+            if up2.step() == ota.IDLE:
+                break
+        p = {r["id"]: r for r in rollout.progress(eng)}[rid]
+        assert p["counts"]["live"] == 1, p
+    finally:
+        if dev is not None:
+            dev.close()
+        stop()
