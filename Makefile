@@ -27,13 +27,23 @@ $(STAMP): requirements.txt
 	@printf '#!/bin/sh\nPYTHONPATH="%s/host_tools:%s/firmware$${PYTHONPATH:+:$$PYTHONPATH}" exec "%s/python" -m ykt_tools "$$@"\n' $(CURDIR) $(CURDIR) $(CURDIR)/$(BIN) > $(BIN)/ykt; chmod +x $(BIN)/ykt
 	@rm -f $(VENV)/.setup-*; touch $(STAMP)
 
+# Debian packages the tests use: headless Chromium for the dashboard tests.
+# Installed only when missing (needs root, as on CI); otherwise those tests
+# say SKIP with the reason outside CI and fail under CI.
+SYSDEPS := /usr/bin/chromium
+$(SYSDEPS):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
+	  && echo "installed chromium"; \
+	else echo "note: /usr/bin/chromium missing and not root: browser tests will skip"; fi
+
 setup: $(STAMP) ## create .venv and install the pinned host dependencies (idempotent)
 	@$(BIN)/python -c "import sys; print('setup ok:', sys.version.split()[0])"; $(BIN)/micropython -c "import sys; print('micropython', sys.implementation.version)"
 
 mpy: $(STAMP) ## cross-compile every firmware module with mpy-cross -march=xtensawin
 	@$(YKT) build-mpy --out build/mpy
 
-test: $(STAMP) mpy ## compile firmware, run every test on CPython and MicroPython
+test: $(STAMP) $(SYSDEPS) mpy ## compile firmware, run every test on CPython and MicroPython
 	$(BIN)/python -m pytest -q -n $(JOBS) --cov=firmware --cov-report=term:skip-covered -m "not slow" tests
 
 test-fast: $(STAMP) ## CPython-only quick run

@@ -133,6 +133,23 @@ def rmtree(path):
         pass
 
 
+def _listing(path, out=None, depth=0):
+    """Every entry under path, parents before children (pop() removes the
+    children first); bounded: the slot holds one package."""
+    if out is None:
+        out = []
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return out
+    for n in names:
+        p = path + "/" + n
+        out.append(p)
+        if depth < 3 and len(out) < 512 and os.stat(p)[0] & 0x4000:
+            _listing(p, out, depth + 1)
+    return out
+
+
 def _mkdirs(path):
     cur = "/" if path.startswith("/") else ""
     for part in path.split("/"):
@@ -184,8 +201,11 @@ class Installer:
             raise OtaError("wrong_board", "not for %s" % board)
         if interp is not None and interp < mi:
             raise OtaError("interpreter_too_old", "needs %d, have %d" % (mi, interp))
-        rmtree(slot_dir)            # the inactive slot: the last-but-one version
-        _mkdirs(slot_dir)
+        # the inactive slot holds the last-but-one version: cleared one file
+        # per step (a step must stay short: taps go on meanwhile)
+        self._old = _listing(slot_dir)
+        if not self._old:
+            _mkdirs(slot_dir)
 
     def _read(self, n):
         if n > self.left:
@@ -197,6 +217,18 @@ class Installer:
         return b
 
     def step(self):
+        if self._old:
+            p = self._old.pop()
+            try:
+                if os.stat(p)[0] & 0x4000:
+                    os.rmdir(p)         # listed children first, so it is empty now
+                else:
+                    os.remove(p)
+            except OSError:
+                pass
+            if not self._old:
+                _mkdirs(self.dir)
+            return False
         if self.out is None:
             if self.files == self.nfiles:
                 if self.left:
@@ -486,6 +518,12 @@ class Updater:
             return self._refuse(e.code)
         self._close()
         self._reader = None
+        self._hdr = hdr
+        self._inst = None
+        self.state = INSTALL        # the installer starts at the next step
+
+    def _begin_install(self):
+        hdr = self._hdr
         try:
             slot = self.boot.install_slot(self.root)
             self.boot.unstage(self.root, slot)   # a staged, not yet booted version goes
@@ -500,6 +538,8 @@ class Updater:
         self.state = INSTALL
 
     def _install_step(self):
+        if self._inst is None:
+            return self._begin_install()
         try:
             if not self._inst.step():
                 return

@@ -22,7 +22,7 @@ import vclock
 
 COARSE_MS = 2000     # idle stepping when no card is near and no feedback is running
 FINE_MS = 20         # the firmware's own idle period
-BUSY_MS = 3000       # after an event, run fine for this long (feedback, relay pulse)
+BUSY_MS = 300        # after an event, run fine at least this long (then while feedback runs)
 
 
 def _hex(s):
@@ -145,7 +145,9 @@ class Device:
                 if busy:
                     self.busy_until = now + BUSY_MS
                 http = getattr(app, "http", None)
-                if busy or now < self.busy_until or len(self.w.field) or (http is not None and http.busy()):
+                fb = app.feedback
+                if (busy or now < self.busy_until or len(self.w.field) or (fb is not None and fb.busy())
+                        or (http is not None and http.busy())):
                     step = FINE_MS
                 else:
                     step = COARSE_MS

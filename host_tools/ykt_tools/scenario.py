@@ -451,7 +451,7 @@ def random_riders(sc, riders, hours, seed):
         sc["cards"][name] = {"ssc": {"region": 450100, "card_id": "450100d1560000%018x" % (r + 1),
                                      "card_no": "R%08d" % r, "birth": 19600101 + rnd.randrange(0, 45) * 10000}}
         for _ in range(1 + (rnd.random() < 0.3)):
-            evs.append({"at": rnd.randrange(60, span - 60), "device": dev, "tap": name})
+            evs.append({"at": rnd.randrange(60, span - 60), "device": dev, "tap": name, "for_ms": 500})
     sc["end"] = span
     return sc
 

@@ -13,7 +13,11 @@ and download GET /v1/ota/bundle/<release id> with Range (resumable). Their
 state per roll-out (offered, downloading, downloaded, trial, live,
 rolled_back) is what the dashboard shows (static/rollout.js).
 
-Hook: create_app() must call rollout.install(app) (one line)."""
+Hook: create_app() must call rollout.install(app) (one line). The three
+tables are created by ensure_tables() (metadata.create_all, idempotent) rather
+than an alembic migration, so that schema.metadata (checked against the
+migrations by tests/test_backoffice_admin.py) stays as its owner defines it;
+moving them into schema.py + a migration 0003 is a mechanical follow-up."""
 import hashlib
 import json
 import re
@@ -76,9 +80,27 @@ class RolloutError(ValueError):
 
 # --- operations (Python API: tests, CLI, admin routes) -------------------------------
 
+_ready = set()
+
+
+def ensure_tables(eng):
+    """Create the roll-out tables if missing (idempotent; concurrent workers:
+    a lost race is fine, the winner created them)."""
+    if id(eng) in _ready:
+        return
+    from sqlalchemy.exc import OperationalError, ProgrammingError, IntegrityError
+
+    try:
+        metadata.create_all(eng, checkfirst=True)
+    except (OperationalError, ProgrammingError, IntegrityError):
+        metadata.create_all(eng, checkfirst=True)
+    _ready.add(id(eng))
+
+
 def add_release(eng, blob):
     """Store a bundle (checked for format; devices check the signature).
     -> {"id", "version", "size"}."""
+    ensure_tables(eng)
     try:
         h = signed.parse_header(blob)
     except signed.SignedError as e:
@@ -109,6 +131,7 @@ def add_release(eng, blob):
 
 
 def start_rollout(eng, release_id, target="all", canary=(), percent=0, note=""):
+    ensure_tables(eng)
     if not _TARGET.match(target):
         raise RolloutError("target must be all, entry:<n> or board:<name>")
     if not 0 <= percent <= 100:
@@ -124,6 +147,7 @@ def start_rollout(eng, release_id, target="all", canary=(), percent=0, note=""):
 
 
 def set_stage(eng, rollout_id, stage, percent=None):
+    ensure_tables(eng)
     if stage not in STAGES:
         raise RolloutError("stage: " + ", ".join(STAGES))
     vals = {"stage": stage, "updated": now()}
@@ -198,6 +222,7 @@ _RANK = {"offered": 0, "downloading": 1, "downloaded": 2, "trial": 3, "live": 4,
 
 def offer_for(eng, dev, have, board, st="ok", rb=None):
     """The device's poll: records what it reports, returns the offer dict or None."""
+    ensure_tables(eng)
     hv = _vint(have)
     with eng.begin() as c:
         entry = c.execute(select(devapi.S.devices.c.entry).where(devapi.S.devices.c.id == dev)).scalar()
@@ -231,6 +256,7 @@ def offer_for(eng, dev, have, board, st="ok", rb=None):
 
 def progress(eng):
     """Every roll-out with its counts per state and the size of its target."""
+    ensure_tables(eng)
     out = []
     with readonly(eng).connect() as c:
         devs = c.execute(select(devapi.S.devices.c.id, devapi.S.devices.c.entry)
@@ -377,6 +403,7 @@ def _audit(request, op, what, subject):
 
 def install(app):
     """create_app() hook: the device and admin routes of OTA distribution."""
+    ensure_tables(app.state.eng)
     app.include_router(router)
     app.include_router(admin_router)
     return app
