@@ -1,4 +1,5 @@
-# Device entry point (MicroPython runs main.py after boot.py).
-import ykt.app
+# Device entry point (MicroPython runs main.py after boot.py). otaboot picks
+# the application version (A/B, trial after an update, rollback) and runs it.
+import otaboot
 
-ykt.app.main()
+otaboot.run()

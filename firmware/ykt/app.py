@@ -82,6 +82,7 @@ class App:
         self.sync = None
         self.heartbeat = None
         self.timeq = None
+        self.ota = None
         self.clock = None
         self.wlan = None
         self.qr = None
@@ -104,6 +105,7 @@ class App:
         self.found = hw.found
         self.missing = hw.missing
         self.wdt = hw.watchdog(_WDT_MS)
+        self._reset = hw.reset
         self.report["board"] = hw.name
         self.report["reset_cause"] = hw.reset_cause()
         self.cfg = {}
@@ -309,6 +311,7 @@ class App:
                                  batch_max=self.cfg.get("batch_max", 100),
                                  max_age_ms=self.cfg.get("batch_age_s", 30) * 1000)
         self._boot_sync(key)
+        self._boot_ota(key)
         self.heartbeat = Heartbeat(self.http, self.device_id, key, self._collect_heartbeat,
                                    clock=self.clock, interval_s=self.cfg.get("heartbeat_s", 300))
         self.found["network"] = url
@@ -319,6 +322,20 @@ class App:
         except ImportError:
             return
         self.sync = syncsetup.make_sync(self, key)
+
+    def _boot_ota(self, key):
+        if self.sync is None:
+            return
+        try:
+            from ykt import ota
+
+            impl = sys.implementation
+            iv = ota.interp_int(impl.version) if impl.name == "micropython" else None
+            self.ota = ota.Updater(self.http, self.device_id, key, self.sync.keyring, root=self.root,
+                                   board=self.hw.name, interp=iv, clock=self.clock,
+                                   interval_s=self.cfg.get("ota_check_s", 900))
+        except (ImportError, OSError, ValueError) as e:
+            self._err("ota", e)
 
     def _boot_qr(self):
         """QR tokens verify against the same keyring sync keeps current (it is
@@ -406,7 +423,7 @@ class App:
         if self.clock is not None:
             self.clock.step()
         online = self.wlan is None or self.wlan.isconnected()
-        for part in (self.timeq, self.uplink, self.sync, self.heartbeat):
+        for part in (self.timeq, self.uplink, self.sync, self.heartbeat, self.ota):
             if part is not None and online:
                 try:
                     part.step()
@@ -414,6 +431,9 @@ class App:
                     self._err(type(part).__name__, e)
                     if hasattr(sys, "print_exception"):
                         sys.print_exception(e)
+        if self.ota is not None and self.ota.reboot_wanted and not busy and not self.feedback.busy():
+            # A verified bundle is staged: restart into its trial between riders.
+            self._reset()
         self.loops += 1
         if not busy and ticks_diff(now, self._gc_at) >= _GC_MS:
             # Collect when idle, so a tap rarely pays for a collection, and

@@ -16,7 +16,7 @@ def register(sub):
     add_conn_args(p)
     p.add_argument("--board", required=True, help="board name (boards/<name>.json)")
     p.add_argument("--config", default=None, help="config.json to push (default: keep the device's)")
-    p.add_argument("--bundle", default=None, help="push an OTA release bundle instead of a build (reserved)")
+    p.add_argument("--bundle", default=None, help="install a signed release bundle (verified by the device) instead of a build")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_run)
 
@@ -36,7 +36,19 @@ def _run(args):
         return 2
     try:
         with Device(args.port, args.baud) as dev:
-            rep = deploy.deploy(dev, args.board, config=cfg, bundle=args.bundle,
+            if args.bundle:
+                # A signed release goes through the device's own verification,
+                # exactly as an over-the-air download would.
+                from ykt_tools import release
+
+                try:
+                    r = release.install_over_usb(dev, args.bundle)
+                except release.ReleaseError as e:
+                    print("ykt deploy: bundle refused: %s" % e, file=sys.stderr)
+                    return 1
+                print(json.dumps(r) if args.json else "installed version %s on trial" % r.get("version"))
+                return 0
+            rep = deploy.deploy(dev, args.board, config=cfg, bundle=None,
                                 progress=deploy._progress(sys.stderr.isatty()))
     except DeviceError as e:
         print("ykt deploy: %s" % e, file=sys.stderr)

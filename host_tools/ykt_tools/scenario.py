@@ -196,9 +196,25 @@ class Runner:
                                                               ", ".join(sorted(rep["report"]["found"]))))
 
     # --- timeline -----------------------------------------------------------
+    def _traffic(self):
+        """Ordinary riders spread over a span: {"device", "count", "from", "to", "seed"}."""
+        out = []
+        for n, tr in enumerate(self.sc.get("traffic", [])):
+            rnd = random.Random(tr.get("seed", 1))
+            t0, t1 = parse_hms(tr["from"]), parse_hms(tr["to"])
+            for r in range(tr["count"]):
+                name = "%s-%03d" % (tr["device"], r)
+                self.sc["cards"][name] = {"ssc": {
+                    "region": 450100, "card_id": "450100d15600000520250101%02x%06x" % (n, r),
+                    "card_no": "T%02d%06d" % (n, r), "birth": 19700101 + rnd.randrange(0, 30) * 10000,
+                    "uid": "7%01x%06x" % (n, r)}}
+                out.append({"at": (t0 + rnd.randrange(0, max(1, t1 - t0))) // 1000, "device": tr["device"],
+                            "tap": name, "label": "rider " + name, "expect": {"outcome": "accept"}})
+        return out
+
     def _events(self):
         evs = []
-        for i, e in enumerate(self.sc["events"]):
+        for i, e in enumerate(self.sc["events"] + self._traffic()):
             e = dict(e)
             e["_i"] = i
             e["_t"] = parse_hms(e["at"])

@@ -51,4 +51,7 @@ def create_app(db_url=None, migrate=True, signing_key=True):
     def root():
         return RedirectResponse("/dashboard/")
 
+    from ykt_tools.backoffice import rollout
+
+    rollout.install(app)
     return app
