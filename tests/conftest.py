@@ -67,3 +67,30 @@ def run_mp_test(module, test, timeout=900, heap=None):
     if res["status"] != "pass":
         pytest.fail("micropython:\n" + res.get("error", "?") + "\n--- stdout ---\n" + p.stdout[-3000:])
     return res
+
+
+def _firmware_modules():
+    return {k: v for k, v in sys.modules.items() if k == "ykt" or k.startswith("ykt.") or k == "otaboot"}
+
+
+@pytest.fixture(autouse=True)
+def _isolate_firmware_modules():
+    """Tests of the boot code switch application slots (sys.path and the ykt
+    modules) as a device reboot would; in one CPython process the next test
+    must see the firmware modules it imported before, not a slot's copies."""
+    saved = _firmware_modules()
+    path = list(sys.path)
+    yield
+    sys.path[:] = path
+    fw = os.path.join(ROOT, "firmware") + os.sep
+    for k in list(sys.modules):
+        if (k == "ykt" or k.startswith("ykt.") or k == "otaboot") and k not in saved:
+            if not (getattr(sys.modules[k], "__file__", None) or "").startswith(fw):
+                del sys.modules[k]
+    for k, v in saved.items():
+        sys.modules[k] = v
+    pkg = saved.get("ykt")
+    if pkg is not None:
+        for k, v in saved.items():
+            if k.startswith("ykt.") and k.count(".") == 1:
+                setattr(pkg, k[4:], v)

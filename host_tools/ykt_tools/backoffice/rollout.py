@@ -13,11 +13,8 @@ and download GET /v1/ota/bundle/<release id> with Range (resumable). Their
 state per roll-out (offered, downloading, downloaded, trial, live,
 rolled_back) is what the dashboard shows (static/rollout.js).
 
-Hook: create_app() must call rollout.install(app) (one line). The three
-tables are created by ensure_tables() (metadata.create_all, idempotent) rather
-than an alembic migration, so that schema.metadata (checked against the
-migrations by tests/test_backoffice_admin.py) stays as its owner defines it;
-moving them into schema.py + a migration 0003 is a mechanical follow-up."""
+create_app() calls rollout.install(app). The three tables are in schema.py and
+created by alembic migration 0003."""
 import hashlib
 import json
 import re
@@ -25,48 +22,13 @@ import re
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import (BigInteger, Column, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text,
-                        select, update)
+from sqlalchemy import select, update
 
 from ykt import ota, signed
 from ykt_tools.backoffice import admin, devapi
 from ykt_tools.backoffice.db import now, readonly
 
-metadata = MetaData()
-releases = Table(
-    "releases", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("version", String(16), nullable=False, unique=True),
-    Column("vint", BigInteger, nullable=False),
-    Column("boards", Text, nullable=False),                # JSON list, [] = any
-    Column("min_interp", Integer, nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("blob", LargeBinary, nullable=False),
-    Column("created", BigInteger, nullable=False),
-)
-rollouts = Table(
-    "rollouts", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("release", Integer, ForeignKey("releases.id"), nullable=False),
-    Column("target", String(80), nullable=False),          # all | entry:N | board:NAME
-    Column("stage", String(12), nullable=False),           # canary | percent | all | halted
-    Column("percent", Integer, nullable=False),
-    Column("canary", Text, nullable=False),                # JSON list of device ids
-    Column("created", BigInteger, nullable=False),
-    Column("updated", BigInteger, nullable=False),
-    Column("note", Text),
-)
-rollout_devices = Table(
-    "rollout_devices", metadata,
-    Column("rollout", Integer, ForeignKey("rollouts.id"), primary_key=True),
-    Column("device", Integer, primary_key=True),
-    Column("state", String(12), nullable=False),
-    Column("bytes", Integer, nullable=False),
-    Column("board", String(64)),
-    Column("running", String(16)),
-    Column("updated", BigInteger, nullable=False),
-)
+from ykt_tools.backoffice.schema import metadata, releases, rollouts, rollout_devices  # noqa: E402
 
 STAGES = ("canary", "percent", "all", "halted")
 STATES = ("offered", "downloading", "downloaded", "trial", "live", "rolled_back")
@@ -84,17 +46,8 @@ _ready = set()
 
 
 def ensure_tables(eng):
-    """Create the roll-out tables if missing (idempotent; concurrent workers:
-    a lost race is fine, the winner created them)."""
-    if id(eng) in _ready:
-        return
-    from sqlalchemy.exc import OperationalError, ProgrammingError, IntegrityError
-
-    try:
-        metadata.create_all(eng, checkfirst=True)
-    except (OperationalError, ProgrammingError, IntegrityError):
-        metadata.create_all(eng, checkfirst=True)
-    _ready.add(id(eng))
+    """The tables come with the schema migrations (0003); nothing to do."""
+    return
 
 
 def add_release(eng, blob):

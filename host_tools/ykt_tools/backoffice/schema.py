@@ -1,6 +1,6 @@
 """Tables (SQLAlchemy Core). The alembic migrations in alembic/versions create
 exactly these; tests/test_backoffice_store.py checks that they agree."""
-from sqlalchemy import (BigInteger, Boolean, Column, Integer, LargeBinary, MetaData, String, Table,
+from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, Integer, LargeBinary, MetaData, String, Table,
                         Text, Index)
 
 metadata = MetaData()
@@ -191,3 +191,40 @@ charges = Table(                                          # audit trail: one row
     Column("rule", String(32), nullable=False),
 )
 Index("ix_charges_day_token", charges.c.day, charges.c.token)
+
+# --- OTA releases and staged roll-outs (rollout.py) -----------------------------
+releases = Table(
+    "releases", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(16), nullable=False, unique=True),
+    Column("vint", BigInteger, nullable=False),
+    Column("boards", Text, nullable=False),                # JSON list, [] = any
+    Column("min_interp", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("blob", LargeBinary, nullable=False),
+    Column("created", BigInteger, nullable=False),
+)
+rollouts = Table(
+    "rollouts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("release", Integer, ForeignKey("releases.id"), nullable=False),
+    Column("target", String(80), nullable=False),          # all | entry:N | board:NAME
+    Column("stage", String(12), nullable=False),           # canary | percent | all | halted
+    Column("percent", Integer, nullable=False),
+    Column("canary", Text, nullable=False),                # JSON list of device ids
+    Column("created", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+    Column("note", Text),
+)
+rollout_devices = Table(
+    "rollout_devices", metadata,
+    Column("rollout", Integer, ForeignKey("rollouts.id"), primary_key=True),
+    Column("device", Integer, primary_key=True),
+    Column("state", String(12), nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("board", String(64)),
+    Column("running", String(16)),
+    Column("updated", BigInteger, nullable=False),
+)
+
