@@ -292,11 +292,7 @@ class App:
         wifi = self.cfg.get("wifi")
         if wifi:
             try:
-                import network
-
-                self.wlan = network.WLAN(network.STA_IF)
-                self.wlan.active(True)
-                self.wlan.connect(wifi.get("ssid"), self.secrets.get("wifi_key", b"").decode())
+                self.wlan = self.hw.wlan(wifi.get("ssid"), self.secrets.get("wifi_key", b"").decode())
             except (ImportError, OSError) as e:
                 self._err("wifi", e)
         from ykt import httpc

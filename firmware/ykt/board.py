@@ -144,5 +144,14 @@ class Board:
 
         return esp32.NVS(namespace)
 
+    def wlan(self, ssid, key):
+        """The station interface, connecting (the port retries on its own)."""
+        import network
+
+        w = network.WLAN(network.STA_IF)
+        w.active(True)
+        w.connect(ssid, key)
+        return w
+
     def reset(self):
         machine.reset()
