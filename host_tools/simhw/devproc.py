@@ -190,6 +190,7 @@ class Device:
                 "memory_errors": self.memory_errors, "errors": app.errors[-6:],
                 "uplink": up.state_name() if up else None,
                 "versions": app.sync.versions() if app.sync else {},
+                "sync_errors": [list(e) for e in app.sync.errors] if app.sync else [],
                 "reader_fault": bool(app.reader and app.reader.fault),
                 "found": app.report.get("found"), "missing": app.report.get("missing")}
 

@@ -419,7 +419,8 @@ class Runner:
             n, distinct, mx = rows.get(d["id"], (0, 0, 0))
             out["devices"][name] = {"journaled": journaled, "committed": n, "backlog": st["backlog"],
                                     "heap_peak_bytes": st["heap_peak_bytes"], "memory_errors": st["memory_errors"],
-                                    "versions": st["versions"], "errors": st["errors"]}
+                                    "versions": st["versions"], "errors": st["errors"],
+                                    "sync_errors": st.get("sync_errors", [])}
             out["taps_journaled"] += journaled
             out["taps_committed"] += n
             out["lost"] += max(0, journaled - n)
