@@ -94,3 +94,24 @@ def _isolate_firmware_modules():
         for k, v in saved.items():
             if k.startswith("ykt.") and k.count(".") == 1:
                 setattr(pkg, k[4:], v)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless chromium driven by Playwright (never `playwright
+    install`). SKIP with the reason outside CI when it is missing; CI fails."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("chromium missing: apt-get install -y chromium (make test installs it as root)")
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

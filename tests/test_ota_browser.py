@@ -13,23 +13,9 @@ from conftest import ROOT
 os.environ.setdefault("YKT_RSA_BITS", "2048")
 sys.path.insert(0, os.path.join(ROOT, "tests", "fw"))
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 PW = "rollout password"
 
 
-@pytest.fixture
-def browser():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("chromium missing: apt-get install -y chromium")
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def _row(page, rid):
