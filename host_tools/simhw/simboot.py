@@ -21,9 +21,13 @@ def main(argv):
     from vhw.world import World
     from vhw import heapbudget
 
-    gc.collect()
-    base = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
-    w = World(board)
+    from ykt import boardcfg
+
+    try:
+        w = World(board)
+    except boardcfg.BoardError as e:
+        print("@@JSON " + json.dumps({"board_error": str(e)}))
+        return
     app = w.boot(print)
     rep = app.report
     print("ykt-gate on %s (%s): found %s" % (board, sys.implementation.name, ", ".join(sorted(rep["found"]))))

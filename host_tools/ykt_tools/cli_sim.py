@@ -57,6 +57,9 @@ def _boot(args):
     rc, res, out = simrun.run_script(args.runtime, os.path.join(SIMHW, "simboot.py"),
                                      ["--board", board, "--seconds", str(args.seconds)], heap=args.heap,
                                      stream=None if args.json else sys.stdout.write)
+    if res is not None and "board_error" in res:
+        print(res["board_error"], file=sys.stderr)
+        return 2
     if res is None:
         sys.stderr.write(out[-3000:])
         print("ykt sim: the firmware did not finish booting (exit %s)" % rc, file=sys.stderr)
