@@ -81,8 +81,10 @@ def register(sub):
     s = bs.add_parser("entitlements-publish", parents=[common], help="compile and publish the entitlement list")
     s.set_defaults(func=_ent_pub)
 
-    s = bs.add_parser("keys", parents=[common], help="download signing keys: init | rotate | retire")
-    s.add_argument("action", choices=("init", "rotate", "retire"))
+    s = bs.add_parser("keys", parents=[common],
+                      help="signing keys: init | rotate | retire, or add-release --pub PEM (trust a release key)")
+    s.add_argument("action", choices=("init", "rotate", "retire", "add-release"))
+    s.add_argument("--pub", default=None, help="add-release: the release PUBLIC key PEM (`ykt release keygen`)")
     s.add_argument("--bits", type=int, default=None)
     s.set_defaults(func=_keys)
 
@@ -247,6 +249,13 @@ def _keys(args):
             print("created" if ops.ensure_signing_key(eng, args.bits, actor=_actor()) else "a key exists")
         elif args.action == "rotate":
             print(json.dumps(ops.rotate_keys(eng, args.bits, actor=_actor())))
+        elif args.action == "add-release":
+            from ykt_tools.backoffice import releasekeys
+            if not args.pub:
+                raise ops.OpError("add-release needs --pub PEM")
+            with open(args.pub, "rb") as f:
+                ver = releasekeys.add_release_key(eng, f.read(), actor=_actor())
+            print("release key trusted; keys file version %d (devices pick it up at their next sync)" % ver)
         else:
             print(json.dumps(ops.retire_keys(eng, actor=_actor())))
     except ops.OpError as e:

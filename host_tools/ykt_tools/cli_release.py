@@ -114,13 +114,19 @@ def _keygen(args):
     try:
         k = signing.generate_key(args.bits)
         signing.save_private(k, args.out, _pw(args.password_env))
+        from cryptography.hazmat.primitives import serialization
+
+        pub = args.out.rsplit(".", 1)[0] + ".pub.pem"
+        with open(pub, "wb") as f:     # for `ykt backoffice keys add-release --pub`
+            f.write(k.public_key().public_bytes(serialization.Encoding.PEM,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo))
     except (ValueError, OSError) as e:
         print("ykt release keygen: %s" % e, file=sys.stderr)
         return 2
     from ykt import sigverify
 
-    print("release key %s written to %s; public record (usage releases): %s"
-          % (signing.keyid_hex(k), args.out, signing.public_record(k, sigverify.U_RELEASES).hex()[:32] + "..."))
+    print("release key %s written to %s (public half: %s; trust it with `ykt backoffice keys add-release --pub %s`)"
+          % (signing.keyid_hex(k), args.out, pub, pub))
     return 0
 
 

@@ -51,9 +51,10 @@ def provision_device(db, name, kind="validator", entry=0, device_id=None, actor=
     qrissue.ensure_qr_key(eng)                    # e-SSC QR codes: the device must trust the QR key
     d["keys_file"] = ops.trusted_keys_payload(eng)
     from ykt_tools import signing
+    from ykt_tools.backoffice import releasekeys
     with eng.connect() as c:
-        qr_keys = qrissue.qr_public_entries(c)
-    d["keyring"] = signing.keys_payload(ops.signing_public_keys(eng) + qr_keys)   # bootstrap: sigverify.parse_keys()
+        extra = qrissue.qr_public_entries(c) + releasekeys.release_public_entries(c)
+    d["keyring"] = signing.keys_payload(ops.signing_public_keys(eng) + extra)   # bootstrap: sigverify.parse_keys()
     return d
 
 

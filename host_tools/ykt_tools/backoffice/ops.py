@@ -499,8 +499,8 @@ def _publish_keys(c, signer, actor):
                       .order_by(S.signing_keys.c.id))]
     last = c.execute(select(func.coalesce(func.max(S.files.c.version), 0))
                      .where(S.files.c.kind == "keys")).scalar_one()
-    from ykt_tools.backoffice import qrissue   # QR keys (usage U_QR) ride in the same keys file
-    payload = sg.keys_payload(pubs + qrissue.qr_public_entries(c))
+    from ykt_tools.backoffice import qrissue, releasekeys   # QR and release keys ride in the same file
+    payload = sg.keys_payload(pubs + qrissue.qr_public_entries(c) + releasekeys.release_public_entries(c))
     body = sg.sign_file(signer, "keys", last + 1, payload, created=now())
     c.execute(S.files.insert().values(kind="keys", ident=0, version=last + 1, created=now(), actor=actor,
                                       doc=payload.hex(), body=body))
