@@ -17,16 +17,7 @@ _OP_PROG = 0
 _OP_ERASE = 1
 
 
-def tear_len(n, tear):
-    if tear == "none":
-        return 0
-    if tear == "start":
-        return n // 4
-    if tear == "middle":
-        return n // 2
-    if tear == "end":
-        return n - 1
-    raise ValueError("tear")
+from vhw.flash import tear_len  # noqa: E402  (one definition of what a torn write keeps)
 
 
 def apply_op(data, bsize, op, tear=None):
