@@ -39,6 +39,16 @@ class Board:
         self._pins[role] = p
         return p
 
+    def _i2c(self, bus_id, scl_role, sda_role, freq, addr):
+        """(machine.I2C, whether addr answers a scan): an absent part is
+        reported at boot instead of failing later."""
+        pins = self.cfg["pins"]
+        i2c = machine.I2C(bus_id, scl=machine.Pin(pins[scl_role]), sda=machine.Pin(pins[sda_role]), freq=freq)
+        try:
+            return i2c, addr in i2c.scan()
+        except OSError:
+            return i2c, False
+
     # --- reader -----------------------------------------------------------
     def reader_transport(self):
         """The PN532 transport for this board's wiring, or None when absent."""
@@ -48,13 +58,8 @@ class Board:
         if tr == "i2c":
             from ykt.pn532_i2c import PN532_I2C
 
-            i2c = machine.I2C(r.get("id", 0), scl=machine.Pin(self.cfg["pins"]["PN532_SCL"]),
-                              sda=machine.Pin(self.cfg["pins"]["PN532_SDA"]), freq=r.get("freq", 100000))
             addr = r.get("addr", 0x24)
-            try:
-                present = addr in i2c.scan()
-            except OSError:
-                present = False
+            i2c, present = self._i2c(r.get("id", 0), "PN532_SCL", "PN532_SDA", r.get("freq", 100000), addr)
             if not present:
                 self.missing["reader"] = "no PN532 answers at I2C 0x%02x on bus %d" % (addr, r.get("id", 0))
             return PN532_I2C(i2c, addr, irq=irq)
@@ -95,13 +100,8 @@ class Board:
         if not self.has("display"):
             return None
         d = self.cfg["display"]
-        i2c = machine.I2C(d.get("id", 0), scl=machine.Pin(self.cfg["pins"]["DISP_SCL"]),
-                          sda=machine.Pin(self.cfg["pins"]["DISP_SDA"]), freq=d.get("freq", 400000))
         addr = d.get("addr", 0x3C)
-        try:
-            ok = addr in i2c.scan()
-        except OSError:
-            ok = False
+        i2c, ok = self._i2c(d.get("id", 0), "DISP_SCL", "DISP_SDA", d.get("freq", 400000), addr)
         if not ok:
             self.missing["display"] = "no SSD1306 at I2C 0x%02x" % addr
             return None
