@@ -64,15 +64,21 @@ class Device:
         if not os.path.exists(self.port):
             raise DeviceError(_friendly_open_error(self.port, OSError(errno.ENOENT, "no such port")))
         try:
-            self.t = SerialTransport(self.port, baudrate=self.baud)
+            # A read timeout on the port: mpremote's read_until starts with a
+            # blocking read, which would wait forever on a silent device.
+            self.t = SerialTransport(self.port, baudrate=self.baud, timeout=1)
         except (OSError, TransportError) as e:
             raise DeviceError(_friendly_open_error(self.port, e)) from None
         except Exception as e:  # pyserial's SerialException is an IOError subclass on most versions
             raise DeviceError(_friendly_open_error(self.port, e)) from None
         try:
             # Ctrl-C stops the running validator loop; raw REPL soft reset
-            # gives a clean interpreter that does not run main.py.
-            self.t.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
+            # gives a clean interpreter that does not run main.py. A busy
+            # device may miss the first Ctrl-C (it is mid-boot): try again once.
+            try:
+                self.t.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
+            except TransportError:
+                self.t.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
         except TransportError:
             self.close()
             raise DeviceError("%s answered but no MicroPython REPL came up: is MicroPython flashed "
