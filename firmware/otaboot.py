@@ -24,6 +24,7 @@
 #   answering, journal writable, and on a provisioned device deny list, fares
 #   and catalog loaded and a decision computed.
 # Deliberately imports nothing from ykt before choosing (ykt lives in slots).
+import gc
 import json
 import os
 import sys
@@ -342,6 +343,9 @@ def run(root="", log=print, cause=None, until_ms=None):
     if on_trial or img is not None:
         _wdt()      # armed before the new code is imported: a hang resets
     enter(root, slot)
+    # The modules just dropped still hold heap until a collection; the app's
+    # code is loaded next and needs large contiguous blocks for bytecode.
+    gc.collect()
     try:
         appmod = __import__("ykt.app", None, None, ("App",))
         app = appmod.App(root, log)
