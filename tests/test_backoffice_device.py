@@ -312,3 +312,90 @@ def test_server_clock_hook_for_the_simulator(bo):
             assert c.execute(select(S.taps.c.rx)).scalar_one() == 1_900_000_000
     finally:
         db.set_clock(None)
+
+
+def _rows(dev, seqs):
+    return ingest.rows_from_taps(dev, testing.make_taps(seqs), 1795700000)
+
+
+def test_one_group_with_overlapping_batches_counts_each_tap_once(db_url):
+    """Two batches of one device in one group transaction: the second's
+    overlap with the first is a duplicate, its tail is new (both backends,
+    PostgreSQL's direct COPY and its ON CONFLICT path)."""
+    from ykt_tools.backoffice.db import open_db
+    eng = open_db(db_url)
+    dev = ops.register_device(eng, "bus-g", "validator", 5)["id"]
+    ing = ingest.Ingestor(eng)
+    try:
+        raw, dbc = ing._connect()
+        a = ingest._Item(dev, b"n1______", _rows(dev, range(1, 101)))
+        b = ingest._Item(dev, b"n2______", _rows(dev, range(50, 151)))
+        c2 = ingest._Item(dev, b"n2______", _rows(dev, range(50, 151)))     # same nonce: replay
+        (ing._commit_sqlite if ing.sqlite else ing._commit_pg)(dbc, [a, b, c2])
+        ingest._discard(raw, dbc, ing.sqlite)
+        assert (a.res.status, a.res.new, a.res.dups) == (ingest.OK, 100, 0)
+        assert (b.res.status, b.res.new, b.res.dups, b.res.ack) == (ingest.OK, 50, 51, 150)
+        assert c2.res.status == ingest.REPLAY
+    finally:
+        ing.close()
+    with eng.connect() as c:
+        assert c.execute(select(func.count()).select_from(S.taps)).scalar_one() == 150
+    eng.dispose()
+
+
+def test_tap_stored_above_seq_max_is_still_deduplicated(db_url):
+    """A row written outside ingest (a restore, a manual fix) breaks the
+    'nothing stored above seq_max' rule the direct COPY relies on: the commit
+    falls back to ON CONFLICT and nothing is stored twice or lost."""
+    from ykt_tools.backoffice.db import open_db
+    eng = open_db(db_url)
+    dev = ops.register_device(eng, "bus-r", "validator", 5)["id"]
+    with eng.begin() as c:
+        c.execute(S.taps.insert(), [dict(zip(ingest.COLS, r)) for r in _rows(dev, [7])])
+    ing = ingest.Ingestor(eng)
+    try:
+        res = ing.submit_sync(dev, b"nonce-01", _rows(dev, range(1, 11)))
+        assert (res.status, res.new, res.dups, res.ack) == (ingest.OK, 9, 1, 10)
+    finally:
+        ing.close()
+    with eng.connect() as c:
+        assert c.execute(select(func.count()).select_from(S.taps)).scalar_one() == 10
+    eng.dispose()
+
+
+def test_binary_copy_layout():
+    """pg_copy_binary is PostgreSQL's binary COPY layout: signature, 18
+    length-prefixed big-endian fields per row, trailer."""
+    rows = _rows(3, [1, 2])
+    blob = ingest.pg_copy_binary(rows)
+    assert blob[:11] == b"PGCOPY\n\xff\r\n\x00" and blob[-2:] == b"\xff\xff"
+    # per row: field count, 18 length words, 4 int8 + 13 int4 values, the 8-byte token
+    assert len(blob) == 19 + 2 * (2 + 18 * 4 + 4 * 8 + 13 * 4 + 8) + 2
+    assert blob[19:21] == b"\x00\x12" and blob[21:29] == b"\x00\x00\x00\x04\x00\x00\x00\x03"
+    with pytest.raises(ValueError):
+        ingest.pg_copy_binary([rows[0][:4] + (b"short",) + rows[0][5:]])
+
+
+def test_openapi_route_and_fast_path_answer_alike(bo):
+    """POST /v1/taps is served by the TapsFastPath middleware; the FastAPI
+    route it shadows (the OpenAPI description) runs the same exchange."""
+    from fastapi import FastAPI
+    from ykt_tools.backoffice import devapi
+    bare = FastAPI()
+    bare.state = bo.app.state
+    bare.include_router(devapi.router)
+    dev, key = _dev(bo)
+    assert "post" in bo.get("/openapi.json").json()["paths"]["/v1/taps"]
+    with TestClient(bare) as plain:
+        for client, seqs in ((bo, range(1, 11)), (plain, range(5, 21))):
+            b = testing.batch(dev, key, seqs)
+            r = client.post("/v1/taps", content=b)
+            assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+            assert wire.decode_ack(r.content, key, dev, b[20:28])[1] == seqs[-1]
+        assert r.headers["x-ykt-new"] == "10" and r.headers["x-ykt-dup"] == "6"
+        for client in (bo, plain):
+            r = client.post("/v1/taps", content=b"YKTB" + b"\0" * 10)
+            assert (r.status_code, r.headers["x-ykt-error"], r.json()["error"]) == (400, "truncated", "truncated")
+            r = client.post("/v1/taps", content=b"x" * (wire.MAX_BODY + 1))
+            assert (r.status_code, r.headers["x-ykt-error"]) == (413, "oversized")
+    assert _count(bo, dev) == 20

@@ -1,5 +1,6 @@
 """Scale-out: two back-office worker processes (two uvicorn processes on two
-ports) share one PostgreSQL database; devices upload through both, with
+ports) share one database (PostgreSQL; SQLite, where their writers take
+turns through a lock file); devices upload through both, with
 every batch also retried through the other worker at the same time. Nothing
 is stored twice, nothing is lost, and each tap is counted new exactly once."""
 import asyncio
@@ -13,27 +14,26 @@ from ykt_tools.backoffice import testing  # noqa: E402
 from ykt import wire  # noqa: E402
 
 
-@pytest.fixture
-def pg_url(tmp_path):
-    if not testing.pg_available():
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    if request.param == "postgresql" and not testing.pg_available():
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
         pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432")
-    with testing.temp_db("postgresql", tmp_path) as url:
+    with testing.temp_db(request.param, tmp_path) as url:
         yield url
 
 
-@pytest.mark.postgres
-def test_two_workers_one_postgresql_no_duplicates(pg_url):
+def test_two_workers_one_database_no_duplicates(db_url):
     import httpx
     from sqlalchemy import func, select
     from ykt_tools.backoffice import schema as S
     from ykt_tools.backoffice.db import open_db
     from ykt_tools.backoffice.procs import start_workers
 
-    eng = open_db(pg_url)
+    eng = open_db(db_url)
     devs = testing.bulk_devices(eng, 12)
-    workers = start_workers(pg_url, 2, env={"YKT_RSA_BITS": "2048"})
+    workers = start_workers(db_url, 2, env={"YKT_RSA_BITS": "2048"})
     assert workers[0].port != workers[1].port
     try:
         async def device(i, did, key, client):

@@ -244,3 +244,41 @@ def test_flash_through_real_esptool_without_chip(tmp_path, banner, expect):
 def test_flash_port_that_does_not_exist_through_esptool(tmp_path, capsys):
     rc, out, err = ykt(capsys, "flash", "--port", NOPORT, "--board", "bus_validator", "--firmware", _image(tmp_path))
     assert rc == 1 and "no serial port %s" % NOPORT in err
+
+
+def _answers_with_text_pty(text):
+    """A line that answers every write with one fixed text (not a REPL)."""
+    m, s = pty.openpty()
+    tty.setraw(s)
+    stop = threading.Event()
+
+    def dev():
+        while not stop.is_set():
+            r, _, _ = select.select([m], [], [], 0.02)
+            if r:
+                try:
+                    os.read(m, 4096)
+                    os.write(m, text)
+                except OSError:
+                    return
+    th = threading.Thread(target=dev, daemon=True)
+    th.start()
+    return os.ttyname(s), (m, s, stop, th)
+
+
+def test_no_repl_error_names_what_came_and_keeps_stdout_clean(capsys):
+    """A line that answers with a boot traceback instead of a REPL: a clear
+    error that quotes what came, and nothing on stdout (mpremote prints what
+    it got there, which would corrupt a command's --json output)."""
+    from ykt_tools.devconn import Device, DeviceError
+
+    path, h = _answers_with_text_pty(b"Traceback (most recent call last):\r\nMemoryError: boot\r\n")
+    try:
+        capsys.readouterr()
+        with pytest.raises(DeviceError) as e:
+            Device(path, timeout_s=1).open()
+        out = capsys.readouterr().out
+    finally:
+        _close(h)
+    assert "no MicroPython REPL came up" in str(e.value) and "MemoryError: boot" in str(e.value)
+    assert out == ""

@@ -333,6 +333,13 @@ def decode_batch(body, key_lookup, path=PATH_TAPS):
     return wire_srv.decode_batch(body, key_lookup, path)
 
 
+def decode_fields(body, key_lookup, path=PATH_TAPS):
+    """decode_batch as field tuples in taprec order (the back office's path)."""
+    from ykt import wire_srv
+
+    return wire_srv.decode_fields(body, key_lookup, path)
+
+
 def encode_reply(key, kind, device_id, value, nonce, server_time, status=RS_OK):
     from ykt import wire_srv
 

@@ -44,10 +44,15 @@ def _rd_varint(b, n, end):
             raise WireError("malformed", "varint too long")
 
 
-def decode_batch(body, key_lookup, path=PATH_TAPS):
-    """Authenticate and decode a batch. key_lookup(device_id) -> key or None.
-    Returns (device_id, [taprec.Tap]); raises WireError. The MAC is checked
-    before any record is parsed."""
+_BASE_FMT = "<BBHBBHHBBIHH"    # taprec bytes 16..36: the header's base record
+
+
+def decode_fields(body, key_lookup, path=PATH_TAPS):
+    """Authenticate and decode a batch into field tuples in taprec order
+    (seq, time, token, outcome, reason, fare, concession, flags, entry, stop,
+    direction, stage, dl_ver, fare_ver, cat_ver); token is bytes. The MAC is
+    checked before any record is parsed. -> (device_id, [tuple]); raises
+    WireError. The back office's ingest path: no per-tap objects."""
     dev, first, count, rt, nonce, flags = peek_header(body)
     key = key_lookup(dev)
     if key is None:
@@ -55,57 +60,76 @@ def decode_batch(body, key_lookup, path=PATH_TAPS):
     end = len(body) - MAC_LEN
     if not equal(_mac(key, b"POST " + path.encode() + b"\n", body, end), bytes(body[end:])):
         raise WireError("bad_mac", "batch MAC mismatch")
-    prev = bytearray(taprec.SIZE)
-    struct.pack_into("<II", prev, 0, (first - 1) & 0xFFFFFFFF, struct.unpack_from("<I", body, 28)[0])
-    prev[16:36] = body[32:52]
-    taps = []
+    b = bytes(body)     # slices of bytes are bytes: tokens bind and hash as they are
+    unpack = struct.unpack_from
+    seq = (first - 1) & 0xFFFFFFFF
+    t = unpack("<I", b, 28)[0]
+    (outcome, reason, fare, conc, fl, entry, stop, direc, stage, dlv, farev, catv) = unpack(_BASE_FMT, b, 32)
+    out = []
+    add = out.append
     n = HDR_SIZE
     for i in range(count):
         if n >= end:
             raise WireError("truncated", "batch ends after %d of %d taps" % (i, count))
-        ctl = body[n]
+        ctl = b[n]
         n += 1
         if ctl & 0xE0:
             raise WireError("malformed", "reserved ctl bits")
         if i == 0 and ctl & CT_SEQ:
             raise WireError("malformed", "first tap has a seq gap")
-        zz, n = _rd_varint(body, n, end)
-        d = (zz >> 1) if not zz & 1 else -((zz + 1) >> 1)
-        pseq, pt = struct.unpack_from("<II", prev, 0)
-        t = pt + d
+        if n < end and b[n] < 0x80:     # one-byte time delta: the common case
+            zz = b[n]
+            n += 1
+        else:
+            zz, n = _rd_varint(b, n, end)
+        t += -((zz + 1) >> 1) if zz & 1 else zz >> 1
         if n + 8 > end:
             raise WireError("truncated", "token cut")
-        prev[8:16] = body[n:n + 8]
+        tok = b[n:n + 8]
         n += 8
-        gap = 0
         if ctl & CT_SEQ:
-            gap, n = _rd_varint(body, n, end)
-        seq = pseq + 1 + gap
+            gap, n = _rd_varint(b, n, end)
+            seq += 1 + gap
+        else:
+            seq += 1
         if seq > 0xFFFFFFFF or not 0 <= t <= 0xFFFFFFFF:
             raise WireError("malformed", "seq or time out of range")
-        need = (4 if ctl & CT_CODES else 0) + (2 if ctl & CT_FARE else 0) + \
-            (6 if ctl & CT_PLACE else 0) + (8 if ctl & CT_VERS else 0)
-        if n + need > end:
-            raise WireError("truncated", "record fields cut")
-        if ctl & CT_CODES:
-            prev[16] = body[n]
-            prev[17] = body[n + 1]
-            prev[20] = body[n + 2]
-            prev[21] = body[n + 3]
-            n += 4
-        if ctl & CT_FARE:
-            prev[18:20] = body[n:n + 2]
-            n += 2
-        if ctl & CT_PLACE:
-            prev[22:28] = body[n:n + 6]
-            n += 6
-        if ctl & CT_VERS:
-            prev[28:36] = body[n:n + 8]
-            n += 8
-        struct.pack_into("<II", prev, 0, seq, t)
-        taps.append(taprec.unpack_from(prev))
+        if ctl & 0x1E:
+            need = (4 if ctl & CT_CODES else 0) + (2 if ctl & CT_FARE else 0) + \
+                (6 if ctl & CT_PLACE else 0) + (8 if ctl & CT_VERS else 0)
+            if n + need > end:
+                raise WireError("truncated", "record fields cut")
+            if ctl & CT_CODES:
+                outcome = b[n]
+                reason = b[n + 1]
+                conc = b[n + 2]
+                fl = b[n + 3]
+                n += 4
+            if ctl & CT_FARE:
+                fare = b[n] | b[n + 1] << 8
+                n += 2
+            if ctl & CT_PLACE:
+                entry, stop, direc, stage = unpack("<HHBB", b, n)
+                n += 6
+            if ctl & CT_VERS:
+                dlv, farev, catv = unpack("<IHH", b, n)
+                n += 8
+        add((seq, t, tok, outcome, reason, fare, conc, fl, entry, stop, direc, stage, dlv, farev, catv))
     if n != end:
         raise WireError("malformed", "%d bytes after the last tap" % (end - n))
+    return dev, out
+
+
+def decode_batch(body, key_lookup, path=PATH_TAPS):
+    """decode_fields as taprec.Tap objects (tools and tests)."""
+    dev, rows = decode_fields(body, key_lookup, path)
+    taps = []
+    for r in rows:
+        t = taprec.Tap()
+        (t.seq, t.time, tok, t.outcome, t.reason, t.fare, t.concession, t.flags, t.entry, t.stop,
+         t.direction, t.stage, t.dl_ver, t.fare_ver, t.cat_ver) = r
+        t.token[:] = tok
+        taps.append(t)
     return dev, taps
 
 

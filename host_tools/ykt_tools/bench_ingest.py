@@ -18,10 +18,10 @@ from ykt_tools.backoffice import testing
 
 def add_args(p):
     p.add_argument("--devices", type=int, default=1000)
-    p.add_argument("--taps", type=int, default=200, help="taps per device (default 200)")
+    p.add_argument("--taps", type=int, default=1000, help="taps per device (default 1000: 5 batches each)")
     p.add_argument("--batch", type=int, default=200, help="taps per batch (wire max 256)")
     p.add_argument("--dup-rate", type=float, default=0.05, help="fraction of batches re-sent")
-    p.add_argument("--workers", type=int, default=1, help="SQLite: server worker processes (ports)")
+    p.add_argument("--workers", type=int, default=2, help="SQLite: server worker processes (ports)")
     p.add_argument("--pg-workers", type=int, default=2, help="PostgreSQL: server worker processes (ports)")
     p.add_argument("--conns", type=int, default=0, help="concurrent connections (default: one per device)")
     p.add_argument("--backends", default="sqlite,postgresql")

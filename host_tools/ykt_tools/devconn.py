@@ -7,7 +7,9 @@ through here, so errors are mapped to actionable sentences in one place
 Secrets: exec() never logs the code it sends; callers that send secrets pass
 them through `secret_exec`, whose errors are masked."""
 import ast
+import contextlib
 import errno
+import io
 import json
 import os
 
@@ -75,14 +77,20 @@ class Device:
             # Ctrl-C stops the running validator loop; raw REPL soft reset
             # gives a clean interpreter that does not run main.py. A busy
             # device may miss the first Ctrl-C (it is mid-boot): try again once.
-            try:
-                self.t.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
-            except TransportError:
-                self.t.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
+            # mpremote prints what it got instead of the banner to stdout,
+            # which would corrupt a command's --json output: keep it aside.
+            seen = io.StringIO()
+            with contextlib.redirect_stdout(seen):
+                try:
+                    self.t.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
+                except TransportError:
+                    self.t.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout_s)
         except TransportError:
             self.close()
+            got = seen.getvalue().strip().splitlines()
             raise DeviceError("%s answered but no MicroPython REPL came up: is MicroPython flashed "
-                              "(`ykt flash`), and is the baud rate right (--baud 115200)?" % self.port) from None
+                              "(`ykt flash`), and is the baud rate right (--baud 115200)?%s"
+                              % (self.port, " (it sent: %s)" % got[-1][:120] if got else "")) from None
         return self
 
     def close(self):

@@ -1,6 +1,6 @@
 # RFC 4231 HMAC-SHA256 test vectors (the RFC 2104 construction with SHA-256).
 import binascii
-from ykt.hmac256 import hmac_sha256, HMAC256, equal
+from ykt.hmac256 import hmac_sha256, HMAC256, HMAC256Py, equal
 
 
 def _h(s):
@@ -26,6 +26,15 @@ VECTORS = [
 def test_rfc4231_vectors():
     for key, msg, mac in VECTORS:
         assert binascii.hexlify(hmac_sha256(key, msg)).decode() == mac
+
+
+def test_portable_class_matches_the_vectors():
+    # the device's own implementation (CPython may use its C HMAC instead)
+    for key, msg, mac in VECTORS:
+        h = HMAC256Py(key)
+        h.update(msg[:7])
+        h.update(msg[7:])
+        assert binascii.hexlify(h.digest()).decode() == mac
 
 
 def test_incremental_equals_oneshot():

@@ -36,6 +36,7 @@ def create_app(db_url=None, migrate=True, signing_key=True):
     app.state.ingestor = ingest.Ingestor(eng)
     app.state.keys = devapi.KeyCache(eng)
     app.include_router(devapi.router)
+    app.add_middleware(devapi.TapsFastPath, state=app.state)
     app.include_router(admin.router)
     app.mount("/dashboard", StaticFiles(directory=os.path.join(PKG_DIR, "static"), html=True), name="dashboard")
 

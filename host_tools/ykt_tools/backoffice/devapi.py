@@ -68,10 +68,8 @@ class KeyCache:
 
 
 def _err(code, msg="", body=None, status=None):
-    return Response(content=body if body is not None else json.dumps({"error": code, "detail": msg}),
-                    status_code=status or _STATUS.get(code, 400),
-                    media_type=OCTET if body is not None else "application/json",
-                    headers={"X-YKT-Error": code})
+    st, h, content, media = _fail(code, msg, body, status)
+    return Response(content, status_code=st, media_type=media, headers=dict(h))
 
 
 def _full_path(request):
@@ -89,36 +87,88 @@ def _full_path(request):
                         413: {"description": "oversized"}, 415: {"description": "bad_magic"},
                         422: {"description": "seq_ahead (signed RS_REJECTED ack)"}})
 async def post_taps(request: Request):
-    st = request.app.state
+    # Served by TapsFastPath (below) in the app; this route is its OpenAPI
+    # description and the same exchange for an app mounted without it.
     cl = request.headers.get("content-length")
-    if cl is not None and (not cl.isdigit() or int(cl) > wire.MAX_BODY):
-        return _err("oversized", "limit %d bytes" % wire.MAX_BODY)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > wire.MAX_BODY:
-            return _err("oversized", "limit %d bytes" % wire.MAX_BODY)
+    if not _too_big(cl):
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > wire.MAX_BODY:
+                break
+    status, headers, content, media = await taps_exchange(request.app.state, cl, body)
+    return Response(content, status_code=status, media_type=media, headers=dict(headers))
+
+
+def _too_big(cl):
+    return cl is not None and (not cl.isdigit() or int(cl) > wire.MAX_BODY)
+
+
+def _fail(code, msg="", body=None, status=None):
+    return (status or _STATUS.get(code, 400), [("X-YKT-Error", code)],
+            body if body is not None else json.dumps({"error": code, "detail": msg}).encode(),
+            OCTET if body is not None else "application/json")
+
+
+async def taps_exchange(st, content_length, body):
+    """One tap batch upload, after the body is read (at most MAX_BODY + 1
+    bytes): -> (status, [(header, value)], content, media type)."""
+    if _too_big(content_length) or len(body) > wire.MAX_BODY:
+        return _fail("oversized", "limit %d bytes" % wire.MAX_BODY)
     try:
-        dev, taps = wire.decode_batch(body, st.keys.lookup)
+        dev, recs = wire.decode_fields(body, st.keys.lookup)
     except wire.WireError as e:
-        return _err(e.code, e.msg)
+        return _fail(e.code, e.msg)
     nonce = bytes(body[20:28])
     rx = now()
     try:
-        res = await st.ingestor.submit(dev, nonce, ingest.rows_from_taps(dev, taps, rx))
+        res = await st.ingestor.submit(dev, nonce, ingest.rows_from_fields(dev, recs, rx))
     except Exception as e:  # nothing was committed: the device keeps its cursor
-        return _err("storage", str(e)[:200], status=503)
+        return _fail("storage", str(e)[:200], status=503)
     key = st.keys.lookup(dev)
     if res.status == ingest.REPLAY:
-        return _err("replay", "nonce already used")
+        return _fail("replay", "nonce already used")
     if res.status == ingest.GONE or key is None:
-        return _err("unknown_device", "device %d" % dev)
+        return _fail("unknown_device", "device %d" % dev)
     if res.status == ingest.AHEAD:
-        return _err("seq_ahead", body=wire.encode_ack(key, dev, res.ack, nonce, rx, wire.RS_REJECTED))
-    h = {"X-YKT-New": str(res.new), "X-YKT-Dup": str(res.dups)}
+        return _fail("seq_ahead", body=wire.encode_ack(key, dev, res.ack, nonce, rx, wire.RS_REJECTED))
+    h = [("X-YKT-New", str(res.new)), ("X-YKT-Dup", str(res.dups))]
     if res.gap:
-        h["X-YKT-Gap"] = "%d-%d" % res.gap
-    return Response(wire.encode_ack(key, dev, res.ack, nonce, rx), media_type=OCTET, headers=h)
+        h.append(("X-YKT-Gap", "%d-%d" % res.gap))
+    return 200, h, wire.encode_ack(key, dev, res.ack, nonce, rx), OCTET
+
+
+class TapsFastPath:
+    """ASGI middleware serving POST /v1/taps before FastAPI's router: the
+    fleet's hot path skips routing, dependency solving and Response objects
+    (about 190 of 300 us of CPU per request here, docs/performance.md).
+    Everything else passes through untouched."""
+
+    def __init__(self, app, state):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != "/v1/taps" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        cl = None
+        for k, v in scope["headers"]:
+            if k == b"content-length":
+                cl = v.decode("latin-1")
+        body = bytearray()
+        if not _too_big(cl):
+            while True:
+                m = await receive()
+                if m["type"] != "http.request":
+                    return          # client went away: nothing to answer
+                body += m.get("body", b"")
+                if len(body) > wire.MAX_BODY or not m.get("more_body"):
+                    break
+        status, headers, content, media = await taps_exchange(self.state, cl, body)
+        hdr = [(b"content-type", media.encode()), (b"content-length", b"%d" % len(content))]
+        hdr += [(k.lower().encode(), v.encode()) for k, v in headers]
+        await send({"type": "http.response.start", "status": status, "headers": hdr})
+        await send({"type": "http.response.body", "body": content})
 
 
 def _auth(request, body=b""):

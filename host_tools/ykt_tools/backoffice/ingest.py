@@ -1,26 +1,36 @@
 """Batch ingest with group commit. Request handlers authenticate and decode a
 batch (ykt.wire) on the event loop, then hand the rows to this worker's one
 writer thread, which commits every batch waiting at that moment in ONE
-transaction (bulk INSERT .. ON CONFLICT DO NOTHING on SQLite, COPY into a
-staging table + INSERT .. SELECT .. ON CONFLICT DO NOTHING on PostgreSQL) and
-only then resolves each request: the reply acknowledges only what is committed.
+transaction (bulk INSERT .. ON CONFLICT DO NOTHING on SQLite; on PostgreSQL a
+binary COPY straight into taps for rows above the device's seq_max, and COPY
+into a staging table + INSERT .. SELECT .. ON CONFLICT DO NOTHING for the
+rest) and only then resolves each request: the reply acknowledges only what is
+committed.
 
-Per device the back office keeps seq_contig: every seq <= it is stored or was
+Per device the back office keeps seq_max, the highest seq stored, and
+seq_contig: every seq <= it is stored or was
 skipped by the device (a batch starts at the device's upload cursor, so seqs
 below its first seq that never arrived are recorded in seq_gaps and
 reported). A batch whose first seq is more than MAX_AHEAD past seq_contig is
 refused whole. (device, nonce) is unique: a replayed request stores nothing."""
 import asyncio
 import functools
-import io
+import os
 import queue
+import struct
 import threading
 import time
 from itertools import chain
 
+try:
+    import fcntl
+except ImportError:       # not POSIX: SQLite's own busy handler alone
+    fcntl = None
+
 from ykt.taprec import F_TIME_UNTRUSTED
 from ykt_tools.backoffice.db import is_sqlite, now, service_day
 
+_TZ = 8 * 3600               # service time zone offset (db.service_day)
 MAX_AHEAD = 1_000_000       # > 30 days of a busy device between uploads, << 2^32
 GROUP_ROWS = 50_000         # rows per transaction at most
 NONCE_KEEP_S = 14 * 86400   # replay guard window (older nonces are pruned)
@@ -43,7 +53,7 @@ class Result:
 
 
 class _Item:
-    __slots__ = ("dev", "nonce", "rows", "first", "last", "res", "fut", "loop", "ev")
+    __slots__ = ("dev", "nonce", "rows", "first", "last", "res", "fut", "loop", "ev", "base")
 
     def __init__(self, dev, nonce, rows):
         self.dev = dev
@@ -55,18 +65,55 @@ class _Item:
         self.fut = None
         self.loop = None
         self.ev = None
+        self.base = 0
+
+
+def rows_from_fields(dev, recs, rx):
+    """ykt.wire.decode_fields tuples -> row tuples in COLS order. The day is
+    the UTC+8 service day of the tap; for untrusted device time, of the
+    receipt. Hot path: one tuple per tap, the day computed once per day."""
+    rday = service_day(rx)
+    out = []
+    add = out.append
+    lo = hi = 0
+    day = rday
+    for (seq, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv) in recs:
+        if fl & F_TIME_UNTRUSTED:
+            add((dev, seq, rday, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv, rx))
+            continue
+        if not lo <= t < hi:
+            day = service_day(t)
+            lo = (t + _TZ) // 86400 * 86400 - _TZ
+            hi = lo + 86400
+        add((dev, seq, day, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv, rx))
+    return out
 
 
 def rows_from_taps(dev, taps, rx):
-    """taprec.Tap list -> row tuples in COLS order (the day is the UTC+8
-    service day of the tap; for untrusted device time, of the receipt)."""
-    out = []
-    rday = service_day(rx)
-    for t in taps:
-        out.append((dev, t.seq, rday if t.flags & F_TIME_UNTRUSTED else service_day(t.time), t.time,
-                    bytes(t.token), t.outcome, t.reason, t.fare, t.concession, t.flags, t.entry,
-                    t.stop, t.direction, t.stage, t.dl_ver, t.fare_ver, t.cat_ver, rx))
-    return out
+    """taprec.Tap list -> row tuples (tools that hold Tap objects)."""
+    return rows_from_fields(dev, [(t.seq, t.time, bytes(t.token), t.outcome, t.reason, t.fare, t.concession,
+                                   t.flags, t.entry, t.stop, t.direction, t.stage, t.dl_ver, t.fare_ver,
+                                   t.cat_ver) for t in taps], rx)
+
+
+# PostgreSQL binary COPY: per field a length word and the value, big-endian;
+# every column has a fixed size (token 8 bytes), so one row is one pack.
+_PG_SIG = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_PG_ROW = struct.Struct(">h" + "ii" + "iq" + "ii" + "iq" + "i8s" + "ii" * 9 + "iq" + "ii" * 2 + "iq")
+
+
+def pg_copy_binary(rows):
+    """Row tuples (COLS order) -> one COPY ... (FORMAT BINARY) payload."""
+    pk = _PG_ROW.pack
+    parts = [_PG_SIG]
+    add = parts.append
+    for (dev, seq, day, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv, rx) in rows:
+        if len(tok) != 8:
+            raise ValueError("token of %d bytes" % len(tok))
+        add(pk(18, 4, dev, 8, seq, 4, day, 8, t, 8, tok, 4, o, 4, rs, 4, f, 4, c, 4, fl, 4, e, 4, s,
+               4, d, 4, st, 8, dv, 4, fv, 4, cv, 8, rx))
+    add(b"\xff\xff")
+    return b"".join(parts)
 
 
 class Ingestor:
@@ -79,6 +126,8 @@ class Ingestor:
         self.stats = {"batches": 0, "taps_new": 0, "taps_dup": 0, "replays": 0, "groups": 0,
                       "commit_s": 0.0}
         self._stop = False
+        self.stage_all = False
+        self._lock = self._writer_lock() if self.sqlite else None
         self._th = threading.Thread(target=self._run, name="ykt-ingest", daemon=True)
         self._th.start()
 
@@ -104,8 +153,20 @@ class Ingestor:
         self._stop = True
         self.q.put(None)
         self._th.join(timeout=10)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     # -- writer thread --------------------------------------------------------------
+
+    def _writer_lock(self):
+        """SQLite: N worker processes on one file take turns through a lock
+        file. flock wakes the next writer the moment the lock is released,
+        where SQLite's busy handler polls with sleeps of up to 100 ms."""
+        db = self.eng.url.database
+        if not db or db == ":memory:" or fcntl is None:
+            return None
+        return os.open(db + ".ingest-lock", os.O_RDWR | os.O_CREAT, 0o600)
 
     def _connect(self):
         raw = self.eng.raw_connection()
@@ -151,6 +212,12 @@ class Ingestor:
                             raw, dbc = _discard(raw, dbc, self.sqlite)
                             for g in group:
                                 g.res = None
+                            if type(e).__name__ == "UniqueViolation" and not self.stage_all:
+                                # a stored seq above seq_max (rows written
+                                # outside ingest): from now on every row
+                                # goes through ON CONFLICT
+                                self.stage_all = True
+                                continue
                             if attempt == 4 or not _retryable(e):
                                 raise
                             time.sleep(0.05 * (attempt + 1))
@@ -196,6 +263,7 @@ class Ingestor:
             if g.first > contig + MAX_AHEAD:
                 g.res = Result(AHEAD, ack=contig)
                 continue
+            g.base = smax     # no stored seq above this: rows past it are new
             gap = None
             if g.first > contig + 1:
                 gap = (contig + 1, g.first - 1)
@@ -207,6 +275,15 @@ class Ingestor:
         return store
 
     def _commit_sqlite(self, c, group):
+        if self._lock is None:
+            return self._commit_sqlite_locked(c, group)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            return self._commit_sqlite_locked(c, group)
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+
+    def _commit_sqlite_locked(self, c, group):
         t = now()
         c.execute("BEGIN IMMEDIATE")
         devs = sorted({g.dev for g in group})
@@ -267,29 +344,44 @@ class Ingestor:
 
         store = self._plan(group, devstate, fresh)
         if store:
-            buf = io.StringIO()
-            w = buf.write
+            # Rows above the device's highest stored seq cannot collide: they
+            # are COPYed straight into taps. Only the rest (retries after a
+            # lost ack) go through the staging table and ON CONFLICT.
+            fresh_rows, maybe = [], []
+            direct = not self.stage_all
             for g in store:
-                for r in g.rows:
-                    w("%d\t%d\t%d\t%d\t\\\\x%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n"
-                      % (r[0], r[1], r[2], r[3], r[4].hex(), r[5], r[6], r[7], r[8], r[9], r[10],
-                         r[11], r[12], r[13], r[14], r[15], r[16], r[17]))
+                if not direct:
+                    maybe += g.rows
+                elif g.first > g.base:
+                    fresh_rows += g.rows
+                    g.res.new = len(g.rows)
+                else:
+                    for r in g.rows:
+                        (fresh_rows if r[1] > g.base else maybe).append(r)
             with c.cursor() as cur:
-                with cur.copy("COPY tap_stage (%s) FROM STDIN" % ",".join(COLS)) as cp:
-                    cp.write(buf.getvalue())
-                cur.execute("INSERT INTO taps SELECT * FROM tap_stage ON CONFLICT DO NOTHING "
-                            "RETURNING device, seq")
-                new = cur.fetchall()
-            newset = set(new)
+                if fresh_rows:
+                    with cur.copy(_PG_COPY % "taps") as cp:
+                        cp.write(pg_copy_binary(fresh_rows))
+                newset = set()
+                if maybe:
+                    with cur.copy(_PG_COPY % "tap_stage") as cp:
+                        cp.write(pg_copy_binary(maybe))
+                    cur.execute("INSERT INTO taps SELECT * FROM tap_stage ON CONFLICT DO NOTHING "
+                                "RETURNING device, seq")
+                    newset = set(cur.fetchall())
             for g in store:
-                n = 0
-                for r in g.rows:
-                    k = (r[0], r[1])
-                    if k in newset:
-                        newset.discard(k)
-                        n += 1
-                g.res.new = n
-                g.res.dups = len(g.rows) - n
+                if direct and g.first > g.base:
+                    g.res.dups = 0
+                else:
+                    n = 0
+                    for r in g.rows:
+                        if direct and r[1] > g.base:
+                            n += 1
+                        elif (r[0], r[1]) in newset:
+                            newset.discard((r[0], r[1]))    # counted once if sent twice
+                            n += 1
+                    g.res.new = n
+                    g.res.dups = len(g.rows) - n
                 if g.res.gap:
                     c.execute("INSERT INTO seq_gaps (device, first, last, at) VALUES (%s,%s,%s,%s) "
                               "ON CONFLICT DO NOTHING", (g.dev, g.res.gap[0], g.res.gap[1], t))
@@ -308,6 +400,9 @@ class Ingestor:
                 s["batches"] += 1
                 s["taps_new"] += g.res.new
                 s["taps_dup"] += g.res.dups
+
+
+_PG_COPY = "COPY %%s (%s) FROM STDIN (FORMAT BINARY)" % ",".join(COLS)
 
 
 @functools.lru_cache(maxsize=300)

@@ -57,7 +57,9 @@ taps = Table(
     Column("cat_ver", Integer, nullable=False),
     Column("rx", BigInteger, nullable=False),             # server receive time
 )
-Index("ix_taps_day", taps.c.day)   # settlement scans a day; no random-token index (ingest cost)
+# Settlement scans a day. PostgreSQL: BRIN (taps arrive in day order; a
+# B-tree cost half the database's CPU per ingested tap). No token index.
+Index("ix_taps_day", taps.c.day, postgresql_using="brin")
 
 nonces = Table(                                           # request replay guard (pruned after days)
     "nonces", metadata,
