@@ -27,15 +27,17 @@ $(STAMP): requirements.txt
 	@printf '#!/bin/sh\nPYTHONPATH="%s/host_tools:%s/firmware$${PYTHONPATH:+:$$PYTHONPATH}" exec "%s/python" -m ykt_tools "$$@"\n' $(CURDIR) $(CURDIR) $(CURDIR)/$(BIN) > $(BIN)/ykt; chmod +x $(BIN)/ykt
 	@rm -f $(VENV)/.setup-*; touch $(STAMP)
 
-# Debian packages the tests use: headless Chromium for the dashboard tests.
-# Installed only when missing (needs root, as on CI); otherwise those tests
-# say SKIP with the reason outside CI and fail under CI.
-SYSDEPS := /usr/bin/chromium
+# Debian packages the tests use: headless Chromium for the dashboard tests,
+# GNU Unifont to rebuild the display glyphs. Installed only when missing
+# (needs root, as on CI); otherwise those tests say SKIP with the reason.
+SYSDEPS := /usr/bin/chromium /usr/share/unifont/unifont.hex
+/usr/bin/chromium: PKG = chromium
+/usr/share/unifont/unifont.hex: PKG = unifont
 $(SYSDEPS):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
-	  && echo "installed chromium"; \
-	else echo "note: /usr/bin/chromium missing and not root: browser tests will skip"; fi
+	  (apt-get install -y -q $(PKG) >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q $(PKG) >/dev/null)) \
+	  && echo "installed $(PKG)"; \
+	else echo "note: $@ missing and not root: the tests that need $(PKG) will skip"; fi
 
 setup: $(STAMP) ## create .venv and install the pinned host dependencies (idempotent)
 	@$(BIN)/python -c "import sys; print('setup ok:', sys.version.split()[0])"; $(BIN)/micropython -c "import sys; print('micropython', sys.implementation.version)"

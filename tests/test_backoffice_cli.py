@@ -50,3 +50,56 @@ def test_cli_workflow(tmp_path, capsys):
     assert rc == 0 and (tmp_path / "t.parquet").exists()
     rc, out, _ = _run(capsys, "keys", "rotate", "--db", db)
     assert rc == 0 and json.loads(out)["keys_version"] == 2
+
+
+def test_serve_with_two_workers_on_one_sqlite_file(tmp_path):
+    """`ykt backoffice serve --workers 2`: two processes share the port and
+    one SQLite file; batches through either are stored once, and Ctrl-C (SIGINT)
+    stops the supervisor and its workers."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from ykt import wire
+    from ykt_tools.backoffice import ops, testing
+    from ykt_tools.backoffice.db import open_db
+    from ykt_tools.backoffice.server import free_port
+
+    db = "sqlite:///" + str(tmp_path / "w.db")
+    eng = open_db(db)
+    d = ops.register_device(eng, "bus-w", "validator", 5)
+    dev, key = d["id"], bytes.fromhex(d["key"])
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "host_tools"), os.path.join(ROOT, "firmware")]))
+    p = subprocess.Popen([sys.executable, "-m", "ykt_tools.cli", "backoffice", "serve", "--db", db, "--port", str(port),
+                          "--workers", "2"], env=env, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        url = "http://127.0.0.1:%d" % port
+        t0 = time.monotonic()
+        while True:
+            try:
+                if httpx.get(url + "/v1/time", timeout=2).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert p.poll() is None and time.monotonic() - t0 < 60, "server did not come up"
+            time.sleep(0.2)
+        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+            kids = f.read().split()
+        assert len(kids) >= 2          # the workers (and uvicorn's own helper, if any)
+        for i in range(10):
+            b = testing.batch(dev, key, range(1 + i * 20, 21 + i * 20))
+            r = httpx.post(url + "/v1/taps", content=b, timeout=10)       # a new connection each time
+            assert r.status_code == 200 and wire.decode_ack(r.content, key, dev, b[20:28])[1] == 20 + i * 20
+        assert [x["seq_acked"] for x in ops.list_devices(eng)] == [200]
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise
+        eng.dispose()

@@ -22,6 +22,8 @@ def register(sub):
     s = bs.add_parser("serve", parents=[common], help="run the HTTP server (device API, admin API, dashboard)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--workers", type=int, default=1,
+                   help="worker processes sharing the port (stateless; SQLite writers take turns)")
     s.set_defaults(func=_serve)
 
     s = bs.add_parser("migrate", parents=[common], help="create/upgrade the schema (alembic) and exit")
@@ -122,7 +124,9 @@ def _serve(args):
     from ykt_tools.backoffice import server
     print("back office on http://%s:%d (dashboard /dashboard/, OpenAPI /openapi.json)" % (args.host, args.port),
           file=sys.stderr)
-    server.serve(args.db, args.host, args.port)
+    if not 1 <= args.workers <= 64:
+        return _fail("--workers must be 1..64")
+    server.serve(args.db, args.host, args.port, workers=args.workers)
     return 0
 
 

@@ -54,8 +54,22 @@ def run_in_thread(db_url, host="127.0.0.1", port=0, log_level="warning", app=Non
     return "http://%s:%d" % (host, port), stop
 
 
-def serve(db_url, host="127.0.0.1", port=8080, log_level="info"):
-    uvicorn.Server(_config(create_app(db_url), host, port, log_level)).run()
+def serve(db_url, host="127.0.0.1", port=8080, log_level="info", workers=1):
+    """Foreground server. workers > 1: that many processes share the port
+    (uvicorn's supervisor); each builds its own app from $YKT_DB."""
+    if workers <= 1:
+        uvicorn.Server(_config(create_app(db_url), host, port, log_level)).run()
+        return
+    import os
+
+    from ykt_tools.backoffice.db import open_db
+
+    open_db(db_url).dispose()       # migrate once, before the workers race to
+    os.environ["YKT_DB"] = db_url
+    cfg = _config("ykt_tools.backoffice.app:create_app", host, port, log_level)
+    uvicorn.run(cfg.app, factory=True, workers=workers, host=host, port=port, log_level=log_level,
+                access_log=False, http=cfg.http, loop=cfg.loop, limit_concurrency=cfg.limit_concurrency,
+                backlog=cfg.backlog, timeout_keep_alive=cfg.timeout_keep_alive)
 
 
 def main(argv=None):
