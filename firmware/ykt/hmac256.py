@@ -3,10 +3,11 @@
 # hash copies and no key schedule.
 import hashlib
 
-try:
-    from hmac import new as _std_hmac   # CPython (back office, host tools): OpenSSL's HMAC
-except ImportError:
-    _std_hmac = None                    # MicroPython: the class below
+import sys
+
+_std_hmac = None                        # MicroPython (the device): the class below, always
+if sys.implementation.name == "cpython":
+    from hmac import new as _std_hmac   # back office and host tools: OpenSSL's HMAC
 
 _BLOCK = 64
 

@@ -45,6 +45,7 @@ def _rd_varint(b, n, end):
 
 
 _BASE_FMT = "<BBHBBHHBBIHH"    # taprec bytes 16..36: the header's base record
+_CT_FIELDS = CT_CODES | CT_FARE | CT_PLACE | CT_VERS
 
 
 def decode_fields(body, key_lookup, path=PATH_TAPS):
@@ -94,7 +95,7 @@ def decode_fields(body, key_lookup, path=PATH_TAPS):
             seq += 1
         if seq > 0xFFFFFFFF or not 0 <= t <= 0xFFFFFFFF:
             raise WireError("malformed", "seq or time out of range")
-        if ctl & 0x1E:
+        if ctl & _CT_FIELDS:
             need = (4 if ctl & CT_CODES else 0) + (2 if ctl & CT_FARE else 0) + \
                 (6 if ctl & CT_PLACE else 0) + (8 if ctl & CT_VERS else 0)
             if n + need > end:

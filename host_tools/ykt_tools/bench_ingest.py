@@ -161,7 +161,7 @@ def run(args):
             out["backends"][kind] = {"skipped": "PostgreSQL not reachable at 127.0.0.1:5432"}
             continue
         out["backends"][kind] = run_backend(kind, args)
-    from ykt_tools.backoffice.server import _config
-    cfg = _config(None, "127.0.0.1", 0, "warning")
-    out["http"], out["loop"] = cfg.http, cfg.loop
+    from ykt_tools.backoffice.server import options
+    o = options()
+    out["http"], out["loop"] = o["http"], o["loop"]
     return out

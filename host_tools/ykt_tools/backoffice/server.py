@@ -17,7 +17,8 @@ def free_port(host="127.0.0.1"):
     return p
 
 
-def _config(app, host, port, log_level):
+def options(log_level="warning"):
+    """uvicorn settings shared by every way of running the back office."""
     kw = {}
     try:
         import httptools  # noqa: F401
@@ -29,8 +30,12 @@ def _config(app, host, port, log_level):
         kw["loop"] = "uvloop"
     except ImportError:
         kw["loop"] = "asyncio"
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                          limit_concurrency=4096, backlog=2048, timeout_keep_alive=30, **kw)
+    return dict(kw, log_level=log_level, access_log=False, limit_concurrency=4096, backlog=2048,
+                timeout_keep_alive=30)
+
+
+def _config(app, host, port, log_level):
+    return uvicorn.Config(app, host=host, port=port, **options(log_level))
 
 
 def run_in_thread(db_url, host="127.0.0.1", port=0, log_level="warning", app=None):
@@ -64,12 +69,10 @@ def serve(db_url, host="127.0.0.1", port=8080, log_level="info", workers=1):
 
     from ykt_tools.backoffice.db import open_db
 
-    open_db(db_url).dispose()       # migrate once, before the workers race to
+    open_db(db_url).dispose()       # migrate once here, not in N workers at once
     os.environ["YKT_DB"] = db_url
-    cfg = _config("ykt_tools.backoffice.app:create_app", host, port, log_level)
-    uvicorn.run(cfg.app, factory=True, workers=workers, host=host, port=port, log_level=log_level,
-                access_log=False, http=cfg.http, loop=cfg.loop, limit_concurrency=cfg.limit_concurrency,
-                backlog=cfg.backlog, timeout_keep_alive=cfg.timeout_keep_alive)
+    uvicorn.run("ykt_tools.backoffice.app:create_app", factory=True, workers=workers, host=host, port=port,
+                **options(log_level))
 
 
 def main(argv=None):
