@@ -296,7 +296,7 @@ def trial(app, root, log=None, limit_ms=TRIAL_MS):
 
 
 def _image_check(root, log):
-    """An interpreter image written by ykt.otafw is on trial when the running
+    """An interpreter image written by ykt.ota.image is on trial when the running
     OTA partition is the one it set to boot; if another one runs, the ESP-IDF
     bootloader rolled it back: record that. -> the record while on trial."""
     p = _join(root, "app/fw.json")

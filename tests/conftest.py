@@ -11,6 +11,7 @@ FW_PATHS = [
     os.path.join(ROOT, "firmware"),
     os.path.join(ROOT, "host_tools", "simhw"),
     os.path.join(ROOT, "tests", "fw"),
+    os.path.join(ROOT, "host_tools"),
 ]
 for p in reversed(FW_PATHS + [os.path.join(ROOT, "host_tools")]):
     if p not in sys.path:

@@ -15,11 +15,15 @@ os.environ.setdefault("YKT_RSA_BITS", "2048")
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from ykt_tools import ROOT, fares_compile, signing  # noqa: E402
+from ykt_tools import ROOT  # noqa: E402
+from ykt_tools.build import fares as fares_compile
+from ykt_tools.build import signing
 from ykt_tools.backoffice import app as bo_app, auth, ops, settle, testing  # noqa: E402
 from ykt_tools.backoffice import schema as S  # noqa: E402
 from ykt_tools.backoffice.db import service_day  # noqa: E402
-from ykt import signed as ksigned, taprec, token as ktoken  # noqa: E402
+from ykt import taprec  # noqa: E402
+from ykt.sec import signed as ksigned
+from ykt.sec import token as ktoken
 
 PW = "correct horse battery"
 

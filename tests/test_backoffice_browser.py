@@ -19,7 +19,7 @@ PW = "dashboard password"
 @pytest.mark.browser
 def test_dashboard_login_fleet_chart_and_report_lost(browser, tmp_path):
     import httpx
-    from ykt import heartbeat
+    from ykt.net import heartbeat
     from ykt_tools.backoffice import api, auth, ops, testing
 
     url = "sqlite:///" + str(tmp_path / "dash.db")

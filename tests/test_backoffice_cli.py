@@ -8,7 +8,8 @@ import conftest  # noqa: F401
 
 os.environ.setdefault("YKT_RSA_BITS", "2048")
 
-from ykt_tools import ROOT, cli  # noqa: E402
+from ykt_tools import ROOT  # noqa: E402
+from ykt_tools.cli import main as cli
 
 
 def _run(capsys, *argv):
@@ -39,7 +40,7 @@ def test_cli_workflow(tmp_path, capsys):
     rc, out, _ = _run(capsys, "publish", "fares", os.path.join(ROOT, "data", "fares", "bus_nanning_301.txt"),
                       "--db", db)
     assert rc == 2                                      # source text, not a compiled table: refused
-    from ykt_tools import fares_compile
+    from ykt_tools.build import fares as fares_compile
     with open(os.path.join(ROOT, "data", "fares", "bus_nanning_301.txt")) as f:
         (tmp_path / "f.bin").write_bytes(fares_compile.compile_fares(f.read()))
     rc, out, _ = _run(capsys, "publish", "fares", str(tmp_path / "f.bin"), "--db", db)
@@ -62,7 +63,7 @@ def test_serve_with_two_workers_on_one_sqlite_file(tmp_path):
     import time
 
     import httpx
-    from ykt import wire
+    from ykt.net import wire
     from ykt_tools.backoffice import ops, testing
     from ykt_tools.backoffice.db import open_db
     from ykt_tools.backoffice.server import free_port
@@ -73,7 +74,7 @@ def test_serve_with_two_workers_on_one_sqlite_file(tmp_path):
     dev, key = d["id"], bytes.fromhex(d["key"])
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "host_tools"), os.path.join(ROOT, "firmware")]))
-    p = subprocess.Popen([sys.executable, "-m", "ykt_tools.cli", "backoffice", "serve", "--db", db, "--port", str(port),
+    p = subprocess.Popen([sys.executable, "-m", "ykt_tools.cli.main", "backoffice", "serve", "--db", db, "--port", str(port),
                           "--workers", "2"], env=env, cwd=str(tmp_path), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
     try:

@@ -14,8 +14,9 @@ from sqlalchemy import func, select  # noqa: E402
 
 from ykt_tools.backoffice import app as bo_app, api, ingest, ops, testing  # noqa: E402
 from ykt_tools.backoffice import schema as S  # noqa: E402
-from ykt import wire, signed as ksigned  # noqa: E402
-from ykt_tools import signing  # noqa: E402
+from ykt.net import wire  # noqa: E402
+from ykt.sec import signed as ksigned
+from ykt_tools.build import signing  # noqa: E402
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -113,7 +114,7 @@ def test_truncated_oversized_malformed(bo):
     bad[4] = 9                                                  # format version
     assert _post(bo, bad).status_code == 400
     # a record cut short but re-MACed with the right key: decoded, refused
-    from ykt.hmac256 import hmac_sha256
+    from ykt.sec.hmac256 import hmac_sha256
     cut = bytearray(good[:-16 - 5])
     cut += hmac_sha256(key, b"POST /v1/taps\n" + bytes(cut))[:16]
     r = _post(bo, cut)
@@ -160,7 +161,7 @@ def test_time_and_heartbeat(bo):
     st, value, server_t = wire.decode_reply(r.content, key, dev, nonce, wire.RK_TIME)
     assert value == server_t and value > 1_700_000_000
     assert bo.get("/v1/time").status_code == 401
-    from ykt import heartbeat
+    from ykt.net import heartbeat
     hb = heartbeat.build("0.1.0", dev, 3600, 1795660000, True, {"denylist": 3, "fares": 7, "catalog": 2},
                          12, 40, 99, {"ok": 500, "err": 2, "resets": 1}, [("net", "timeout")], "idle")
     h = testing.auth_headers(dev, key, "POST", "/v1/heartbeat", hb)
@@ -210,8 +211,8 @@ def test_denylist_versions_deltas_and_signatures(bo):
     assert (h.version, h.base) == (3, 1)
     assert _sync(bo, dev, key, "denylist", 3).status_code == 304
     # the payloads are the firmware's formats: image entries and delta records
-    from ykt import dlformat
-    from ykt_tools import denylist_build
+    from ykt.rules import dlformat
+    from ykt_tools.build import denylist as denylist_build
     r = _sync(bo, dev, key, "denylist", 0)
     h, img = ksigned.verify_blob(r.content, ring, (ksigned.K_DENYLIST,), 0, 1 << 20, dev)
     assert denylist_build.image_entries(img) == {int(t2["token"], 16): dlformat.ST_SUSPENDED}
@@ -268,7 +269,7 @@ def test_python_api_for_the_simulator(db_url):
         d = api.provision_device(db_url, "sim-bus", entry=5)
         key = bytes.fromhex(d["key"])
         assert d["keys_file"][:4] == b"YKTS"
-        from ykt import sigverify
+        from ykt.sec import sigverify
         ring = sigverify.parse_keys(d["keyring"])          # what provisioning installs
         ksigned.verify_blob(d["keys_file"], ring, (ksigned.K_KEYS,), 0, 8192, d["id"])
         b = testing.batch(d["id"], key, range(1, 6))

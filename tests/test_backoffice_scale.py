@@ -11,7 +11,7 @@ import pytest
 import conftest  # noqa: F401
 
 from ykt_tools.backoffice import testing  # noqa: E402
-from ykt import wire  # noqa: E402
+from ykt.net import wire  # noqa: E402
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

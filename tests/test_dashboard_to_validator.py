@@ -15,7 +15,8 @@ CARD_ID = "450100d156000005202103150000a001"   # host_tools/simhw/cards/ssc_nann
 
 
 def test_card_reported_lost_on_dashboard_is_refused_by_a_validator(browser, tmp_path):
-    from ykt_tools import fares_compile, scenario
+    from ykt_tools.build import fares as fares_compile
+    from ykt_tools.sim import scenario
     from ykt_tools.backoffice import api, auth
 
     url = "sqlite:///" + str(tmp_path / "bo.db")

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import t_decide_kit as K
 from ykt import taprec as T
 from ykt import cardread as CR
-from ykt import decide as D
+from ykt.rules import decide as D
 
 FUZZ = int(os.environ.get("YKT_FUZZ_EXAMPLES", "300"))
 REASONS = {v for k, v in vars(T).items() if k.startswith("R_")}
@@ -46,7 +46,7 @@ def test_decisions_valid(board, taps, deny_n):
         assert t.outcome in (T.OUT_ACCEPT, T.OUT_DENY, T.OUT_ERROR)
         assert t.reason in REASONS and t.concession in CONCS
         assert 0 <= t.fare <= 65535
-        assert r.d.last_text in __import__("ykt.feedback").feedback.MESSAGES
+        assert r.d.last_text in __import__("ykt.ui.feedback").ui.feedback.MESSAGES
         if t.outcome != T.OUT_ACCEPT:
             assert t.fare == 0
         if not trusted:

@@ -11,10 +11,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import conftest  # noqa: F401  (paths)
 import t_denylist_util as U
-from ykt import dlbuild, dlformat as F, token as T
-from ykt.denylist import DenyList
-from ykt.dlformat import DenyListError
-from ykt_tools import cli, denylist_build as B
+from yktsrv import dlbuild
+from ykt.rules import dlformat as F
+from ykt.sec import token as T
+from ykt.rules.denylist import DenyList
+from ykt.rules.dlformat import DenyListError
+from ykt_tools.cli import main as cli
+from ykt_tools.build import denylist as B
 
 EX = int(os.environ.get("YKT_FUZZ_EXAMPLES", "300"))
 M64 = (1 << 64) - 1
@@ -227,7 +230,7 @@ def test_cli_delta_too_large_refused(tmp_path, capsys):
 def test_bench_small_run():
     from types import SimpleNamespace
 
-    from ykt_tools import bench_denylist
+    from ykt_tools.bench import denylist as bench_denylist
 
     res = bench_denylist.run(SimpleNamespace(entries=3000, lookups=200, seed=2, heap="256K", keep=None))
     for key in ("entries", "bytes_per_entry", "bound_bytes_per_entry", "block_reads_max", "ram_bytes",

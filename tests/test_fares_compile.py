@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import conftest
-from ykt_tools import fares_compile as FC
-from ykt_tools.cli import main
-from ykt import fares as F
-from ykt import catalog as C
+from ykt_tools.build import fares as FC
+from ykt_tools.cli.main import main
+from ykt.rules import fares as F
+from ykt.rules import catalog as C
 from ykt import taprec as T
 import t_decide_kit as K
 

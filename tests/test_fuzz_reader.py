@@ -10,11 +10,11 @@ from hypothesis import given, settings, HealthCheck, strategies as st
 
 import conftest  # noqa: F401  (sys.path: firmware/, simhw/, tests/fw/)
 import vclock
-from ykt import pn532 as P
-from ykt import apdu
+from ykt.nfc import pn532 as P
+from ykt.nfc import apdu
 from ykt import cardread as C
-from ykt.pn532 import PN532, scan_frame, ReaderError
-from ykt.reader import Reader, MAX_POLL_MS, OPT_TRANSIT, OPT_ISSUE, DEFAULT_OPTS
+from ykt.nfc.pn532 import PN532, scan_frame, ReaderError
+from ykt.nfc.reader import Reader, MAX_POLL_MS, OPT_TRANSIT, OPT_ISSUE, DEFAULT_OPTS
 
 N = int(os.environ.get("YKT_FUZZ_EXAMPLES", "300"))
 CFG = settings(max_examples=N, deadline=None, suppress_health_check=[HealthCheck.too_slow])

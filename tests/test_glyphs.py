@@ -1,11 +1,11 @@
-"""The committed Chinese glyph subset (firmware/ykt/glyphs.bin) covers exactly
+"""The committed Chinese glyph subset (firmware/ykt/ui/glyphdata.py) covers exactly
 the firmware's messages, and rebuilds byte-identically from GNU Unifont."""
 import os
 
 import pytest
 
-from ykt_tools import glyphs
-from ykt_tools.cli import main
+from ykt_tools.build import glyphs
+from ykt_tools.cli.main import main
 
 
 def test_committed_file_matches_message_set():
@@ -19,8 +19,10 @@ def test_committed_file_matches_message_set():
 def test_rebuild_from_unifont_is_identical():
     if not os.path.exists(glyphs.UNIFONT):
         pytest.skip("GNU Unifont not installed (%s): apt-get install -y unifont" % glyphs.UNIFONT)
-    with open(glyphs.OUTPUT, "rb") as f:
-        assert glyphs.build() == f.read()
+    data = glyphs.build()
+    assert data == glyphs.committed()
+    with open(glyphs.OUTPUT) as f:
+        assert glyphs.module_text(data) == f.read()
 
 
 def test_missing_glyph_is_an_error(tmp_path):

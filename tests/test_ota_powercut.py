@@ -7,7 +7,7 @@ import json
 import pytest
 
 import conftest
-from ykt_tools import ota_powercut
+from ykt_tools.powercut import ota as ota_powercut
 
 pytestmark = pytest.mark.micropython
 

@@ -12,8 +12,11 @@ import pytest
 import conftest  # noqa: F401
 from conftest import ROOT
 
-from ykt_tools import cli, release, signing  # noqa: E402
-from ykt import ota, sigverify  # noqa: E402
+from ykt_tools.cli import main as cli  # noqa: E402
+from ykt_tools.build import release
+from ykt_tools.build import signing
+from ykt.ota import updater as ota  # noqa: E402
+from ykt.sec import sigverify
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,7 @@ def test_bundle_holds_the_compiled_package_only(bundle, keys):
     ring = release.release_keyring([keys[0]])
     info = release.inspect_bundle(p, ring, board="turnstile")
     names = [dp for dp, _ in info["files"]]
-    assert "ykt/app.mpy" in names and "ykt/ota.mpy" in names and "ykt/glyphs.bin" in names
+    assert "ykt/app.mpy" in names and "ykt/ota/updater.mpy" in names and "ykt/ui/glyphdata.mpy" in names
     assert all(n.startswith("ykt/") for n in names)           # main.py, otaboot.py stay outside the slots
     assert not any(n.endswith(".py") for n in names)
     assert info["version"] == "0.2.0" and info["min_interp"] == 12200

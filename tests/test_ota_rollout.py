@@ -1,7 +1,7 @@
 """Back-office distribution of OTA bundles (ykt_tools/backoffice/rollout.py):
 staged offers (canary, percentage, all; per entry or board), the resumable
 bundle endpoint, progress states, the automatic halt on a canary rollback,
-and a real firmware Updater (ykt.ota over ykt.httpc) updating a virtual
+and a real firmware Updater (ykt.ota.updater over ykt.net.httpc) updating a virtual
 device from a running back office."""
 import json
 import os
@@ -143,12 +143,13 @@ def test_admin_api_needs_an_operator(tmp_path):
 
 
 def test_firmware_updater_over_http_from_the_back_office(tmp_path):
-    """The device side for real: ykt.ota.Updater on ykt.httpc against uvicorn,
+    """The device side for real: ykt.ota.updater.Updater on ykt.net.httpc against uvicorn,
     a network cut mid-download (resumed with Range), install, otaboot trial."""
     import vclock
     import otaboot
     import t_ota_kit as K
-    from ykt import httpc, ota
+    from ykt.net import httpc
+    from ykt.ota import updater as ota
 
     url, base, stop = _server(tmp_path)
     dev = None

@@ -14,7 +14,7 @@ import conftest
 from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "host_tools"))
-from ykt_tools import powercut  # noqa: E402
+from ykt_tools.powercut import journal as powercut  # noqa: E402
 
 pytestmark = pytest.mark.micropython
 
@@ -55,7 +55,7 @@ def test_sweep_catches_a_broken_journal(tmp_path, mutation):
 
 def test_cli_prints_the_summary_line(capsys):
     _need_mp()
-    from ykt_tools import cli
+    from ykt_tools.cli import main as cli
 
     rc = cli.main(["powercut", "--sample", "24", "--jobs", "1"])
     out = capsys.readouterr().out.strip().splitlines()

@@ -15,7 +15,10 @@ import conftest  # noqa: F401
 os.environ.setdefault("YKT_RSA_BITS", "2048")
 
 import t_qr_kit as K  # noqa: E402
-from ykt import cardread as CR, qrscan, qrtoken as Q, sigverify, taprec as T  # noqa: E402
+from ykt import cardread as CR, taprec as T  # noqa: E402
+from ykt.qr import qrscan
+from ykt.qr import qrtoken as Q
+from ykt.sec import sigverify
 
 FUZZ = int(os.environ.get("YKT_FUZZ_EXAMPLES", "300"))
 QR_REASONS = {T.R_QR_EXPIRED, T.R_QR_NOT_YET_VALID, T.R_QR_BAD_SIGNATURE, T.R_QR_REPLAY, T.R_QR_MALFORMED,
@@ -135,7 +138,7 @@ def test_fuzz_parser_mutated_token(data):
 # --- the CLI -----------------------------------------------------------------------------------
 
 def _cli(capsys, *argv):
-    from ykt_tools import cli
+    from ykt_tools.cli import main as cli
     rc = cli.main(list(argv))
     out, err = capsys.readouterr()
     return rc, out, err
@@ -198,8 +201,8 @@ def _tap(dev, seq, tok, t, fare=200, flags=0, outcome=0, reason=0, entry=301):
 
 
 def test_backoffice_qr_key_provisioned_issue_verifies(eng, capsys):
-    from ykt import signed as ksigned
-    from ykt_tools import qr
+    from ykt.sec import signed as ksigned
+    from ykt_tools.build import qr
     from ykt_tools.backoffice import api, ops, qrissue
     d = api.provision_device(eng, "gate-1", kind="gate", entry=5101)
     ring = sigverify.parse_keys(d["keyring"])
@@ -234,7 +237,7 @@ def test_backoffice_qr_key_provisioned_issue_verifies(eng, capsys):
 
 def test_backoffice_qr_key_rotation(eng):
     from ykt_tools.backoffice import ops, qrissue
-    from ykt_tools import qr
+    from ykt_tools.build import qr
     ops.ensure_signing_key(eng)
     k1 = qrissue.ensure_qr_key(eng)
     old = qrissue.issue(eng, "0011223344556677", iat=1795700000)
@@ -276,7 +279,8 @@ def test_backoffice_flags_code_used_on_two_devices(eng):
 
 
 def test_backoffice_settles_qr_with_card_taps(eng):
-    from ykt_tools import ROOT, fares_compile
+    from ykt_tools import ROOT
+    from ykt_tools.build import fares as fares_compile
     from ykt_tools.backoffice import ops, settle
     from ykt_tools.backoffice.db import service_day
     ops.ensure_signing_key(eng)

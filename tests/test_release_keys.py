@@ -12,8 +12,8 @@ from conftest import ROOT
 
 
 def test_release_key_in_keys_file_and_provisioning_keyring(tmp_path):
-    from ykt import sigverify
-    from ykt_tools import signing
+    from ykt.sec import sigverify
+    from ykt_tools.build import signing
     from ykt_tools.backoffice import api, ops, releasekeys
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "host_tools"), os.path.join(ROOT, "firmware")]))
@@ -32,7 +32,7 @@ def test_release_key_in_keys_file_and_provisioning_keyring(tmp_path):
     assert p.returncode == 0, p.stderr
     kid = signing.key_id(signing.load_private(str(priv)))
     reg = api.provision_device(url, "gate-1", kind="gate", entry=4001)
-    from ykt import signed
+    from ykt.sec import signed
 
     ver, body = ops.latest_file(eng, "keys")
     h = signed.parse_header(body)

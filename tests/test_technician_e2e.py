@@ -13,9 +13,10 @@ import pytest
 
 import conftest  # noqa: F401  (sys.path)
 
-from ykt_tools import cli, deploy
-from ykt_tools.devconn import Device
-from ykt_tools.vdevice import VirtualDevice
+from ykt_tools.cli import main as cli
+from ykt_tools.device import deploy
+from ykt_tools.device.devconn import Device
+from ykt_tools.sim.vdevice import VirtualDevice
 
 # The firmware's heap budget on the virtual device (the simulated chip gets
 # its own allowance on top, vhw.heapbudget): the ESP32-like 256K.
@@ -113,19 +114,20 @@ def _nvs(vdev):
 
 def test_deploy_twice_second_pushes_nothing(vdev, capsys):
     t0 = time.monotonic()
-    # a stale module and a host-only module left by an earlier manual copy
-    os.makedirs(os.path.join(vdev.flash, "ykt"), exist_ok=True)
-    for n in ("ykt/old_module.py", "ykt/dlbuild.mpy"):
+    # stale modules left by an earlier version or a manual copy, one in a subpackage
+    os.makedirs(os.path.join(vdev.flash, "ykt", "net"), exist_ok=True)
+    for n in ("ykt/old_module.py", "ykt/dlbuild.mpy", "ykt/net/wire_srv.py"):
         with open(os.path.join(vdev.flash, n), "w") as f:
             f.write("x = 1\n")
     rc, out, err = ykt(capsys, "deploy", "--port", vdev.path, "--board", "bus_validator", "--json")
     assert rc == 0, err
     first = json.loads(out)
-    assert first["pushed"] == first["files"] > 30 and first["removed"] == 2 and first["arch"] == "x64"
+    assert first["pushed"] == first["files"] > 30 and first["removed"] == 3 and first["arch"] == "x64"
     on_dev = set(os.listdir(os.path.join(vdev.flash, "ykt")))
-    assert "app.mpy" in on_dev and "glyphs.bin" in on_dev
+    assert "app.mpy" in on_dev and "glyphdata.mpy" in os.listdir(os.path.join(vdev.flash, "ykt", "ui"))
     for host_only in ("dlbuild.mpy", "wire_srv.mpy", "dlbuild.py", "wire_srv.py", "old_module.py"):
         assert host_only not in on_dev
+    assert "wire_srv.py" not in os.listdir(os.path.join(vdev.flash, "ykt", "net"))
     assert os.path.exists(os.path.join(vdev.flash, "board.json"))
     # Twice more with one build (other engineers edit firmware/ meanwhile):
     # the last run finds every hash equal and pushes nothing.
@@ -253,7 +255,7 @@ def test_provision_through_admin_api(vdev, backoffice, capsys, tmp_path):
     key = _device_key(db, 4202)
     assert _nvs(vdev)["dev_key"] == key.hex() and key.hex() not in out + err
     assert "s3cret-depot-pass" not in out + err
-    from ykt_tools import provision
+    from ykt_tools.device import provision
 
     info = provision.provision_info_db(api.engine(db))
     with open(os.path.join(vdev.flash, "data", "keys.bin"), "rb") as f:

@@ -9,8 +9,9 @@ import time
 
 import conftest  # noqa: F401  (sys.path)
 
-from ykt_tools import cli, fleet
-from ykt_tools.vdevice import VirtualDevice
+from ykt_tools.cli import main as cli
+from ykt_tools.device import fleet
+from ykt_tools.sim.vdevice import VirtualDevice
 
 VDEV_HEAP = os.environ.get("YKT_VDEV_HEAP", "256K")
 

@@ -18,8 +18,10 @@ import pytest
 
 import conftest  # noqa: F401  (sys.path)
 
-from ykt_tools import cli, fleet, flash
-from ykt_tools.vdevice import VirtualDevice
+from ykt_tools.cli import main as cli
+from ykt_tools.device import fleet
+from ykt_tools.device import flash
+from ykt_tools.sim.vdevice import VirtualDevice
 
 NOPORT = "/dev/ttyYKT-does-not-exist"
 
@@ -270,7 +272,7 @@ def test_no_repl_error_names_what_came_and_keeps_stdout_clean(capsys):
     """A line that answers with a boot traceback instead of a REPL: a clear
     error that quotes what came, and nothing on stdout (mpremote prints what
     it got there, which would corrupt a command's --json output)."""
-    from ykt_tools.devconn import Device, DeviceError
+    from ykt_tools.device.devconn import Device, DeviceError
 
     path, h = _answers_with_text_pty(b"Traceback (most recent call last):\r\nMemoryError: boot\r\n")
     try:

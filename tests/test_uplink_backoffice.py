@@ -1,5 +1,5 @@
-"""End to end: the device's uplink, sync and heartbeat (ykt.uplink, ykt.sync,
-ykt.heartbeat over the real ykt.httpc) against the real back office (FastAPI
+"""End to end: the device's uplink, sync and heartbeat (ykt.net.uplink, ykt.net.sync,
+ykt.net.heartbeat over the real ykt.net.httpc) against the real back office (FastAPI
 under uvicorn, SQLite) on loopback. Taps arrive exactly once; signed downloads
 verify with the keys the back office provisions."""
 import os
@@ -12,7 +12,12 @@ import conftest  # noqa: F401  (sys.path)
 os.environ.setdefault("YKT_RSA_BITS", "2048")
 
 import vclock  # noqa: E402
-from ykt import httpc, signed, sigverify, sync, uplink, heartbeat  # noqa: E402
+from ykt.net import httpc  # noqa: E402
+from ykt.sec import signed
+from ykt.sec import sigverify
+from ykt.net import sync
+from ykt.net import uplink
+from ykt.net import heartbeat
 from t_uplink_mem import MemJournal, make_tap  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """The uplink state machine and the real httpc client against a real loopback
 HTTP server (http.server in a thread) that implements the back-office side of
-the protocol with ykt.wire. Faults injected per request: connection drop
+the protocol with ykt.net.wire. Faults injected per request: connection drop
 before and after commit, TCP reset, server stall (client timeout), HTTP 5xx,
 truncated reply, duplicate delivery, a reordered (stale) ack, a forged ack,
 a partial commit and clock skew. The server must end with exactly the
@@ -15,7 +15,10 @@ import pytest
 
 import conftest  # noqa: F401  (sys.path)
 import vclock
-from ykt import httpc, taprec, uplink, wire
+from ykt import taprec
+from ykt.net import httpc
+from ykt.net import uplink
+from ykt.net import wire
 from t_uplink_mem import MemJournal, make_tap
 
 KEY = bytes(range(32))

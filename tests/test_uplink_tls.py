@@ -1,4 +1,4 @@
-"""TLS is possible: ykt.httpc speaks https to a loopback TLS server (a
+"""TLS is possible: ykt.net.httpc speaks https to a loopback TLS server (a
 self-signed certificate made with `cryptography`), non-blocking handshake
 included, on CPython in process and on the real MicroPython unix port."""
 import datetime
@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 
 import conftest
 import vclock
-from ykt import httpc
+from ykt.net import httpc
 
 
 def _cert(tmp):
@@ -102,7 +102,7 @@ def test_https_micropython(tls_server):
         pytest.skip("micropython binary not installed")
     script = (
         "import sys\n"
-        "from ykt import httpc\n"
+        "from ykt.net import httpc\n"
         "c = httpc.HttpClient('https://127.0.0.1:%d', timeout_ms=4000)\n"
         "c.start('GET', '/v1/sync/fares?have=1')\n"
         "c.run(2000000)\n"

@@ -1,4 +1,4 @@
-"""CPython side of the pinned vectors: the host signer (ykt_tools.signing,
+"""CPython side of the pinned vectors: the host signer (ykt_tools.build.signing,
 `cryptography`) reproduces the exact signed-file bytes that the firmware
 verifies in tests/fw/t_signed.py on both runtimes, and the batch decoder
 survives arbitrary input (fuzz)."""
@@ -9,8 +9,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import conftest  # noqa: F401  (paths)
-from ykt_tools import signing
-from ykt import signed, sigverify, taprec, wire
+from ykt_tools.build import signing
+from ykt import taprec
+from ykt.sec import signed
+from ykt.sec import sigverify
+from ykt.net import wire
 import t_signed_vec as V
 import t_wire as TW
 

@@ -44,7 +44,7 @@ class _TimeService:
     10 s), then hourly so the tick model never drifts far."""
 
     def __init__(self, clock, http, device_id, key):
-        from ykt.timesync import TimeQuery
+        from ykt.net.timesync import TimeQuery
 
         self.clock = clock
         self.q = TimeQuery(clock, http, device_id, key)
@@ -64,6 +64,7 @@ class App:
         self.root = root
         self.log = log
         self.errors = []          # (where, what): last few, for heartbeat and diagnose
+        self.memory_errors = 0    # MemoryErrors caught in the loop (a part failed for want of heap)
         self.report = {}
         self.taps = 0
         self.heap_peak = 0        # live heap high-water mark + largest per-tap transient
@@ -89,6 +90,8 @@ class App:
         self.on_event = None      # simulator hook: called with (tap, feedback kind)
 
     def _err(self, where, e):
+        if isinstance(e, MemoryError):
+            self.memory_errors += 1
         msg = "%s: %s" % (type(e).__name__, e) if isinstance(e, BaseException) else str(e)
         if len(self.errors) >= 8:
             self.errors.pop(0)
@@ -172,14 +175,14 @@ class App:
         return out
 
     def _boot_feedback(self):
-        from ykt.feedback import Feedback
+        from ykt.ui.feedback import Feedback
 
         hw = self.hw
         disp = None
         d = hw.display_i2c()
         if d is not None:
             try:
-                from ykt import display
+                from ykt.ui import display
 
                 dev = display.SSD1306_I2C(d[2], d[3], d[0], d[1])
                 disp = display.Display(dev, display.load_glyphs())
@@ -188,7 +191,7 @@ class App:
         self.profile = None
         ppath = _join(self.root, "data/profile.json")
         if _exists(ppath):
-            from ykt import catalog
+            from ykt.rules import catalog
 
             try:
                 self.profile = catalog.load_profile(ppath)
@@ -201,8 +204,8 @@ class App:
                 hw.found[k] = "gpio"
 
     def _boot_reader(self):
-        from ykt.pn532 import PN532
-        from ykt.reader import Reader
+        from ykt.nfc.pn532 import PN532
+        from ykt.nfc.reader import Reader
 
         hw = self.hw
         try:
@@ -222,14 +225,14 @@ class App:
         q = hw.qr_uart()
         if q is not None:
             try:
-                from ykt.qrscan import QRScanner
+                from ykt.qr.qrscan import QRScanner
 
                 self.qr = QRScanner(q)
             except ImportError:
                 hw.missing["qr"] = "qr scanner support not in this build"
 
     def _boot_state(self):
-        from ykt.denylist import DenyList
+        from ykt.rules.denylist import DenyList
         from ykt.journal import Journal, JournalError
 
         hw = self.hw
@@ -256,7 +259,8 @@ class App:
     def _load_tables(self):
         """Decisions need the profile, catalog, fares and a token key; without
         them the device reads cards but refuses with 'not configured'."""
-        from ykt import catalog, fares
+        from ykt.rules import catalog
+        from ykt.rules import fares
 
         tok = self.secrets.get("tok_key")
         if self.profile is None or tok is None:
@@ -273,8 +277,8 @@ class App:
             self._err("tables", e)
             self.missing["decisions"] = "tables missing or invalid"
             return
-        from ykt.decide import Decider
-        from ykt.recent import Recent
+        from ykt.rules.decide import Decider
+        from ykt.rules.recent import Recent
 
         self.decider = Decider(self.profile, cat, ft, ents, self.denylist,
                                Recent(self.profile.recent_cap), tok)
@@ -282,7 +286,7 @@ class App:
 
     def _boot_net(self):
         url = self.cfg.get("backoffice")
-        from ykt.timesync import TimeSync
+        from ykt.net.timesync import TimeSync
 
         rtc = self.hw.rtc()
         self.clock = TimeSync(set_rtc=None if rtc is None else self._set_rtc)
@@ -295,9 +299,9 @@ class App:
                 self.wlan = self.hw.wlan(wifi.get("ssid"), self.secrets.get("wifi_key", b"").decode())
             except (ImportError, OSError) as e:
                 self._err("wifi", e)
-        from ykt import httpc
-        from ykt.uplink import Uplink
-        from ykt.heartbeat import Heartbeat
+        from ykt.net import httpc
+        from ykt.net.uplink import Uplink
+        from ykt.net.heartbeat import Heartbeat
 
         self.http = httpc.HttpClient(url)
         key = self.secrets["dev_key"]
@@ -314,7 +318,7 @@ class App:
 
     def _boot_sync(self, key):
         try:
-            from ykt import syncsetup
+            from ykt.net import syncsetup
         except ImportError:
             return
         self.sync = syncsetup.make_sync(self, key)
@@ -323,7 +327,7 @@ class App:
         if self.sync is None:
             return
         try:
-            from ykt import ota
+            from ykt.ota import updater as ota
 
             impl = sys.implementation
             iv = ota.interp_int(impl.version) if impl.name == "micropython" else None
@@ -337,7 +341,8 @@ class App:
         """QR tokens verify against the same keyring sync keeps current (it is
         updated in place on rotation), with the device clock's tolerance."""
         try:
-            from ykt import qrtoken, syncsetup
+            from ykt.qr import qrtoken
+            from ykt.net import syncsetup
 
             ring = self.sync.keyring if self.sync is not None else syncsetup.load_keyring(self.root)
             self.qr.verifier = qrtoken.Verifier(ring, self.clock, tol_s=self.cfg.get("qr_tol_s", 20))
@@ -348,7 +353,7 @@ class App:
         pass
 
     def _collect_heartbeat(self):
-        from ykt import heartbeat
+        from ykt.net import heartbeat
 
         r = self.reader
         j = self.journal

@@ -56,7 +56,7 @@ class Board:
         tr = r["transport"]
         irq = self.pin("PN532_IRQ", machine.Pin.IN, machine.Pin.PULL_UP) if "PN532_IRQ" in self.cfg["pins"] else None
         if tr == "i2c":
-            from ykt.pn532_i2c import PN532_I2C
+            from ykt.nfc.pn532_i2c import PN532_I2C
 
             addr = r.get("addr", 0x24)
             i2c, present = self._i2c(r.get("id", 0), "PN532_SCL", "PN532_SDA", r.get("freq", 100000), addr)
@@ -64,7 +64,7 @@ class Board:
                 self.missing["reader"] = "no PN532 answers at I2C 0x%02x on bus %d" % (addr, r.get("id", 0))
             return PN532_I2C(i2c, addr, irq=irq)
         if tr == "spi":
-            from ykt.pn532_spi import PN532_SPI
+            from ykt.nfc.pn532_spi import PN532_SPI
 
             spi = machine.SPI(r.get("id", 2), baudrate=r.get("freq", 1000000), polarity=0, phase=0,
                               firstbit=machine.SPI.MSB, sck=machine.Pin(self.cfg["pins"]["PN532_SCK"]),
@@ -72,7 +72,7 @@ class Board:
                               miso=machine.Pin(self.cfg["pins"]["PN532_MISO"]))
             cs = self.pin("PN532_CS", machine.Pin.OUT, value=1)
             return PN532_SPI(spi, cs, irq=irq)
-        from ykt.pn532_hsu import PN532_HSU
+        from ykt.nfc.pn532_hsu import PN532_HSU
 
         uart = machine.UART(r.get("id", 1), baudrate=r.get("baud", 115200), tx=self.cfg["pins"]["PN532_TX"],
                             rx=self.cfg["pins"]["PN532_RX"], timeout=0, rxbuf=512)

@@ -26,7 +26,7 @@ class CardRead:
     __slots__ = ("kind", "error", "uid", "uid_len", "ats", "ats_len", "region", "card_id",
                  "card_no", "generation", "issue_date", "expiry_date", "birth_date",
                  "has_transit", "sens_res", "sel_res",
-                 "qr_token", "qr_reason", "qr_ent", "qr_expires")  # QR (ykt.qrtoken) fills these
+                 "qr_token", "qr_reason", "qr_ent", "qr_expires")  # QR (ykt.qr.qrtoken) fills these
 
     def __init__(self):
         self.uid = bytearray(10)

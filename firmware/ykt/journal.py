@@ -31,7 +31,7 @@ from binascii import crc32
 
 from ykt import taprec
 from ykt.compat import const
-from ykt.crypt import Ctr
+from ykt.sec.crypt import Ctr
 
 _HDR = const(20)
 _FRAME = const(36)

@@ -5,7 +5,7 @@
 #  off size field
 #   0   4   seq        per-device sequence number, never repeats
 #   4   4   time       unix seconds from the device clock (see F_TIME_UNTRUSTED)
-#   8   8   token      keyed card token (ykt.token) or QR token id; never the card identity
+#   8   8   token      keyed card token (ykt.sec.token) or QR token id; never the card identity
 #  16   1   outcome    OUT_*
 #  17   1   reason     R_* (stable codes, recorded with every tap)
 #  18   2   fare       provisional fare in fen (0.01 CNY); the back office settles

@@ -171,7 +171,7 @@ class Device:
         st = self.w.chip_state()
         st["cause"] = "power" if cause not in ("power", "hard", "wdt", "soft", "deepsleep") else cause
         st["flash_path"] = self.flash_path
-        st["memory_errors"] = self.memory_errors
+        st["memory_errors"] = self.memory_errors + (self.app.memory_errors if self.app is not None else 0)
         taps, self.taps = self.taps, []
         resets, self.resets = self.resets, []
         return {"t": vclock.now_ms(), "taps": taps, "resets": resets, "restart": st,
@@ -187,7 +187,8 @@ class Device:
                 "cursor": j.cursor if j else 0,
                 "heap_peak_bytes": (app.heap_peak - heapbudget.base + heapbudget.code_bytes) if heapbudget.applied else app.heap_peak,
                 "heap_code_bytes": heapbudget.code_bytes,
-                "memory_errors": self.memory_errors, "errors": app.errors[-6:],
+                # MemoryErrors that restarted the interpreter plus those the loop caught
+                "memory_errors": self.memory_errors + app.memory_errors, "errors": app.errors[-6:],
                 "uplink": up.state_name() if up else None,
                 "versions": app.sync.versions() if app.sync else {},
                 "sync_errors": [list(e) for e in app.sync.errors] if app.sync else [],

@@ -1,3 +1,3 @@
-from ykt_tools.cli import main
+from ykt_tools.cli.main import main
 
 raise SystemExit(main())

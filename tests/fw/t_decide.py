@@ -4,8 +4,8 @@
 from t_decide_kit import Rig, card, tok, check, BOARDS, NOW, at, KEY
 from ykt import taprec as T
 from ykt import cardread as CR
-from ykt import decide as D
-from ykt.token import card_token
+from ykt.rules import decide as D
+from ykt.sec.token import card_token
 
 
 def test_plain_accept_each_board():

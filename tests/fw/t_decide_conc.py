@@ -3,8 +3,8 @@
 # companions, daily free-ride limits.
 from t_decide_kit import Rig, card, check, tok, BOARDS, NOW, at
 from ykt import taprec as T
-from ykt import fares as F
-from ykt import decide as D
+from ykt.rules import fares as F
+from ykt.rules import decide as D
 
 FULL = {"bus_validator": 200, "ferry_validator": 12000, "turnstile": 5500}
 

@@ -3,8 +3,8 @@
 # and the green channel at turnstiles, free identity entry at a museum.
 from t_decide_kit import Rig, card, check, NOW, at
 from ykt import taprec as T
-from ykt import fares as F
-from ykt import decide as D
+from ykt.rules import fares as F
+from ykt.rules import decide as D
 
 
 def test_bus_double_tap():

@@ -1,18 +1,18 @@
 # Shared fixtures for the decision, fare and feedback tests (portable: runs on
 # CPython and MicroPython). Builds compiled fare tables, catalogs and
-# entitlement lists with struct exactly as host_tools/ykt_tools/fares_compile.py
+# entitlement lists with struct exactly as host_tools/ykt_tools/build/fares.py
 # does (tests/test_fares_compile.py checks both produce the same bytes).
 # No test_ functions here: this module only provides helpers.
 import struct
 import binascii
 
-from ykt import fares as F
-from ykt import catalog as C
+from ykt.rules import fares as F
+from ykt.rules import catalog as C
 from ykt import cardread as CR
 from ykt import taprec as T
-from ykt import recent
-from ykt import decide
-from ykt.token import card_token
+from ykt.rules import recent
+from ykt.rules import decide
+from ykt.sec.token import card_token
 
 KEY = b"ykt-test-only-token-key-32bytes!"  # tests only; devices get their own key
 

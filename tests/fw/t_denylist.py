@@ -7,8 +7,9 @@ import sys
 
 import fwtest
 import t_denylist_util as U
-from ykt import dlbuild, dlformat as F
-from ykt.denylist import DenyList
+from yktsrv import dlbuild
+from ykt.rules import dlformat as F
+from ykt.rules.denylist import DenyList
 
 MP = sys.implementation.name != "cpython"
 

@@ -6,8 +6,8 @@ import vclock
 import t_denylist_util as U
 from vhw import chip as _chip
 from vhw import flash as _flash
-from ykt import dlformat as F
-from ykt.denylist import DenyList
+from ykt.rules import dlformat as F
+from ykt.rules.denylist import DenyList
 
 
 def _parts():

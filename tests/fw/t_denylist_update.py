@@ -5,9 +5,9 @@
 import struct
 
 import t_denylist_util as U
-from ykt import dlformat as F
-from ykt.denylist import DenyList
-from ykt.dlformat import DenyListError
+from ykt.rules import dlformat as F
+from ykt.rules.denylist import DenyList
+from ykt.rules.dlformat import DenyListError
 
 _N = 150
 _FILL = 512  # part-filled blocks: several data blocks from few entries

@@ -3,7 +3,7 @@
 # (erase sets 0xFF, programming only clears bits), read counting and power
 # cuts after N erase/program operations (optionally torn mid-block); and a
 # deterministic 64-bit generator that gives the same sets on both runtimes.
-from ykt import dlbuild
+from yktsrv import dlbuild
 
 BLOCK = 4096
 _FF = b"\xff" * BLOCK
@@ -238,7 +238,7 @@ def reseal(blks):
     """Recompute body SHA-256 and header CRC of a modified image: the checks
     behind them must then catch what the hash no longer can."""
     import hashlib
-    from ykt import dlformat as F
+    from ykt.rules import dlformat as F
 
     out = fix_header_crc(blks)
     h = F.parse_header(out[0])

@@ -3,8 +3,8 @@
 # with a specific reason and the previous table stays in force.
 import struct
 from t_decide_kit import fare_table, catalog_bin, ent_bin, std_fares, FERRY_OD
-from ykt import fares as F
-from ykt import catalog as C
+from ykt.rules import fares as F
+from ykt.rules import catalog as C
 
 
 def _code(fn, *a):

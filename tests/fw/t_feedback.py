@@ -5,9 +5,9 @@
 import machine
 import vclock
 from vhw import bus, chip
-from ykt import feedback as FB
+from ykt.ui import feedback as FB
 from ykt import taprec as T
-from ykt import decide as D
+from ykt.rules import decide as D
 
 
 class TextDisplay:
@@ -187,7 +187,7 @@ def test_display_texts():
 
 
 def test_every_decision_key_has_a_message():
-    import ykt.decide as Dm
+    import ykt.rules.decide as Dm
     keys = ("ok", "concession", "transfer", "already_paid", "green", "identity", "exit", "expired",
             "not_yet_valid", "region", "unsupported", "passback", "daily_limit", "no_time",
             "not_configured", "read_failed", "reader_fault") + Dm._DENY_KEYS[1:]

@@ -1,8 +1,8 @@
 # The SSD1306 driver and bilingual rendering: exact I2C bytes at the panel
 # boundary, Chinese glyph pixels equal the Unifont subset, and the glyph file
 # covers every message. Needs framebuf (MicroPython; CPython skips with reason).
-from ykt import display as DS
-from ykt import feedback as FB
+from ykt.ui import display as DS
+from ykt.ui import feedback as FB
 from ykt import taprec as T
 
 
@@ -24,7 +24,7 @@ def _need_fb():
 
 
 def _glyphs():
-    return DS.load_glyphs("firmware/ykt/glyphs.bin")
+    return DS.load_glyphs()
 
 
 def test_glyph_file_covers_messages():
@@ -37,8 +37,9 @@ def test_glyph_file_covers_messages():
 
 
 def test_glyph_file_corruption_refused():
-    with open("firmware/ykt/glyphs.bin", "rb") as f:
-        buf = bytearray(f.read())
+    from ykt.ui.glyphdata import GLYPHS
+
+    buf = bytearray(GLYPHS)
     for bad in (bytes(buf[:-1]), b"XKTG" + bytes(buf[4:])):
         try:
             DS.Glyphs(bad)

@@ -1,6 +1,6 @@
 # RFC 4231 HMAC-SHA256 test vectors (the RFC 2104 construction with SHA-256).
 import binascii
-from ykt.hmac256 import hmac_sha256, HMAC256, HMAC256Py, equal
+from ykt.sec.hmac256 import hmac_sha256, HMAC256, HMAC256Py, equal
 
 
 def _h(s):

@@ -8,7 +8,7 @@ import sys
 from binascii import crc32, hexlify
 
 from ykt import journal, taprec
-from ykt.crypt import Ctr
+from ykt.sec.crypt import Ctr
 from ykt.journal import Journal, JournalError, JournalFull
 
 KEY = b"0123456789abcdef"

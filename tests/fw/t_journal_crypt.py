@@ -6,7 +6,7 @@ from binascii import hexlify, unhexlify
 
 from cryptolib import aes
 
-from ykt.crypt import Ctr
+from ykt.sec.crypt import Ctr
 
 
 def _h(b):

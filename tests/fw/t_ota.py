@@ -4,7 +4,7 @@
 # an interrupted download resumes; taps are served while it downloads.
 import vclock
 import otaboot
-from ykt import ota
+from ykt.ota import updater as ota
 import t_ota_kit as K
 
 

@@ -7,7 +7,9 @@
 import vclock
 import otaboot
 import esp32
-from ykt import ota, otafw, signed
+from ykt.ota import updater as ota
+from ykt.ota import image as otafw
+from ykt.sec import signed
 import t_ota_kit as K
 
 

@@ -1,7 +1,7 @@
 # Helpers for the OTA tests (portable: CPython and MicroPython). No test_
 # functions here. Builds signed application bundles on the device runtime
 # itself (RSA signing is one pow() with C big integers), serves them through
-# a stateful fake of ykt.httpc's interface (Range, cuts, offers), and boots
+# a stateful fake of ykt.net.httpc's interface (Range, cuts, offers), and boots
 # virtual devices through otaboot exactly as firmware/main.py does.
 import binascii
 import hashlib
@@ -12,7 +12,9 @@ import sys
 
 import vclock
 import otaboot
-from ykt import ota, sigverify, signed
+from ykt.ota import updater as ota
+from ykt.sec import sigverify
+from ykt.sec import signed
 
 DEV = 77
 KEY = b"\x5a" * 32
@@ -64,7 +66,7 @@ def _nbytes(n):
 
 
 def keyring():
-    from ykt import sigverify as S
+    from ykt.sec import sigverify as S
 
     ring = S.Keyring()
     ring.add(S.PublicKey(_nbytes(_int(REL_N)), 65537, ota.U_RELEASES))
@@ -96,14 +98,20 @@ def scratch(name):
 def app_files(patch=None):
     """(slot path, source path or bytes) of the whole application package."""
     out = []
-    for n in sorted(os.listdir(FW)):
-        if n.endswith(".py") or n.endswith(".bin"):
-            src = FW + "/" + n
-            if patch is not None and n == "app.py":
+    _walk(FW, "ykt", patch, out)
+    return out
+
+
+def _walk(d, rel, patch, out):
+    for n in sorted(os.listdir(d)):
+        src = d + "/" + n
+        if n.endswith(".py"):
+            if patch is not None and rel + "/" + n == "ykt/app.py":
                 with open(src) as f:
                     src = (f.read() + patch).encode()
-            out.append(("ykt/" + n, src))
-    return out
+            out.append((rel + "/" + n, src))
+        elif n != "__pycache__" and os.stat(src)[0] & 0x4000:
+            _walk(src, rel + "/" + n, patch, out)
 
 
 def _size(src):
@@ -153,7 +161,7 @@ def build(path, version, files=None, boards=(), min_interp=INTERP, signer="rel",
 
 
 class FileHttp:
-    """ykt.httpc.HttpClient's interface over a bundle file: the offer endpoint
+    """ykt.net.httpc.HttpClient's interface over a bundle file: the offer endpoint
     and a Range-capable bundle endpoint. cut_at: drop the connection once the
     bundle has been sent up to this offset (a network cut)."""
 

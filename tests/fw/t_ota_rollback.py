@@ -5,7 +5,7 @@
 # (otaboot.status, sent with the next offer request).
 import vclock
 import otaboot
-from ykt import ota
+from ykt.ota import updater as ota
 import t_ota_kit as K
 
 

@@ -2,11 +2,11 @@
 import vclock
 from t_pn532_script import h, frame, CMD, RSP, RAW, ACK, HOST_ACK, HOST_NACK, Script, \
     ScriptI2C, ScriptSPI, ScriptUART
-from ykt import pn532 as P
-from ykt.pn532 import PN532, scan_frame
-from ykt.pn532_i2c import PN532_I2C
-from ykt.pn532_spi import PN532_SPI
-from ykt.pn532_hsu import PN532_HSU
+from ykt.nfc import pn532 as P
+from ykt.nfc.pn532 import PN532, scan_frame
+from ykt.nfc.pn532_i2c import PN532_I2C
+from ykt.nfc.pn532_spi import PN532_SPI
+from ykt.nfc.pn532_hsu import PN532_HSU
 
 
 def setup():

@@ -2,7 +2,9 @@
 # refusal with its reason (expired, not yet valid, wrong key, tampered,
 # truncated, oversized, replayed, no trusted time), then the decision for a
 # QR read: the signed holder token goes through the same rules as a card.
-from ykt import qrtoken as Q, cardread as CR, taprec as T, sigverify as S
+from ykt import cardread as CR, taprec as T
+from ykt.qr import qrtoken as Q
+from ykt.sec import sigverify as S
 import t_qr_kit as K
 import t_decide_kit as DK
 

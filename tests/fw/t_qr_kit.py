@@ -3,7 +3,8 @@
 # in plain integers so MicroPython can mint tokens too, a clock and a UART.
 import hashlib
 
-from ykt import qrtoken as Q, sigverify as S
+from ykt.qr import qrtoken as Q
+from ykt.sec import sigverify as S
 
 A_N = (
     "b8bb7a2e6ebe78e0de7256b5ad0b86ee238e449958cf29e9637d506071d4e5c571add2e5162a8af9ff0188830f7b4af2"

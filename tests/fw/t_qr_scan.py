@@ -7,7 +7,9 @@ import machine
 from vhw import bus, chip
 from vhw.qrscanner import QRScannerSim
 
-from ykt import qrscan, qrtoken as Q, cardread as CR, taprec as T
+from ykt import cardread as CR, taprec as T
+from ykt.qr import qrscan
+from ykt.qr import qrtoken as Q
 import t_qr_kit as K
 
 

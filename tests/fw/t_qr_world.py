@@ -5,7 +5,9 @@
 import vclock
 from vhw.world import World
 
-from ykt import qrtoken as Q, taprec as T, timesync
+from ykt import taprec as T
+from ykt.qr import qrtoken as Q
+from ykt.net import timesync
 import t_qr_kit as K
 import t_decide_kit as DK
 

@@ -4,11 +4,11 @@ import vclock
 import fwtest
 from t_pn532_script import Script, ScriptI2C, ScriptSPI, ScriptUART, Pin, CMD, RSP, ACK, \
     HOST_ACK, init_items, idle_items, found, x, ssc_items, release, rf_off, SELECT, TRANSIT, asc, h
-from ykt.pn532 import PN532
-from ykt.pn532_i2c import PN532_I2C
-from ykt.pn532_spi import PN532_SPI
-from ykt.pn532_hsu import PN532_HSU
-from ykt.reader import Reader, DEFAULT_OPTS, OPT_TRANSIT, OPT_ISSUE
+from ykt.nfc.pn532 import PN532
+from ykt.nfc.pn532_i2c import PN532_I2C
+from ykt.nfc.pn532_spi import PN532_SPI
+from ykt.nfc.pn532_hsu import PN532_HSU
+from ykt.nfc.reader import Reader, DEFAULT_OPTS, OPT_TRANSIT, OPT_ISSUE
 from ykt.cardread import CardRead
 from ykt import cardread as C
 

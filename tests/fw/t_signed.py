@@ -2,7 +2,8 @@
 # truncated, rolled-back, foreign-key, wrong-kind and wrong-scope files are
 # refused with a reason before anything is applied.
 import binascii
-from ykt import signed, sigverify
+from ykt.sec import signed
+from ykt.sec import sigverify
 import t_signed_vec as V
 
 

@@ -1,5 +1,5 @@
 # Pinned signed-file vectors (data only, no tests here). Produced by
-# host_tools/ykt_tools/signing.py with the test-only keys in
+# host_tools/ykt_tools/build/signing.py with the test-only keys in
 # tests/test_wire_vectors.py, which re-signs and asserts these exact bytes
 # (PKCS#1 v1.5 signatures are deterministic). Key A: RSA-3072, key B:
 # RSA-2048, both trusted; key C: RSA-2048, not trusted (foreign).

@@ -3,7 +3,9 @@
 # the same loop (t_uplink_srv). Faults: drop before/after commit, 5xx,
 # truncated reply, stall (timeout), stale and forged acks, partial commit.
 import vclock
-from ykt import httpc, taprec, uplink
+from ykt import taprec
+from ykt.net import httpc
+from ykt.net import uplink
 from t_uplink_mem import MemJournal, make_tap
 from t_uplink_srv import LoopServer, Backoffice
 
@@ -91,7 +93,7 @@ def test_step_is_bounded_while_server_stalls():
 
 
 def test_ack_beyond_sent_is_clamped_and_time_learned():
-    from ykt.timesync import TimeSync, TRUST_AUTH
+    from ykt.net.timesync import TimeSync, TRUST_AUTH
 
     app, srv, j, up = _rig()
     ts = TimeSync()

@@ -1,11 +1,12 @@
 # A real loopback HTTP server stepped in the test's own loop (non-blocking
 # sockets, no threads), so the uplink/sync tests run the real httpc client
 # over real TCP on MicroPython and CPython alike. It implements the back-office
-# side of the protocol with ykt.wire, plus per-request fault injection.
+# side of the protocol with ykt.net.wire, plus per-request fault injection.
 # Helper only: no tests here.
 import socket
 
-from ykt import taprec, wire
+from ykt import taprec
+from ykt.net import wire
 
 
 def _would_block(e):

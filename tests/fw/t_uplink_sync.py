@@ -4,7 +4,11 @@
 import binascii
 import json
 import vclock
-from ykt import httpc, sigverify, sync, heartbeat, signed
+from ykt.net import httpc
+from ykt.sec import sigverify
+from ykt.net import sync
+from ykt.net import heartbeat
+from ykt.sec import signed
 from t_uplink_srv import LoopServer, Backoffice
 import t_signed_vec as V
 

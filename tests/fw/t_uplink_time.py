@@ -1,8 +1,8 @@
 # Trusted time: authenticated back-office time, weak sources (HTTP Date,
 # SNTP), monotonic fallback, clock jumps and ticks wrap-around.
 import vclock
-from ykt import httpc
-from ykt.timesync import TimeSync, TRUST_NONE, TRUST_WEAK, TRUST_AUTH
+from ykt.net import httpc
+from ykt.net.timesync import TimeSync, TRUST_NONE, TRUST_WEAK, TRUST_AUTH
 
 
 def setup():
@@ -72,7 +72,7 @@ def test_http_date_parse():
 
 
 def test_time_query_over_tcp_authenticated_and_forged():
-    from ykt.timesync import TimeQuery
+    from ykt.net.timesync import TimeQuery
     from t_uplink_srv import LoopServer, Backoffice
 
     key = b"\x03" * 32
@@ -106,7 +106,7 @@ def test_time_query_over_tcp_authenticated_and_forged():
 def test_sntp_over_loopback_udp_is_weak_time():
     import socket
     import struct
-    from ykt.timesync import Sntp
+    from ykt.net.timesync import Sntp
 
     srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     port = 0
@@ -146,7 +146,7 @@ def test_sntp_over_loopback_udp_is_weak_time():
 
 
 def test_sntp_timeout_leaves_time_alone():
-    from ykt.timesync import Sntp
+    from ykt.net.timesync import Sntp
 
     ts = TimeSync()
     q = Sntp(ts, "127.0.0.1", 9, timeout_ms=50)    # discard port: no answer

@@ -1,7 +1,8 @@
 # Pins the uplink batch and reply bytes (the back office decodes with the
 # same module) and checks every refusal code.
 import binascii
-from ykt import taprec, wire
+from ykt import taprec
+from ykt.net import wire
 
 KEY = b"K" * 32
 NONCE = b"\x01\x02\x03\x04\x05\x06\x07\x08"
@@ -104,7 +105,7 @@ def test_batch_refusals():
 
 def test_malformed_after_a_valid_mac():
     # a correctly MACed but inconsistent body (count says 4, three records)
-    from ykt import hmac256
+    from ykt.sec import hmac256
 
     body = bytearray(binascii.unhexlify(BATCH_HEX)[:-16])
     body[14] = 4

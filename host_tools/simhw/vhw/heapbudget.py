@@ -19,7 +19,6 @@ _ballast = None
 base = 0          # heap in use by the simulator (and frozen code) when the budget was applied
 code_bytes = 0    # heap the firmware's modules take when imported (frozen on the device)
 applied = False
-_HOST_ONLY = ("dlbuild", "wire_srv")
 
 
 def parse(s):
@@ -62,12 +61,21 @@ def apply():
 def _freeze_firmware():
     import ykt
 
-    d = ykt.__file__.rsplit("/", 1)[0]
+    _import_tree(ykt.__file__.rsplit("/", 1)[0], "ykt")
+
+
+def _import_tree(d, pkg):
     for f in sorted(os.listdir(d)):
+        p = d + "/" + f
         if f.endswith(".py") or f.endswith(".mpy"):
             m = f.rsplit(".", 1)[0]
-            if m != "__init__" and m not in _HOST_ONLY:
-                __import__("ykt." + m)
+            if m != "__init__":
+                __import__(pkg + "." + m)
+                gc.collect()   # the compiler's garbage is reused by the next module: less fragmentation
+        elif f != "__pycache__" and os.stat(p)[0] & 0x4000:
+            __import__(pkg + "." + f)
+            gc.collect()
+            _import_tree(p, pkg + "." + f)
 
 
 def firmware_bytes(alloc):

@@ -50,7 +50,7 @@ def provision_device(db, name, kind="validator", entry=0, device_id=None, actor=
     from ykt_tools.backoffice import qrissue
     qrissue.ensure_qr_key(eng)                    # e-SSC QR codes: the device must trust the QR key
     d["keys_file"] = ops.trusted_keys_payload(eng)
-    from ykt_tools import signing
+    from ykt_tools.build import signing
     from ykt_tools.backoffice import releasekeys
     with eng.connect() as c:
         extra = qrissue.qr_public_entries(c) + releasekeys.release_public_entries(c)

@@ -30,7 +30,7 @@ def create_app(db_url=None, migrate=True, signing_key=True):
 
     # No Swagger/ReDoc pages: they load their JS from a CDN. /openapi.json stays.
     app = FastAPI(title="ykt-gate back office", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Device API (/v1, binary ykt.wire bodies, see docs/protocol.md) and "
+                  description="Device API (/v1, binary ykt.net.wire bodies, see docs/protocol.md) and "
                               "operator admin API (/admin). docs/backoffice.md.")
     app.state.eng = eng
     app.state.ingestor = ingest.Ingestor(eng)

@@ -1,5 +1,5 @@
 """Device endpoints (/v1): batch ingest, signed downloads, time, heartbeats.
-Bytes on the wire are ykt.wire's (firmware/ykt/wire.py, docs/protocol.md);
+Bytes on the wire are ykt.net.wire's (firmware/ykt/net/wire.py, docs/protocol.md);
 this module only maps its outcomes to HTTP. Every error carries
 X-YKT-Error: <code> and a distinct status:
 
@@ -14,7 +14,8 @@ import time
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from ykt import wire, signed as ksigned
+from ykt.net import wire
+from ykt.sec import signed as ksigned
 from ykt_tools.backoffice import ingest, ops
 from ykt_tools.backoffice import schema as S
 from ykt_tools.backoffice.db import now, readonly
@@ -22,7 +23,7 @@ from ykt_tools.backoffice.db import now, readonly
 from sqlalchemy import select, update
 
 KEY_TTL_S = 10.0            # deactivation/rekey reach every worker within this
-MAX_HEARTBEAT = 1024          # ykt.heartbeat.MAX_BYTES is 768
+MAX_HEARTBEAT = 1024          # ykt.net.heartbeat.MAX_BYTES is 768
 _STATUS = {"oversized": 413, "truncated": 400, "malformed": 400, "bad_version": 400,
            "bad_magic": 415, "bad_auth": 401, "bad_mac": 401, "unknown_device": 403,
            "replay": 409, "seq_ahead": 422, "bad_kind": 404, "nonce_mismatch": 400}
@@ -77,7 +78,7 @@ def _full_path(request):
     return request.scope["path"] + ("?" + q.decode("latin-1") if q else "")
 
 
-@router.post("/taps", summary="Upload a tap batch (ykt.wire batch format)",
+@router.post("/taps", summary="Upload a tap batch (ykt.net.wire batch format)",
              openapi_extra={"requestBody": dict(_BIN, required=True, description=
                             "YKTB batch: 52-byte header, delta-coded records, 16-byte HMAC (docs/protocol.md)")},
              responses={200: dict(_BIN, description="44-byte signed YKTR ack: value = highest contiguous committed seq; "
@@ -193,7 +194,7 @@ def _u(v, lim):
 
 
 def heartbeat_columns(hb):
-    """ykt.heartbeat JSON (keys fw dev up t tt v bl old ack rd heap st e) ->
+    """ykt.net.heartbeat JSON (keys fw dev up t tt v bl old ack rd heap st e) ->
     the fleet columns the dashboard shows."""
     v = hb.get("v") if isinstance(hb.get("v"), dict) else {}
     rd = hb.get("rd") if isinstance(hb.get("rd"), dict) else {}
@@ -205,7 +206,7 @@ def heartbeat_columns(hb):
     return {k: x for k, x in cols.items() if x is not None}
 
 
-@router.post("/heartbeat", summary="Device status: ykt.heartbeat compact JSON, authenticated with X-YKT-Auth",
+@router.post("/heartbeat", summary="Device status: ykt.net.heartbeat compact JSON, authenticated with X-YKT-Auth",
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                  "type": "object", "properties": {
                      "fw": {"type": "string"}, "dev": {"type": "integer"}, "up": {"type": "integer"},

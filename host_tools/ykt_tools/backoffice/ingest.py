@@ -1,5 +1,5 @@
 """Batch ingest with group commit. Request handlers authenticate and decode a
-batch (ykt.wire) on the event loop, then hand the rows to this worker's one
+batch (ykt.net.wire) on the event loop, then hand the rows to this worker's one
 writer thread, which commits every batch waiting at that moment in ONE
 transaction (bulk INSERT .. ON CONFLICT DO NOTHING on SQLite; on PostgreSQL a
 binary COPY straight into taps for rows above the device's seq_max, and COPY
@@ -69,7 +69,7 @@ class _Item:
 
 
 def rows_from_fields(dev, recs, rx):
-    """ykt.wire.decode_fields tuples -> row tuples in COLS order. The day is
+    """ykt.net.wire.decode_fields tuples -> row tuples in COLS order. The day is
     the UTC+8 service day of the tap; for untrusted device time, of the
     receipt. Hot path: one tuple per tap, the day computed once per day."""
     rday = service_day(rx)

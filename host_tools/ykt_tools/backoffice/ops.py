@@ -15,12 +15,14 @@ from ykt_tools.backoffice import schema as S
 from ykt_tools.backoffice.auth import audit
 from ykt_tools.backoffice.db import is_sqlite, now, readonly, setting
 
-from ykt import token as ktoken  # noqa: E402  (firmware package, on sys.path)
-from ykt import fares as kfares, catalog as kcatalog, signed as ksigned
+from ykt.sec import token as ktoken  # noqa: E402  (firmware package, on sys.path)
+from ykt.rules import fares as kfares
+from ykt.rules import catalog as kcatalog
+from ykt.sec import signed as ksigned
 
-from ykt import dlformat as _dlf  # noqa: E402
+from ykt.rules import dlformat as _dlf  # noqa: E402
 
-# card status -> deny-list entry status (ykt.dlformat ST_*); restored = off the list
+# card status -> deny-list entry status (ykt.rules.dlformat ST_*); restored = off the list
 STATUSES = {"lost": _dlf.ST_LOST, "suspended": _dlf.ST_SUSPENDED, "cancelled": _dlf.ST_CANCELLED,
             "replaced": _dlf.ST_REPLACED, "restored": 0}
 DEVICE_KINDS = ("validator", "gate", "ferry", "handheld")
@@ -41,7 +43,7 @@ class OpError(ValueError):
 
 
 def _signing():
-    from ykt_tools import signing
+    from ykt_tools.build import signing
     return signing
 
 
@@ -123,7 +125,7 @@ def set_device_active(eng, ident, active, actor="cli"):
         audit(c, actor, "device.activate" if active else "device.deactivate", "device:%d" % d.id)
 
 
-REQUESTS = {"sync-now": 0x01, "upload-now": 0x02}   # ykt.heartbeat HB_SYNC_NOW, HB_UPLOAD_NOW
+REQUESTS = {"sync-now": 0x01, "upload-now": 0x02}   # ykt.net.heartbeat HB_SYNC_NOW, HB_UPLOAD_NOW
 
 
 def request_device(eng, ident, what, actor="cli"):
@@ -254,16 +256,16 @@ def card_history(eng, token):
 
 
 # Deny-list payloads: the image and delta formats belong to the firmware
-# (ykt.dlformat, ykt.dlbuild) via host_tools/ykt_tools/denylist_build.py.
+# (ykt.rules.dlformat, yktsrv.dlbuild) via host_tools/ykt_tools/build/denylist.py.
 
 def _dlb():
-    from ykt_tools import denylist_build
+    from ykt_tools.build import denylist as denylist_build
     return denylist_build
 
 
 def denylist_delta_payload(ops, base, version, created):
     """ops: [[status (0 = remove), token_hex], ...] -> dlformat delta bytes."""
-    from ykt import dlformat
+    from ykt.rules import dlformat
     ent = sorted((bytes.fromhex(t), code) for code, t in ops)
     return dlformat.pack_delta(base, version, ent, created)
 
@@ -441,7 +443,7 @@ def remove_entitlement(eng, token, actor="cli"):
 
 def publish_entitlements(eng, day=None, actor="cli"):
     """Compile the entitlements valid on `day` (YYYYMMDD, default all) into the
-    firmware's YKTE file (ykt.fares.Entitlements) and publish it."""
+    firmware's YKTE file (ykt.rules.fares.Entitlements) and publish it."""
     import binascii as _b
     with eng.connect() as c:
         q = select(S.entitlements).order_by(S.entitlements.c.token)

@@ -37,13 +37,13 @@ def _write(c, keys):
 
 def qr_public_entries(c):
     """[(public key, U_QR)] of the trusted QR keys, for the keys file."""
-    from ykt import sigverify
+    from ykt.sec import sigverify
     return [(_load_key(k["pem"].encode()).public_key(), sigverify.U_QR) for k in _read(c)]
 
 
 def _new_pem(bits):
     from cryptography.hazmat.primitives import serialization
-    from ykt_tools import qr
+    from ykt_tools.build import qr
     k = qr.new_key(bits)
     return k, k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption()).decode()
@@ -57,7 +57,7 @@ def _lock(eng, c):
 def ensure_qr_key(eng, bits=2048, actor="system"):
     """Create the QR key (and publish a keys file listing it) if there is none.
     -> kid hex of the active QR key."""
-    from ykt_tools import signing
+    from ykt_tools.build import signing
     with eng.begin() as c:
         _lock(eng, c)
         keys = _read(c)
@@ -73,7 +73,7 @@ def ensure_qr_key(eng, bits=2048, actor="system"):
 
 
 def rotate_qr_key(eng, bits=2048, actor="cli"):
-    from ykt_tools import signing
+    from ykt_tools.build import signing
     with eng.begin() as c:
         _lock(eng, c)
         keys = [k for k in _read(c) if k["state"] == "active"]
@@ -112,7 +112,8 @@ def issue(eng, token, category=None, ent_flags=None, region=0, valid_s=30, iat=N
     A card on the deny list (lost, suspended, cancelled, replaced) gets none.
     category/ent_flags default to the holder's entitlement in force today.
     -> {"text", "token_bytes", "kid", "iat", "expires", "nonce"}."""
-    from ykt_tools import qr, signing
+    from ykt_tools.build import qr
+    from ykt_tools.build import signing
     tok = parse_token(token) if isinstance(token, str) else bytes(token)
     if len(tok) != 8:
         raise OpError("token must be 8 bytes")

@@ -36,7 +36,7 @@ def _load_public(pem):
 
 def release_public_entries(c):
     """[(public key, U_RELEASES)] for the keys file."""
-    from ykt import sigverify
+    from ykt.sec import sigverify
 
     return [(_load_public(p), sigverify.U_RELEASES) for p in _read(c)]
 

@@ -24,7 +24,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
-from ykt import ota, signed
+from ykt.ota import updater as ota
+from ykt.sec import signed
 from ykt_tools.backoffice import admin, devapi
 from ykt_tools.backoffice.db import now, readonly
 
@@ -60,7 +61,7 @@ def add_release(eng, blob):
         raise RolloutError("not a signed bundle: %s" % e.code) from e
     if h.kind != ota.K_RELEASE:
         raise RolloutError("not a release bundle (kind %d)" % h.kind)
-    from ykt_tools import release as rel
+    from ykt_tools.build import release as rel
     import os
     import tempfile
 

@@ -158,7 +158,7 @@ entitlements = Table(
     Column("concession", Integer, nullable=False),
     Column("valid_from", Integer, nullable=False),         # YYYYMMDD
     Column("valid_to", Integer, nullable=False),
-    Column("flags", Integer, nullable=False),             # ykt.fares E_* bits
+    Column("flags", Integer, nullable=False),             # ykt.rules.fares E_* bits
 )
 
 signing_keys = Table(

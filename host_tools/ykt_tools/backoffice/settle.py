@@ -4,7 +4,7 @@ For one service day, each token's accepted taps in time order:
  1. provisional fare = what the device charged (taprec.fare);
  2. transfer across vehicles: a tap on a different device within the
     transfer window (fare table transfer_s) of the last tap that paid gets
-    the table's transfer action (ykt.fares.apply), once per paid tap;
+    the table's transfer action (ykt.rules.fares.apply), once per paid tap;
  3. concession limit: after daily_free concession rides in the day (across
     every device), a concession ride costs the table's full base fare
     (when daily_act is DL_FULL);
@@ -16,7 +16,8 @@ import json
 
 from sqlalchemy import delete, select
 
-from ykt import fares as kfares, taprec
+from ykt import taprec
+from ykt.rules import fares as kfares
 from ykt_tools.backoffice import ops
 from ykt_tools.backoffice import schema as S
 from ykt_tools.backoffice.auth import audit

@@ -1,11 +1,12 @@
 """Helpers for tests/test_backoffice_*.py and the ingest bench: throwaway
 databases (SQLite file or a fresh PostgreSQL database per test) and device-
-side request builders that use ykt.wire (never a second copy of the format)."""
+side request builders that use ykt.net.wire (never a second copy of the format)."""
 import contextlib
 import os
 import uuid
 
-from ykt import taprec, wire
+from ykt import taprec
+from ykt.net import wire
 
 PG_ADMIN = os.environ.get("YKT_PG_ADMIN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 PG_URL = os.environ.get("YKT_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/%s")

@@ -13,7 +13,7 @@ depends_on = None
 
 
 def upgrade():
-    # ykt.heartbeat HB_SYNC_NOW / HB_UPLOAD_NOW, cleared when delivered
+    # ykt.net.heartbeat HB_SYNC_NOW / HB_UPLOAD_NOW, cleared when delivered
     with op.batch_alter_table("devices") as b:
         b.add_column(sa.Column("requests", sa.Integer, nullable=False, server_default="0"))
 

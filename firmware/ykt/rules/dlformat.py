@@ -1,0 +1,200 @@
+# Deny-list formats, defined once: the image header, the data-block geometry
+# and the delta. The device reader (ykt.rules.denylist), the portable image encoder
+# (yktsrv.dlbuild) and the host tools (ykt_tools.build.denylist) all use this
+# module, and tests pin its bytes. Big-endian throughout, so byte order is
+# token sort order. docs/denylist.md has the full byte-by-byte layout.
+#
+# Image = header block (block 0) + directory blocks + data blocks, 4096 bytes
+# each, written raw to a flash partition. Block 0 header (rest of block zero):
+#  off size field
+#   0   4   magic "YKDL"
+#   4   1   format (1)
+#   5   1   k: bucket bits (bucket = top k bits of the token); 0 iff empty
+#   6   1   g: directory group bits (one directory entry per 2^g buckets)
+#   7   1   sample shift: block-local sample every 2^s buckets
+#   8   4   list version
+#  12   4   entry count
+#  16   4   directory blocks
+#  20   4   data blocks
+#  24   4   created, unix seconds (informational)
+#  28  16   entries per status, 4 x u32 (lost, suspended, cancelled, replaced)
+#  44  32   SHA-256 over blocks 1 .. end (directory + data)
+#  76   4   CRC-32 of bytes 0..75
+import struct
+
+from ykt.compat import const
+
+BLOCK = const(4096)
+MAGIC = b"YKDL"
+DELTA_MAGIC = b"YKDD"
+FORMAT = const(1)
+HDR_SIZE = const(80)
+_HDR_FMT = ">4sBBBBIIIII4I32s"  # 76 bytes, then the CRC
+SAMPLE_SHIFT = const(5)          # what the builder writes; readers take the header's
+MAX_K = const(30)                # bucket numbers stay small ints on a 32-bit port
+MAX_G = const(15)
+BLK_HDR = const(8)               # data block: u32 first bucket, u16 buckets, u16 entries
+BLK_CRC = const(4)               # data block ends with CRC-32 (little-endian, see below)
+BLK_PAYLOAD = const(4092)
+# CRC-32 of a whole block whose last 4 bytes hold the CRC of the rest
+# (little-endian) is this constant; it is < 2^30, so checking costs no
+# heap allocation on a 32-bit port.
+CRC_RESIDUE = const(0x2144DF1C)
+DIR_ENTRY = const(4)             # u16 data block index, u16 split (0 = none)
+TOKEN_LEN = const(8)
+STATUS_BITS = const(2)
+
+# Statuses returned by DenyList.lookup(). 0 = not denied. Order matches
+# taprec.R_DENY_LOST .. R_DENY_REPLACED, so reason = R_DENY_LOST - 1 + status.
+ST_NONE = const(0)
+ST_LOST = const(1)
+ST_SUSPENDED = const(2)
+ST_CANCELLED = const(3)
+ST_REPLACED = const(4)
+STATUS_NAMES = ("none", "lost", "suspended", "cancelled", "replaced")
+
+# Delta: adds/changes/removes on top of one image version, held in RAM.
+#  off size field
+#   0   4   magic "YKDD"
+#   4   1   format (1)
+#   5   1   reserved (0)
+#   6   2   entry count (<= DELTA_MAX)
+#   8   4   base version: the image version it applies to
+#  12   4   version after applying (> base)
+#  16   4   created, unix seconds
+#  20  9*n  entries, strictly ascending by token: token (8) + status (1; 0 = removed)
+#   .   4   CRC-32 (big-endian) of everything before it
+DELTA_MAX = const(512)
+DELTA_HDR = const(20)
+DELTA_REC = const(9)
+
+
+class DenyListError(Exception):
+    """Rejected image, delta or update. code is one of:
+    bad_magic, bad_format, bad_header_crc, bad_header, truncated, trailing,
+    too_large, bad_hash, bad_block, bad_dir, not_newer, base_mismatch,
+    bad_crc, bad_order, bad_status, no_update. The list in force is kept."""
+
+    def __init__(self, code, msg=""):
+        super().__init__(code, msg)
+        self.code = code
+        self.msg = msg
+
+
+def _crc(data):
+    import binascii
+
+    return binascii.crc32(data) & 0xFFFFFFFF
+
+
+class Header:
+    __slots__ = ("k", "g", "ss", "version", "count", "dir_blocks", "data_blocks", "created",
+                 "status_counts", "sha256")
+
+    def total_blocks(self):
+        return 1 + self.dir_blocks + self.data_blocks
+
+    def pack(self):
+        sc = self.status_counts
+        b = struct.pack(_HDR_FMT, MAGIC, FORMAT, self.k, self.g, self.ss, self.version, self.count,
+                        self.dir_blocks, self.data_blocks, self.created, sc[0], sc[1], sc[2], sc[3],
+                        self.sha256)
+        return b + struct.pack(">I", _crc(b))
+
+
+def dir_blocks_for(k, g):
+    if k == 0:
+        return 0
+    return (((1 << (k - g)) * DIR_ENTRY) + BLOCK - 1) // BLOCK
+
+
+def parse_header(buf, part_blocks=0):
+    """Header from the first HDR_SIZE bytes of buf; checks every field for
+    consistency (and, if part_blocks > 0, that the image fits the partition)."""
+    if len(buf) < HDR_SIZE:
+        raise DenyListError("truncated", "header")
+    if bytes(buf[0:4]) != MAGIC:
+        raise DenyListError("bad_magic", "not a deny-list image")
+    if buf[4] != FORMAT:
+        raise DenyListError("bad_format", "format %d" % buf[4])
+    (crc,) = struct.unpack_from(">I", buf, HDR_SIZE - 4)
+    if _crc(memoryview(buf)[0:HDR_SIZE - 4]) != crc:
+        raise DenyListError("bad_header_crc")
+    f = struct.unpack_from(_HDR_FMT, buf, 0)
+    h = Header()
+    h.k, h.g, h.ss, h.version, h.count = f[2], f[3], f[4], f[5], f[6]
+    h.dir_blocks, h.data_blocks, h.created = f[7], f[8], f[9]
+    h.status_counts = (f[10], f[11], f[12], f[13])
+    h.sha256 = f[14]
+    ok = h.k <= MAX_K and h.g <= MAX_G and h.g <= h.k and 1 <= h.ss <= 15
+    ok = ok and h.dir_blocks == dir_blocks_for(h.k, h.g) and h.data_blocks <= 0xFFFF
+    ok = ok and (f[10] + f[11] + f[12] + f[13]) == h.count
+    if h.count == 0:
+        ok = ok and h.k == 0 and h.data_blocks == 0
+    else:
+        ok = ok and h.k >= 1 and h.data_blocks >= 1 and h.version > 0
+    if not ok:
+        raise DenyListError("bad_header", "inconsistent fields")
+    if part_blocks and h.total_blocks() > part_blocks:
+        raise DenyListError("too_large", "image %d blocks > partition %d" % (h.total_blocks(), part_blocks))
+    return h
+
+
+def block_layout(nb, ne, k, ss):
+    """(unary byte offset, record byte offset, end byte) of a data block
+    holding nb buckets and ne entries."""
+    u = BLK_HDR + 2 * ((nb - 1) >> ss)
+    r = u + (nb + ne + 7) // 8
+    return u, r, r + (ne * (64 - k + STATUS_BITS) + 7) // 8
+
+
+def pack_delta(base, version, entries, created=0):
+    """entries: iterable of (8-byte token, status 0..4) strictly ascending."""
+    out = bytearray(struct.pack(">4sBBHIII", DELTA_MAGIC, FORMAT, 0, 0, base, version, created))
+    n = 0
+    for tok, st in entries:
+        out += bytes(tok)
+        out.append(st)
+        n += 1
+    struct.pack_into(">H", out, 6, n)
+    out += struct.pack(">I", _crc(out))
+    return bytes(out)
+
+
+def parse_delta(data):
+    """Validate a delta; returns (base, version, count, created). Entries are
+    at DELTA_HDR + 9*i in data. Nothing is applied here."""
+    n = len(data)
+    if n < DELTA_HDR + 4:
+        raise DenyListError("truncated", "delta header")
+    if bytes(data[0:4]) != DELTA_MAGIC:
+        raise DenyListError("bad_magic", "not a deny-list delta")
+    if data[4] != FORMAT:
+        raise DenyListError("bad_format", "delta format %d" % data[4])
+    _m, _f, _r, cnt, base, ver, created = struct.unpack_from(">4sBBHIII", data, 0)
+    if cnt > DELTA_MAX:
+        raise DenyListError("too_large", "delta %d entries > %d" % (cnt, DELTA_MAX))
+    want = DELTA_HDR + DELTA_REC * cnt + 4
+    if n < want:
+        raise DenyListError("truncated", "delta %d < %d bytes" % (n, want))
+    if n > want:
+        raise DenyListError("trailing", "delta %d > %d bytes" % (n, want))
+    (crc,) = struct.unpack_from(">I", data, want - 4)
+    if _crc(memoryview(data)[0:want - 4]) != crc:
+        raise DenyListError("bad_crc", "delta")
+    if ver <= base:
+        raise DenyListError("bad_header", "delta version %d <= base %d" % (ver, base))
+    o = DELTA_HDR
+    for i in range(cnt):
+        if data[o + 8] > ST_REPLACED:
+            raise DenyListError("bad_status", "entry %d" % i)
+        if i:
+            c = 0
+            for j in range(8):
+                c = data[o + j] - data[o - DELTA_REC + j]
+                if c:
+                    break
+            if c <= 0:
+                raise DenyListError("bad_order", "entry %d" % i)
+        o += DELTA_REC
+    return base, ver, cnt, created

@@ -1,0 +1,1 @@
+"""ykt_tools.bench"""

@@ -1,0 +1,171 @@
+"""Application release bundles (docs/operations.md): build, inspect, and the
+technician's USB install. The bundle format is defined once, in the firmware
+(firmware/ykt/ota/updater.py: manifest() and file_entry() build exactly what the
+device's Installer parses); the envelope is ykt.sec.signed's, kind ota.K_RELEASE,
+signed with a release key (RSA, ykt_tools.build.signing) whose public record carries
+sigverify.U_RELEASES. Devices hold only public keys."""
+import json
+import os
+import tempfile
+
+from ykt_tools.build import signing  # puts firmware/ and the simulator on sys.path
+from ykt_tools.build import shiplist as firmware_files
+
+from ykt.ota import updater as ota  # noqa: E402
+from ykt.sec import signed
+from ykt.sec import sigverify
+
+DEFAULT_MIN_INTERP = "1.22"
+
+
+class ReleaseError(Exception):
+    pass
+
+
+def interp_version(s):
+    """'1.22' / '1.22.2' -> ota.interp_int."""
+    p = [int(x) for x in s.split(".")]
+    if not 2 <= len(p) <= 3 or any(not 0 <= x < 100 for x in p):
+        raise ReleaseError("interpreter version must look like 1.22 or 1.22.2")
+    return ota.interp_int(tuple(p) + (0,) * (3 - len(p)))
+
+
+def slot_files(built):
+    """The ship list's application package goes into a slot: main.py and
+    otaboot.py stay outside the A/B slots (they choose the slot)."""
+    app = set(firmware_files.app_paths(dp for dp, _ in built))
+    return sorted((dp, path) for dp, path in built if dp in app)
+
+
+def payload(version, files, min_interp=DEFAULT_MIN_INTERP, boards=()):
+    """files: [(slot path, bytes)] -> the bundle payload bytes."""
+    out = bytearray(ota.manifest(version, interp_version(min_interp), list(boards), len(files)))
+    for dp, data in files:
+        out += ota.file_entry(dp, len(data))
+        out += data
+    return bytes(out)
+
+
+def build_bundle(version, out, key, min_interp=DEFAULT_MIN_INTERP, boards=(), march="xtensawin",
+                 files=None, created=None):
+    """Compile the firmware (mpy-cross) and write the signed bundle to `out`.
+    key: a release private key (signing.load_private). -> summary dict."""
+    try:
+        v = ota.ver_int(version)
+    except ValueError as e:
+        raise ReleaseError("version %r: use MAJOR.MINOR.PATCH, each 0..999" % version) from e
+    for b in boards:
+        if not b or len(b) > 64:
+            raise ReleaseError("bad board name %r" % b)
+    if files is None:
+        with tempfile.TemporaryDirectory(prefix="ykt-release-") as d:
+            built = slot_files(firmware_files.compile_all(d, march=march))
+            files = []
+            for dp, path in built:
+                with open(path, "rb") as f:
+                    files.append((dp, f.read()))
+    body = payload(version, files, min_interp, boards)
+    import time
+
+    blob = signing.sign_file(key, ota.K_RELEASE, v, body, created=int(time.time()) if created is None else created)
+    tmp = out + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(blob)
+    os.replace(tmp, out)
+    return {"version": version, "files": len(files), "bytes": len(blob), "payload": len(body),
+            "min_interp": min_interp, "boards": list(boards), "key": signing.keyid_hex(key)}
+
+
+def release_keyring(keys):
+    """Public keys (or private keys) -> a device-like keyring trusting them for releases."""
+    ring = sigverify.Keyring()
+    for k in keys:
+        ring.add(sigverify.PublicKey(signing.modulus_bytes(k), 65537, sigverify.U_RELEASES))
+    return ring
+
+
+def inspect_bundle(path, keyring=None, board=None, running=None, interp=None):
+    """Check a bundle as a device would (signature when a keyring is given,
+    manifest always). -> dict with version, files, boards, min_interp, kid."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    h = signed.parse_header(blob)
+    if h.kind != ota.K_RELEASE:
+        raise ReleaseError("not a release bundle (kind %d)" % h.kind)
+    if keyring is not None:
+        try:
+            signed.verify_blob(blob, ota._ReleaseKeys(keyring), (ota.K_RELEASE,),
+                               ota.ver_int(running) if running else 0, ota.MAX_BUNDLE)
+        except signed.SignedError as e:
+            raise ReleaseError("refused: %s %s" % (e.code, e.msg)) from e
+    p = blob[signed.HDR_SIZE:signed.HDR_SIZE + h.length]
+    if len(p) != h.length:
+        raise ReleaseError("refused: truncated")
+    if p[:4] != ota.MAGIC:
+        raise ReleaseError("refused: bad_manifest")
+    nb = p[5]
+    import struct
+
+    nfiles, mi = struct.unpack_from("<HI", p, 6)
+    vs = p[12:28].rstrip(b"\0").decode()
+    off = ota.MAN_SIZE
+    boards = []
+    for _ in range(nb):
+        n = p[off]
+        boards.append(p[off + 1:off + 1 + n].decode())
+        off += 1 + n
+    files = []
+    for _ in range(nfiles):
+        n = p[off]
+        dp = p[off + 1:off + 1 + n].decode()
+        size = struct.unpack_from("<I", p, off + 1 + n)[0]
+        off += 5 + n
+        files.append((dp, p[off:off + size]))
+        off += size
+    if off != len(p) or ota.ver_int(vs) != h.version:
+        raise ReleaseError("refused: bad_manifest")
+    if board is not None and boards and board not in boards:
+        raise ReleaseError("refused: wrong_board (bundle is for %s)" % ", ".join(boards))
+    if interp is not None and interp < mi:
+        raise ReleaseError("refused: interpreter_too_old")
+    return {"version": vs, "files": files, "boards": boards, "min_interp": mi,
+            "kid": h.kid.hex(), "bytes": len(blob), "created": h.created}
+
+
+# --- technician install over USB -------------------------------------------------
+
+_DEVICE_INSTALL = """
+import json, sys
+from ykt.ota import updater as ota
+from ykt.sec import sigverify
+with open('data/keys.bin', 'rb') as f:
+    ring = sigverify.parse_keys(f.read())
+with open('board.json') as f:
+    board = json.loads(f.read())['name']
+iv = ota.interp_int(sys.implementation.version) if sys.implementation.name == 'micropython' else None
+print(json.dumps(ota.install_file(%r, ring, '', board, iv)))
+"""
+
+
+def install_over_usb(transport, bundle_path, reset=True, device_path="ota/usb.ykb"):
+    """`ykt deploy --bundle FILE`: copy the bundle to the device and let the
+    device verify and install it with ITS OWN trusted keys and checks (the
+    same code path as an OTA download: ykt.ota.updater.install_file), then soft-reset
+    so otaboot runs it on trial. transport: an open devconn.Device (exec,
+    write, mkdirs, soft_reset). -> {"ok", "version", "err"}. Raises
+    ReleaseError when the device refuses."""
+    info = inspect_bundle(bundle_path)              # cheap local sanity check first
+    with open(bundle_path, "rb") as f:
+        blob = f.read()
+    transport.mkdirs(device_path.rsplit("/", 1)[0])
+    transport.write(device_path, blob)
+    out = transport.exec(_DEVICE_INSTALL % device_path).strip().splitlines()
+    try:
+        res = json.loads(out[-1])
+    except (IndexError, ValueError) as e:
+        raise ReleaseError("device did not answer the install: %r" % out[-3:]) from e
+    if not res.get("ok"):
+        raise ReleaseError("device refused bundle %s: %s" % (info["version"], ", ".join(res.get("err") or ["?"])))
+    if reset:
+        transport.soft_reset()
+    return res

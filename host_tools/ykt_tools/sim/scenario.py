@@ -1,0 +1,520 @@
+"""Scenario runner: a fleet of simulated validators (the real firmware on
+MicroPython with an ESP32-like heap, one process each) against the back office
+on its embedded SQLite, following a script of taps, card-status changes and
+faults on one shared virtual timeline. `make run` plays scenarios/day.json.
+
+Devices advance in lock-step chunks; back-office actions happen between
+chunks at their scripted time, and the back office's clock follows the
+timeline, so "a card reported lost at 10:00 is refused after the next sync" is
+literally what is checked. See docs/scenarios.md for the file format."""
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from ykt_tools import FIRMWARE, ROOT, SIMHW
+from ykt_tools.sim import mp as simrun
+
+CHUNK_MS = 10000   # devices run in lock-step slices; the back office's clock is within half a slice
+
+
+def _fw_import():
+    for p in (FIRMWARE, SIMHW):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+
+
+def reason_names():
+    _fw_import()
+    from ykt import taprec
+
+    out = {}
+    for k in dir(taprec):
+        if k.startswith("R_"):
+            out[getattr(taprec, k)] = k[2:].lower()
+    return out
+
+
+def outcome_name(o):
+    return ("accept", "deny", "error")[o] if 0 <= o < 3 else str(o)
+
+
+def parse_hms(s):
+    """'HH:MM[:SS]' from the scenario start, or a number of seconds -> ms."""
+    if isinstance(s, (int, float)):
+        return int(s * 1000)
+    parts = [int(x) for x in s.split(":")]
+    while len(parts) < 3:
+        parts.append(0)
+    return ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * 1000
+
+
+class DeviceProc:
+    def __init__(self, name, runtime, heap, log):
+        self.name = name
+        self.log = log
+        script = os.path.join(SIMHW, "devproc.py")
+        env = simrun.mp_env()
+        env["YKT_FW_HEAP"] = heap
+        if runtime == "cpython":
+            env["PYTHONPATH"] = os.pathsep.join([FIRMWARE, SIMHW])
+        self.p = subprocess.Popen(simrun.command(runtime, script, (), heap), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                  cwd=ROOT, bufsize=1)
+        self._err = []
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for line in self.p.stderr:
+            self._err.append(line)
+            del self._err[:-50]
+
+    def send(self, msg):
+        self.p.stdin.write(json.dumps(msg) + "\n")
+        self.p.stdin.flush()
+
+    def recv(self):
+        while True:
+            line = self.p.stdout.readline()
+            if not line:
+                raise RuntimeError("device %s exited (rc %s):\n%s" % (self.name, self.p.poll(), "".join(self._err)))
+            line = line.strip()
+            if line.startswith("{"):
+                msg = json.loads(line)
+                if "error" in msg:
+                    raise RuntimeError("device %s: %s\n%s" % (self.name, msg["error"], msg.get("trace", "")))
+                return msg
+            # firmware log lines (boot report, errors) go to the live view
+            if line:
+                self.log("  [%s] %s" % (self.name, line))
+
+    def call(self, msg):
+        self.send(msg)
+        return self.recv()
+
+    def close(self):
+        try:
+            self.send({"cmd": "quit"})
+            self.p.wait(10)
+        except Exception:
+            self.p.kill()
+
+
+class Runner:
+    def __init__(self, sc, runtime="micropython", heap="256K", workdir=None, out=sys.stdout, quiet=False):
+        self.sc = sc
+        self.runtime = runtime
+        self.heap = heap
+        self.out = out
+        self.quiet = quiet
+        self.workdir = workdir or tempfile.mkdtemp(prefix="ykt-run-")
+        self.db = "sqlite:///" + os.path.join(self.workdir, "backoffice.db")
+        self.epoch = int(sc.get("epoch", 1795644000))   # 2026-11-26 06:00 +08:00 by default
+        # Devices power up warmup_s before the timeline starts: they sync
+        # their tables and time first, as a fleet does before service.
+        self.warmup_ms = int(sc.get("warmup_s", 600)) * 1000
+        self.now_ms = -self.warmup_ms
+        self.devices = {}
+        self.cards = {}
+        self.taps = []
+        self.failures = []
+        self.expect_n = 0
+        self.reasons = reason_names()
+        self.resets = []
+        self.qr_texts = {}
+
+    def log(self, s):
+        if not self.quiet:
+            print(s, file=self.out, flush=True)
+
+    def clock(self):
+        # Devices are somewhere inside the current slice: the middle is the
+        # best single answer for the time the back office tells them.
+        return self.epoch + (self.now_ms + CHUNK_MS // 2) // 1000
+
+    # --- setup --------------------------------------------------------------
+    def card_identity(self, name):
+        """card_id hex of a scripted card (profile or generated)."""
+        spec = self.sc["cards"][name]
+        _fw_import()
+        from vhw import rfcards
+
+        if "profile" in spec:
+            c = rfcards.load(spec["profile"])
+        else:
+            c = rfcards.make_ssc(**spec["ssc"])
+        cid = getattr(c, "card_id", None)
+        if cid is None:
+            return None
+        return cid.hex() if isinstance(cid, (bytes, bytearray)) else cid
+
+    def card_event(self, name):
+        spec = self.sc["cards"][name]
+        return spec["profile"] if "profile" in spec else {"ssc": spec["ssc"]}
+
+    def setup(self):
+        from ykt_tools.backoffice import api
+        from ykt_tools.build import fares as fares_compile
+
+        self.api = api
+        api.use_clock(self.clock)
+        self.base_url, self.stop_bo = api.start(self.db)
+        self.log("back office on %s (SQLite %s)" % (self.base_url, os.path.join(self.workdir, "backoffice.db")))
+        with open(os.path.join(ROOT, self.sc.get("catalog", "data/catalog.json"))) as f:
+            api.publish(self.db, "catalog", fares_compile.compile_catalog(f.read()))
+        for src in self.sc.get("fares", []):
+            with open(os.path.join(ROOT, src)) as f:
+                api.publish(self.db, "fares", fares_compile.compile_fares(f.read(), src))
+        from ykt_tools.backoffice import ops
+
+        eng = api.engine(self.db)
+        for ent in self.sc.get("entitlements", []):
+            tok = ops.tokenize(eng, card_id=self.card_identity(ent["card"])).hex()
+            ops.set_entitlement(eng, tok, ent["concession"], ent.get("flags", 0), actor="scenario")
+        if self.sc.get("entitlements"):
+            ops.publish_entitlements(eng, actor="scenario")
+        for i, d in enumerate(self.sc["devices"]):
+            with open(os.path.join(ROOT, d["profile"])) as f:
+                prof = json.load(f)
+            kind = {"turnstile": "gate", "ferry_validator": "ferry"}.get(prof.get("board"), "validator")
+            reg = api.provision_device(self.db, d["name"], kind=kind,
+                                       entry=prof["entry"], device_id=d.get("id", 1001 + i))
+            proc = DeviceProc(d["name"], self.runtime, self.heap, self.log)
+            init = {"cmd": "init", "board": d.get("board", prof["board"]), "device_id": reg["id"],
+                             "backoffice": self.base_url, "dev_key": reg["key"], "tok_key": reg["token_key"],
+                             "keyring": reg["keyring"].hex() if isinstance(reg["keyring"], (bytes, bytearray))
+                             else reg["keyring"], "profile": prof, "epoch": self.epoch,
+                             "uid": "240ac4%06x" % (0x100 + i), "sync_interval_s": self.sc.get("sync_interval_s", 60),
+                             "heartbeat_s": 300, "batch_age_s": 30}
+            rep = proc.call(init)
+            self.devices[d["name"]] = {"proc": proc, "id": reg["id"], "spec": d, "status": None, "init": init}
+            self.log("device %-10s id %d %-16s found: %s" % (d["name"], reg["id"], d.get("board", prof["board"]),
+                                                              ", ".join(sorted(rep["report"]["found"]))))
+
+    # --- timeline -----------------------------------------------------------
+    def _traffic(self):
+        """Ordinary riders spread over a span: {"device", "count", "from", "to", "seed"}."""
+        out = []
+        for n, tr in enumerate(self.sc.get("traffic", [])):
+            rnd = random.Random(tr.get("seed", 1))
+            t0, t1 = parse_hms(tr["from"]), parse_hms(tr["to"])
+            for r in range(tr["count"]):
+                name = "%s-%03d" % (tr["device"], r)
+                self.sc["cards"][name] = {"ssc": {
+                    "region": 450100, "card_id": "450100d15600000520250101%02x%06x" % (n, r),
+                    "card_no": "T%02d%06d" % (n, r), "birth": 19700101 + rnd.randrange(0, 30) * 10000,
+                    "uid": "7%01x%06x" % (n, r)}}
+                out.append({"at": (t0 + rnd.randrange(0, max(1, t1 - t0))) // 1000, "device": tr["device"],
+                            "tap": name, "label": "rider " + name, "expect": {"outcome": "accept"}})
+        return out
+
+    def _events(self):
+        evs = []
+        for i, e in enumerate(self.sc["events"] + self._traffic()):
+            e = dict(e)
+            e["_i"] = i
+            e["_t"] = parse_hms(e["at"])
+            evs.append(e)
+        for e in self.sc.get("generated", []):
+            evs.append(e)
+        evs.sort(key=lambda e: (e["_t"], e["_i"]))
+        return evs
+
+    def _bo_action(self, e):
+        a = e["backoffice"]
+        if a == "card_status":
+            r = self.api.set_card_status(self.db, e["status"], card_id=self.card_identity(e["card"]),
+                                         note="scenario")
+            self.log("%s  back office: card %s reported %s (deny list v%d)"
+                     % (self.hms(), e["card"], e["status"], r["dl_ver"]))
+        else:
+            raise ValueError("unknown back-office action %r" % a)
+
+    def hms(self, ms=None):
+        ms = self.now_ms if ms is None else ms
+        s = ms // 1000 + int(self.sc.get("clock_offset_s", 6 * 3600))
+        return "%02d:%02d:%02d" % (s // 3600 % 24, s // 60 % 60, s % 60)
+
+    def _device_event(self, e):
+        """Scenario event -> device process event(s) at the same instant."""
+        t = e["_t"]
+        out = []
+        if "powercut_after_writes" in e:
+            out.append({"at": t, "powercut": e["powercut_after_writes"], "tear": e.get("tear", "middle")})
+        if "tap" in e:
+            out.append({"at": t, "card": self.card_event(e["tap"]), "for_ms": e.get("for_ms", 600)})
+        if "fault" in e:
+            out.append({"at": t, "fault": e["fault"], "params": e.get("params", {})})
+        if "clear_faults" in e:
+            out.append({"at": t, "clear_faults": True})
+        if "net" in e:
+            out.append({"at": t, "net": e["net"] == "up"})
+        if "qr" in e:
+            out.append({"at": t, "qr": self._mint_qr(e["qr"], t)})
+        if "qr_replay" in e:
+            out.append({"at": t, "qr": self.qr_texts[e["qr_replay"]]})
+        return out
+
+    def _mint_qr(self, card, t_ms):
+        """The app's part: a fresh signed code for the holder of `card`,
+        issued by the back office at the scripted instant."""
+        from ykt_tools.backoffice import ops, qrissue
+
+        eng = self.api.engine(self.db)
+        tok = ops.tokenize(eng, card_id=self.card_identity(card))
+        q = qrissue.issue(eng, tok, region=int(self.card_identity(card)[:6]), iat=self.epoch + t_ms // 1000)
+        self.qr_texts[card] = q["text"]
+        return q["text"]
+
+    def run(self):
+        evs = self._events()
+        end = parse_hms(self.sc.get("end", "16:00"))
+        pending = {}      # device -> list of device events in the current chunk
+        expects = []      # (device, t, expect, label)
+        i = 0
+        while self.now_ms < end:
+            # back-office actions due now happen before devices move on
+            while i < len(evs) and evs[i]["_t"] <= self.now_ms and "backoffice" in evs[i]:
+                self._bo_action(evs[i])
+                i += 1
+            nxt = min(end, self.now_ms + CHUNK_MS)
+            j = i
+            while j < len(evs) and evs[j]["_t"] < nxt:
+                e = evs[j]
+                if "backoffice" in e:
+                    nxt = max(e["_t"], self.now_ms + 1)
+                    break
+                pending.setdefault(e["device"], []).extend(self._device_event(e))
+                if "expect" in e:
+                    expects.append((e["device"], e["_t"], e["expect"], e.get("label", e.get("tap", ""))))
+                    self.expect_n += 1
+                j += 1
+            i = j
+            for name, d in self.devices.items():
+                dev_evs = pending.get(name, [])
+                for ev in dev_evs:
+                    ev["at"] += self.warmup_ms
+                d["proc"].send({"cmd": "run", "until": nxt + self.warmup_ms, "events": dev_evs})
+            for name, d in self.devices.items():
+                r = self._recv_run(d)
+                if os.getenv("YKT_DEBUG"):
+                    self.log("%s  %-8s mem_free %s events %s" % (self.hms(r["t"]), name, r.get("mem_free"), r.get("events_q")))
+                for tap in r["taps"]:
+                    tap["device"] = name
+                    tap["at"] -= self.warmup_ms
+                    self.taps.append(tap)
+                    self._show(tap)
+                for rs in r["resets"]:
+                    rs["device"] = name
+                    rs["at"] -= self.warmup_ms
+                    self.resets.append(rs)
+                    self.log("%s  %-8s reset: %s %s" % (self.hms(rs["at"]), name, rs["cause"], rs.get("detail", "")))
+            pending = {}
+            self.now_ms = nxt
+        self._check(expects)
+
+    def _recv_run(self, d):
+        """A run reply; if the device reset, start its next interpreter on the
+        same flash and chip state and let it finish the slice."""
+        r = d["proc"].recv()
+        while "restart" in r:
+            d["proc"].close()
+            proc = DeviceProc(d["spec"]["name"], self.runtime, self.heap, self.log)
+            msg = dict(d["init"])
+            msg["resume"] = r["restart"]
+            proc.call(msg)
+            d["proc"] = proc
+            proc.send({"cmd": "run", "until": r["until"], "events": r["rest"]})
+            r2 = proc.recv()
+            r2["taps"] = r["taps"] + r2["taps"]
+            r2["resets"] = r["resets"] + r2["resets"]
+            r = r2
+        return r
+
+    def _show(self, tap):
+        txt = "%s  %-8s seq %-5d %-6s %-16s fare %5.2f%s" % (
+            self.hms(tap["at"]), tap["device"], tap["seq"], outcome_name(tap["outcome"]),
+            self.reasons.get(tap["reason"], str(tap["reason"])), tap["fare"] / 100.0,
+            "  (" + tap["text"] + ")" if tap.get("text") else "")
+        self.log(txt)
+
+    def _check(self, expects):
+        by_dev = {}
+        for t in self.taps:
+            by_dev.setdefault(t["device"], []).append(t)
+        used = set()
+        for dev, t, exp, label in expects:
+            if exp.get("reset"):
+                if not [r for r in self.resets if r["device"] == dev and r["cause"] == exp["reset"]
+                        and t <= r["at"] <= t + 5000]:
+                    self.failures.append("%s %s at %s: expected a %s reset" % (dev, label, self.hms(t), exp["reset"]))
+                continue
+            cand = [x for x in by_dev.get(dev, []) if t <= x["at"] <= t + 5000 and id(x) not in used]
+            if exp.get("no_tap"):
+                if cand:
+                    self.failures.append("%s %s at %s: expected no recorded tap, got %s"
+                                         % (dev, label, self.hms(t), self.reasons.get(cand[0]["reason"])))
+                continue
+            if not cand:
+                self.failures.append("%s %s at %s: no tap recorded" % (dev, label, self.hms(t)))
+                continue
+            x = cand[0]
+            used.add(id(x))
+            want_r = exp.get("reason")
+            got_r = self.reasons.get(x["reason"], str(x["reason"]))
+            bad = []
+            if want_r and want_r != got_r:
+                bad.append("reason %s != %s" % (got_r, want_r))
+            if "outcome" in exp and exp["outcome"] != outcome_name(x["outcome"]):
+                bad.append("outcome %s != %s" % (outcome_name(x["outcome"]), exp["outcome"]))
+            if "fare" in exp and exp["fare"] != x["fare"]:
+                bad.append("fare %d != %d" % (x["fare"], exp["fare"]))
+            if "concession" in exp and exp["concession"] != x["concession"]:
+                bad.append("concession %d != %d" % (x["concession"], exp["concession"]))
+            if "flags" in exp and (x["flags"] & exp["flags"]) != exp["flags"]:
+                bad.append("flags %#x lacks %#x" % (x["flags"], exp["flags"]))
+            if bad:
+                self.failures.append("%s %s at %s: %s" % (dev, label, self.hms(t), "; ".join(bad)))
+
+    # --- the end ------------------------------------------------------------
+    def drain(self, max_ms=15 * 60000):
+        """Let devices upload what they journaled (network up, uplink ages out)."""
+        t_end = self.now_ms + max_ms
+        while self.now_ms < t_end:
+            nxt = self.now_ms + CHUNK_MS
+            for d in self.devices.values():
+                d["proc"].send({"cmd": "run", "until": nxt + self.warmup_ms,
+                                "events": [{"at": self.now_ms + self.warmup_ms, "net": True}]})
+            for d in self.devices.values():
+                self._recv_run(d)
+            self.now_ms = nxt
+            if all(self._status(d)["backlog"] == 0 for d in self.devices.values()):
+                break
+
+    def _status(self, d):
+        d["status"] = d["proc"].call({"cmd": "status"})
+        return d["status"]
+
+    def report(self):
+        from sqlalchemy import text
+
+        eng = self.api.engine(self.db)
+        out = {"devices": {}, "taps_journaled": 0, "taps_committed": 0, "lost": 0, "duplicates": 0,
+               "memory_errors": 0, "heap_peak_bytes": 0, "expectations": self.expect_n,
+               "failures": self.failures, "resets": len(self.resets)}
+        with eng.connect() as c:
+            rows = {r[0]: (r[1], r[2], r[3]) for r in c.execute(text(
+                "SELECT device, COUNT(*), COUNT(DISTINCT seq), MAX(seq) FROM taps GROUP BY device"))}
+        by_outcome = {}
+        for t in self.taps:
+            k = (t["device"], outcome_name(t["outcome"]), self.reasons.get(t["reason"], str(t["reason"])))
+            by_outcome[k] = by_outcome.get(k, 0) + 1
+        for name, d in self.devices.items():
+            st = self._status(d)
+            journaled = st["next_seq"] - 1
+            n, distinct, mx = rows.get(d["id"], (0, 0, 0))
+            out["devices"][name] = {"journaled": journaled, "committed": n, "backlog": st["backlog"],
+                                    "heap_peak_bytes": st["heap_peak_bytes"], "memory_errors": st["memory_errors"],
+                                    "versions": st["versions"], "errors": st["errors"],
+                                    "sync_errors": st.get("sync_errors", [])}
+            out["taps_journaled"] += journaled
+            out["taps_committed"] += n
+            out["lost"] += max(0, journaled - n)
+            out["duplicates"] += n - distinct
+            out["memory_errors"] += st["memory_errors"]
+            out["heap_peak_bytes"] = max(out["heap_peak_bytes"], st["heap_peak_bytes"])
+        out["by_outcome"] = {"%s/%s/%s" % k: v for k, v in sorted(by_outcome.items())}
+        day = time.strftime("%Y%m%d", time.gmtime(self.epoch + 8 * 3600))
+        try:
+            out["settlement"] = self.api.settle(self.db, int(day))
+        except Exception as e:  # settlement problems are reported, not hidden
+            out["settlement"] = {"error": str(e)}
+            self.failures.append("settlement failed: %s" % e)
+        if out["lost"] or out["duplicates"]:
+            self.failures.append("journaled %d, committed %d, duplicates %d"
+                                 % (out["taps_journaled"], out["taps_committed"], out["duplicates"]))
+        if out["memory_errors"]:
+            self.failures.append("%d MemoryError(s) on the devices" % out["memory_errors"])
+        out["ok"] = not self.failures
+        out["dashboard"] = self.base_url + "/"
+        return out
+
+    def close(self):
+        for d in self.devices.values():
+            d["proc"].close()
+        if getattr(self, "stop_bo", None):
+            self.stop_bo()
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def random_riders(sc, riders, hours, seed):
+    """Randomized traffic for a soak run: riders tapping on the scenario's
+    first device across the service day, some twice."""
+    rnd = random.Random(seed)
+    dev = sc["devices"][0]["name"]
+    sc.setdefault("cards", {})
+    evs = sc.setdefault("events", [])
+    span = int(hours * 3600)
+    for r in range(riders):
+        name = "r%05d" % r
+        sc["cards"][name] = {"ssc": {"region": 450100, "card_id": "450100d1560000%018x" % (r + 1),
+                                     "card_no": "R%08d" % r, "birth": 19600101 + rnd.randrange(0, 45) * 10000}}
+        for _ in range(1 + (rnd.random() < 0.3)):
+            evs.append({"at": rnd.randrange(60, span - 60), "device": dev, "tap": name, "for_ms": 500})
+    sc["end"] = span
+    return sc
+
+
+def cli(args):
+    if args.scenario:
+        sc = load(args.scenario)
+    else:
+        sc = load(os.path.join(ROOT, "scenarios", "soak.json"))
+    if args.riders:
+        sc = random_riders(sc, args.riders, args.hours or 24, args.seed)
+    r = Runner(sc, runtime=args.runtime, heap=args.heap, quiet=args.json)
+    t0 = time.time()
+    try:
+        r.setup()
+        r.run()
+        r.drain()
+        rep = r.report()
+    finally:
+        r.close()
+    rep["wall_s"] = round(time.time() - t0, 1)
+    if args.json:
+        keys = ("taps_journaled", "taps_committed", "lost", "duplicates", "memory_errors", "heap_peak_bytes",
+                "expectations", "failures", "ok", "wall_s", "resets")
+        print(json.dumps({k: rep[k] for k in keys} | {"devices": rep["devices"]}, indent=2))
+    else:
+        print_report(r, rep)
+    return 0 if rep["ok"] else 1
+
+
+def print_report(r, rep):
+    p = r.log
+    p("")
+    p("== taps by device and outcome")
+    for k, v in rep["by_outcome"].items():
+        p("  %-40s %5d" % (k, v))
+    p("== journaled vs committed")
+    for name, d in rep["devices"].items():
+        p("  %-10s journaled %5d  committed %5d  backlog %d  heap peak %d B  memory errors %d"
+          % (name, d["journaled"], d["committed"], d["backlog"], d["heap_peak_bytes"], d["memory_errors"]))
+    p("  total      journaled %5d  committed %5d  lost %d  duplicates %d"
+      % (rep["taps_journaled"], rep["taps_committed"], rep["lost"], rep["duplicates"]))
+    p("== settlement for the day")
+    p("  %s" % json.dumps(rep["settlement"])[:600])
+    p("== dashboard: %s (while the back office runs: `ykt backoffice serve --db %s`)" % (rep["dashboard"], r.db))
+    p("== expectations: %d checked, %d failed" % (rep["expectations"], len(rep["failures"])))
+    for f in rep["failures"]:
+        p("  FAIL " + f)
+    p("RESULT: %s" % ("ok" if rep["ok"] else "FAILED"))
