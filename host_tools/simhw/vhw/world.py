@@ -67,7 +67,7 @@ class World:
         b = self.board
         feats = b.get("features", {})
         self.chip = _chip.configure(mcu=b["mcu"], flash_mb=b.get("flash_mb", 4), unique_id=uid,
-                                    psram=bool(feats.get("psram")), flash_path=flash_path)
+                                    psram=b["psram"], flash_path=flash_path)
         if net:
             netsim.configure("ykt-depot", "depot-wifi-key")
         self._attach_reader(timing)
