@@ -3,15 +3,16 @@
 # firmware but does not exist on the device, so the interpreter is started
 # with budget + SIM_ALLOWANCE and, once the virtual hardware is built, a
 # ballast block takes away everything above the budget. The firmware then has
-# exactly YKT_FW_HEAP to live in (e.g. 256K, the ESP32-like figure of
-# design.md): it hits MemoryError where the device would.
+# exactly YKT_FW_HEAP to live in (e.g. 256K on the 64-bit unix port, about
+# 128 KB on the 32-bit ESP32: docs/design.md, "Heap"): it hits MemoryError
+# where the device would.
 import gc
 import os
 
 #
-# Code is treated as frozen: design.md's 256K stands for an ESP32 whose
-# firmware is frozen into flash (or a board with PSRAM), where module code
-# lives in flash, not on the heap. So the firmware modules are imported
+# Code is treated as frozen (docs/design.md, "Heap"): the budget stands for an
+# ESP32 whose firmware is frozen into flash (or a board with PSRAM), where
+# module code lives in flash, not on the heap. So the firmware modules are imported
 # before the ballast is placed, their heap is reported as code_bytes, and the
 # budget covers the firmware's data. heap figures "code included" add both.
 SIM_ALLOWANCE = 512 * 1024

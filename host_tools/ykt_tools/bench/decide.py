@@ -2,7 +2,7 @@
 
 Runs the firmware under the real MicroPython unix port with an ESP32-like heap
 (`micropython -X heapsize=256K`) and times each tap there with the real
-time.ticks_us; ESP32-equivalent = unix-port time x 45 (design.md). The fare
+time.ticks_us; ESP32-equivalent = unix-port time x 45 (docs/design.md, "Time factor"). The fare
 tables and catalog are compiled from data/ first. Also reports heap bytes
 allocated per decision (steady state) and the display's modeled I2C time."""
 import json

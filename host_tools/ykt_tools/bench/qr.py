@@ -2,7 +2,7 @@
 
 Mints real tokens (RSA-2048 QR key, cryptography) on the host, then runs the
 firmware under the MicroPython unix port (`micropython -X heapsize=256K`),
-timed there with the real time.ticks_us; ESP32-equivalent = x45 (design.md).
+timed there with the real time.ticks_us; ESP32-equivalent = x45 (docs/design.md, "Time factor").
   verify_*: base45 decode + parse + RSA PKCS#1 v1.5 verify + window + replay
   line_to_feedback_*: the whole line through QRScanner.poll (every chunk, as
     if it all arrived at once: conservative) + decide + journal append
