@@ -1,72 +1,47 @@
-import json
 import os
-import shutil
-import subprocess
 import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FW_PATHS = [
-    os.path.join(ROOT, "firmware"),
-    os.path.join(ROOT, "host_tools", "simhw"),
-    os.path.join(ROOT, "tests", "fw"),
-    os.path.join(ROOT, "host_tools"),
-]
-for p in reversed(FW_PATHS + [os.path.join(ROOT, "host_tools")]):
-    if p not in sys.path:
-        sys.path.insert(0, p)
+sys.path.insert(0, os.path.join(ROOT, "host_tools"))
+from ykt_tools.sim import mp  # noqa: E402  (the launcher: runtimes, module path, workers)
 
-HEAP = os.environ.get("YKT_HEAP", "256K")
+FW_TESTS = os.path.join(ROOT, "tests", "fw")
+WORKERS = os.path.join(ROOT, "tests", "workers")
+# firmware/, the simulated chip, host_tools/ and the portable tests, as a worker sees them
+mp.in_process([FW_TESTS])
 
-
-def micropython_bin():
-    venv = os.path.join(ROOT, ".venv", "bin", "micropython")
-    if os.path.exists(venv):
-        return venv
-    return shutil.which("micropython")
+HEAP = os.environ.get("YKT_HEAP", "256K")   # the firmware's heap budget in MicroPython runs
 
 
 def mp_required():
     return bool(os.environ.get("CI") or os.environ.get("YKT_REQUIRE_MP"))
 
 
-def mp_env():
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([".frozen"] + FW_PATHS)
-    env["YKT_FW_HEAP"] = HEAP
-    return env
-
-
-def mp_heap(fw_heap):
-    """Interpreter heap: the firmware's budget plus room for the simulated
-    hardware, which vhw.heapbudget takes back once the world is built."""
-    n = int(fw_heap[:-1]) * (1024 if fw_heap[-1] in "kK" else 1024 * 1024)
-    return "%dK" % ((n + 512 * 1024) // 1024)
-
-
-def run_mp_test(module, test, timeout=900, heap=None):
-    """Run one portable test under the real MicroPython unix port."""
-    mp = micropython_bin()
-    if mp is None:
+def need_runtime(runtime="micropython"):
+    """The runtime's binary. Missing: the test fails under CI (make can build
+    every runtime), else it skips saying how to get it."""
+    try:
+        return mp.binary(runtime)
+    except mp.Missing as e:
         if mp_required():
-            pytest.fail("micropython binary missing: run `make setup` (CI must not skip MicroPython runs)")
-        pytest.skip("micropython binary not installed (run `make setup`)")
-    env = mp_env()
-    env["YKT_FW_HEAP"] = heap or HEAP
-    cmd = [mp, "-X", "heapsize=" + mp_heap(heap or HEAP), os.path.join(ROOT, "tests", "fw", "fwtest.py"), module, test]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-    res = None
-    for line in p.stdout.splitlines():
-        if line.startswith("@@FWTEST "):
-            res = json.loads(line[9:])
+            pytest.fail("%s (CI must not skip runs on %s)" % (e, runtime))
+        pytest.skip(str(e))
+
+
+def run_fw_test(runtime, module, test, timeout=900, heap=None):
+    """Run one portable firmware test (tests/fw) as a worker on a runtime."""
+    need_runtime(runtime)
+    r = mp.run(runtime, os.path.join(FW_TESTS, "fwtest.py"), [module, test], fw_heap=heap or HEAP,
+               path=[FW_TESTS], timeout=timeout)
+    res = r.json
     if res is None:
-        pytest.fail("micropython run produced no result (rc=%s)\nstdout:\n%s\nstderr:\n%s"
-                    % (p.returncode, p.stdout[-4000:], p.stderr[-4000:]))
+        pytest.fail("%s run produced no result (rc=%s)\noutput:\n%s" % (runtime, r.rc, r.out[-6000:]))
     if res["status"] == "skip":
-        pytest.skip("micropython: " + res["reason"])
+        pytest.skip("%s: %s" % (runtime, res["reason"]))
     if res["status"] != "pass":
-        pytest.fail("micropython:\n" + res.get("error", "?") + "\n--- stdout ---\n" + p.stdout[-3000:])
+        pytest.fail("%s:\n%s\n--- output ---\n%s" % (runtime, res.get("error", "?"), r.out[-3000:]))
     return res
 
 

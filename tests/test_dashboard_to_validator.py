@@ -5,9 +5,7 @@ office — refuses that card after its next sync."""
 import json
 import os
 
-import pytest
-
-import conftest  # noqa: F401
+import conftest
 from conftest import ROOT
 
 PW = "dashboard password"
@@ -32,6 +30,7 @@ def test_card_reported_lost_on_dashboard_is_refused_by_a_validator(browser, tmp_
         with open(os.path.join(ROOT, "data", "devices", "bus-nn301-0001.json")) as f:
             prof = json.load(f)
         reg = api.provision_device(url, "bus-301", entry=301)
+        conftest.need_runtime("micropython")
         dev = scenario.DeviceProc("bus", "micropython", "256K", lambda s: None)
         dev.call({"cmd": "init", "board": "bus_validator", "device_id": reg["id"], "backoffice": base,
                   "dev_key": reg["key"], "tok_key": reg["token_key"], "keyring": reg["keyring"].hex(),

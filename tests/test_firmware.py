@@ -1,14 +1,14 @@
 """Every portable firmware scenario test (tests/fw/t_*.py), run on CPython in
-process (with coverage) and on the real MicroPython unix port with an
-ESP32-like heap, with the same assertions."""
+process (with coverage) and, as a worker started by the launcher, on each
+MicroPython runtime of RUNTIMES with an ESP32-like heap, with the same
+assertions."""
 import importlib
 import os
 import re
-import sys
 
 import pytest
 
-from conftest import ROOT, run_mp_test
+from conftest import ROOT, run_fw_test
 
 FW_DIR = os.path.join(ROOT, "tests", "fw")
 
@@ -25,6 +25,9 @@ def _collect():
 
 
 CASES = _collect()
+# MicroPython runtimes (launcher names, ykt_tools/sim/mp.py) every case also runs on.
+RUNTIMES = ["micropython"]
+MP_CASES = [(rt,) + c for rt in RUNTIMES for c in CASES]
 
 
 @pytest.mark.parametrize("module,test", CASES, ids=["%s::%s" % c for c in CASES])
@@ -41,6 +44,6 @@ def test_cpython(module, test):
 
 
 @pytest.mark.micropython
-@pytest.mark.parametrize("module,test", CASES, ids=["%s::%s" % c for c in CASES])
-def test_micropython(module, test):
-    run_mp_test(module, test)
+@pytest.mark.parametrize("runtime,module,test", MP_CASES, ids=["%s:%s::%s" % c for c in MP_CASES])
+def test_micropython(runtime, module, test):
+    run_fw_test(runtime, module, test)

@@ -13,10 +13,7 @@ pytestmark = pytest.mark.micropython
 
 
 def test_powercut_sample_ends_on_a_good_version():
-    if conftest.micropython_bin() is None:
-        if conftest.mp_required():
-            pytest.fail("micropython binary missing: run `make setup`")
-        pytest.skip("micropython binary not installed (run `make setup`)")
+    conftest.need_runtime("micropython")
     res = ota_powercut.run_sweep(sample=6, jobs=2)
     assert res["writes"] > 1000                      # the whole update, install and first boot
     assert res["cut_points"] >= 7

@@ -5,25 +5,20 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 import conftest
 from conftest import ROOT
 
-sys.path.insert(0, os.path.join(ROOT, "host_tools"))
-from ykt_tools.powercut import journal as powercut  # noqa: E402
+from ykt_tools.powercut import journal as powercut
+from ykt_tools.sim import mp
 
 pytestmark = pytest.mark.micropython
 
 
 def _need_mp():
-    if conftest.micropython_bin() is None:
-        if conftest.mp_required():
-            pytest.fail("micropython binary missing: run `make setup`")
-        pytest.skip("micropython binary not installed (run `make setup`)")
+    conftest.need_runtime("micropython")
 
 
 def test_powercut_sample_has_no_violation():
@@ -62,7 +57,7 @@ def test_cli_prints_the_summary_line(capsys):
     assert rc == 0 and out[-1] == "cut points: 24, violations: 0"
 
 
-def test_host_cryptolib_is_byte_identical_to_micropython():
+def test_host_cryptolib_is_byte_identical_to_micropython(tmp_path):
     _need_mp()
     rnd = random.Random(5)
     cases = []
@@ -73,26 +68,17 @@ def test_host_cryptolib_is_byte_identical_to_micropython():
         iv = bytes(rnd.randrange(256) for _ in range(16))
         data = bytes(rnd.randrange(256) for _ in range(16 * rnd.randint(1, 4)))
         cases.append((key.hex(), mode, iv.hex(), data.hex()))
-    script = (
-        "import cryptolib, binascii, json\n"
-        "cases = json.loads(%r)\n"
-        "for k, m, iv, d in cases:\n"
-        "    k = binascii.unhexlify(k); iv = binascii.unhexlify(iv); d = binascii.unhexlify(d)\n"
-        "    a = cryptolib.aes(k, m, iv) if m == 2 else cryptolib.aes(k, m)\n"
-        "    e = a.encrypt(d)\n"
-        "    b = cryptolib.aes(k, m, iv) if m == 2 else cryptolib.aes(k, m)\n"
-        "    print(binascii.hexlify(e).decode(), binascii.hexlify(b.decrypt(d)).decode())\n"
-    ) % json.dumps(cases)
-    p = subprocess.run([conftest.micropython_bin(), "-c", script], capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    lines = p.stdout.split()
-    sys.path.insert(0, os.path.join(ROOT, "host_tools", "simhw"))
-    import cryptolib  # the host stand-in (CPython has no built-in)
+    vec = tmp_path / "cases.json"
+    vec.write_text(json.dumps(cases))
+    # nothing on the module path that could stand in for the built-in module
+    r = mp.run("micropython", os.path.join(conftest.WORKERS, "cryptolib_vectors.py"), [str(vec)], firmware=None,
+               sim=False, host=False, timeout=60)
+    got = r.require("cryptolib vectors")
+    import cryptolib  # the host stand-in on the simulator's path (CPython has no built-in)
 
     assert not hasattr(cryptolib, "_builtin")
     for n, (k, m, iv, d) in enumerate(cases):
         k, iv, d = bytes.fromhex(k), bytes.fromhex(iv), bytes.fromhex(d)
         a = cryptolib.aes(k, m, iv) if m == 2 else cryptolib.aes(k, m)
         b = cryptolib.aes(k, m, iv) if m == 2 else cryptolib.aes(k, m)
-        assert a.encrypt(d).hex() == lines[2 * n]
-        assert b.decrypt(d).hex() == lines[2 * n + 1]
+        assert [a.encrypt(d).hex(), b.decrypt(d).hex()] == got[n]

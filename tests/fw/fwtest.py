@@ -1,6 +1,7 @@
 # Portable test runner for firmware scenario tests. pytest imports the same
 # test modules under CPython; under MicroPython this module runs them in a
-# subprocess and prints one JSON line per test for pytest to assert on.
+# subprocess (a worker started by the launcher) and prints one line
+# `@@JSON {...}` per test for pytest to assert on.
 import sys
 import json
 import gc
@@ -55,7 +56,7 @@ def run_module(modname, only=None):
             res["mem_free"] = gc.mem_free()
         except AttributeError:
             pass
-        print("@@FWTEST " + json.dumps(res))
+        print("@@JSON " + json.dumps(res))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 # PN532 simulator commands with cards in the field, over I2C without link time
-# so the virtual clock shows the RF timing model alone (design.md defaults:
+# so the virtual clock shows the RF timing model alone (docs/design.md, "RF timing model":
 # command 1 ms, -4 activation 8 ms, UID-only 3 ms, APDU 4 ms + 0.1 ms/byte +
 # card processing: SELECT 10 ms, READ RECORD 6 ms, other 8 ms).
 import vclock

@@ -1,39 +1,30 @@
 # The firmware's heap budget inside a simulator process. The simulated chip
 # (fake machine, PN532, cards, flash) shares the interpreter's heap with the
-# firmware but does not exist on the device, so the interpreter is started
-# with budget + SIM_ALLOWANCE and, once the virtual hardware is built, a
-# ballast block takes away everything above the budget. The firmware then has
-# exactly YKT_FW_HEAP to live in (e.g. 256K, the ESP32-like figure of
-# design.md): it hits MemoryError where the device would.
+# firmware but does not exist on the device, so the launcher
+# (ykt_tools/sim/mp.py) starts the interpreter with the budget plus its
+# simulator allowance and passes the budget in bytes in YKT_FW_HEAP; once the
+# virtual hardware is built, a ballast block takes away everything above the
+# budget. The firmware then has exactly that budget to live in (e.g. 256K
+# on the 64-bit unix port: docs/design.md, "Heap"): it hits MemoryError where the device
+# would.
 import gc
 import os
 
 #
-# Code is treated as frozen: design.md's 256K stands for an ESP32 whose
-# firmware is frozen into flash (or a board with PSRAM), where module code
-# lives in flash, not on the heap. So the firmware modules are imported
+# Code is treated as frozen (docs/design.md, "Heap"): the budget stands for an
+# ESP32 whose firmware is frozen into flash (or a board with PSRAM), where
+# module code lives in flash, not on the heap. So the firmware modules are imported
 # before the ballast is placed, their heap is reported as code_bytes, and the
 # budget covers the firmware's data. heap figures "code included" add both.
-SIM_ALLOWANCE = 512 * 1024
 _ballast = None
 base = 0          # heap in use by the simulator (and frozen code) when the budget was applied
 code_bytes = 0    # heap the firmware's modules take when imported (frozen on the device)
 applied = False
 
 
-def parse(s):
-    s = s.strip().upper()
-    mul = 1
-    if s.endswith("K"):
-        mul, s = 1024, s[:-1]
-    elif s.endswith("M"):
-        mul, s = 1024 * 1024, s[:-1]
-    return int(s) * mul
-
-
 def budget():
     v = os.getenv("YKT_FW_HEAP")
-    return parse(v) if v else None
+    return int(v) if v else None
 
 
 def apply():

@@ -17,7 +17,7 @@ from vhw import pn532frames as F
 from vhw.pn532rf import RfCommands, DEFER
 from vhw.rfcards import Field
 
-# Default timing model (docs/design.md); PN532Sim(timing={...}) overrides keys.
+# Default timing model (docs/design.md, "RF timing model"); PN532Sim(timing={...}) overrides keys.
 DEFAULT_TIMING = {
     "cmd_us": 1000,            # PN532 command overhead: frame received -> answer ready
     "ack_us": 200,             # frame received -> ACK ready

@@ -51,10 +51,9 @@ def provision_device(db, name, kind="validator", entry=0, device_id=None, actor=
     qrissue.ensure_qr_key(eng)                    # e-SSC QR codes: the device must trust the QR key
     d["keys_file"] = ops.trusted_keys_payload(eng)
     from ykt_tools.build import signing
-    from ykt_tools.backoffice import releasekeys
+    from ykt_tools.backoffice import keys
     with eng.connect() as c:
-        extra = qrissue.qr_public_entries(c) + releasekeys.release_public_entries(c)
-    d["keyring"] = signing.keys_payload(ops.signing_public_keys(eng) + extra)   # bootstrap: sigverify.parse_keys()
+        d["keyring"] = signing.keys_payload(keys.trusted_entries(c))   # bootstrap: sigverify.parse_keys()
     return d
 
 

@@ -14,6 +14,8 @@ from sqlalchemy import delete, func, select, update
 from ykt_tools.backoffice import schema as S
 from ykt_tools.backoffice.auth import audit
 from ykt_tools.backoffice.db import is_sqlite, now, readonly, setting
+from ykt_tools.backoffice.errors import OpError
+from ykt_tools.backoffice.keys import active_key, publish_keys, signing_keys
 
 from ykt.sec import token as ktoken  # noqa: E402  (firmware package, on sys.path)
 from ykt.rules import fares as kfares
@@ -32,14 +34,6 @@ MAX_DELTA_CHAIN = 64       # further behind than this: send the full image
 def key_bits():
     """RSA size for new signing keys ($YKT_RSA_BITS: tests use 2048 for speed)."""
     return int(os.environ.get("YKT_RSA_BITS", "3072"))
-
-
-class OpError(ValueError):
-    """A refused operation; .status is the HTTP status the admin API returns."""
-
-    def __init__(self, msg, status=400):
-        super().__init__(msg)
-        self.status = status
 
 
 def _signing():
@@ -237,7 +231,7 @@ def set_card_status(eng, status, token=None, card_id=None, card_no=None, replace
         c.execute(S.card_events.insert().values(at=t, token=tok, status=status, replaced_by=rb,
                                                 actor=actor, note=note[:500], dl_ver=ver))
         ops = [[code, tok.hex()]]
-        key = _active_key(c)
+        key = active_key(c)
         delta = _signing().sign_file(key, ksigned.K_DENYLIST_DELTA, ver,
                                      denylist_delta_payload(ops, ver - 1, ver, t), base=ver - 1, created=t)
         c.execute(S.denylist.insert().values(version=ver, created=t, entries=n, image=None,
@@ -287,7 +281,7 @@ def denylist_download(eng, have):
         if cur == 0 or have == cur:
             return None
         if 0 < have < cur and cur - have <= MAX_DELTA_CHAIN and _delta_fits(c, have):
-            akey = _active_key(c)
+            akey = active_key(c)
             # per database and signer: a rotation or another DB never serves a stale body
             ck = (str(eng.url), _signing().key_id(akey), have, cur)
             with _dl_lock:
@@ -317,7 +311,7 @@ def denylist_download(eng, have):
         entries = [(bytes(r.token), STATUSES[r.status]) for r in
                    c.execute(select(S.card_status.c.token, S.card_status.c.status)
                              .where(S.card_status.c.dl_ver <= cur).order_by(S.card_status.c.token))]
-        key = _active_key(c)
+        key = active_key(c)
     t = now()
     img = _signing().sign_file(key, ksigned.K_DENYLIST, cur, denylist_image_payload(entries, cur, t), created=t)
     with eng.begin() as c:
@@ -383,7 +377,7 @@ def publish_file(eng, kind, data, ident=0, actor="cli"):
             version = last + 1
         if version <= last:
             raise OpError("%s version %d is not above the published %d" % (kind, version, last), 409)
-        body = _signing().sign_file(_active_key(c), kind, version, data, created=now(),
+        body = _signing().sign_file(active_key(c), kind, version, data, created=now(),
                                     scope=ident if kind == "config" else 0)
         c.execute(S.files.insert().values(kind=kind, ident=ident, version=version, created=now(),
                                           actor=actor, doc=data.hex() if kind != "config" else data.decode(),
@@ -410,7 +404,7 @@ def resign_if_retired(c, body):
     if st is not None and st.state != "retired":
         return body
     payload = body[ksigned.HDR_SIZE:ksigned.HDR_SIZE + h.length]
-    return _signing().sign_file(_active_key(c), h.kind, h.version, payload, base=h.base,
+    return _signing().sign_file(active_key(c), h.kind, h.version, payload, base=h.base,
                                 created=h.created, scope=h.scope)
 
 
@@ -461,27 +455,7 @@ def publish_entitlements(eng, day=None, actor="cli"):
     return publish_file(eng, "entitlements", hdr + body, actor=actor)
 
 
-# --- signing keys ----------------------------------------------------------------------
-
-_key_cache = {}
-
-
-def _load_key(pem):
-    k = _key_cache.get(pem)
-    if k is None:
-        from cryptography.hazmat.primitives import serialization
-        k = serialization.load_pem_private_key(pem, password=None)
-        _key_cache[pem] = k
-    return k
-
-
-def _active_key(c):
-    r = c.execute(select(S.signing_keys.c.private).where(S.signing_keys.c.state == "active")
-                  .order_by(S.signing_keys.c.id.desc()).limit(1)).first()
-    if r is None:
-        raise OpError("no signing key: run `ykt backoffice keys init`", 503)
-    return _load_key(bytes(r.private))
-
+# --- signing keys (the keyring and the keys file: backoffice/keys.py) -------------------
 
 def _new_key_row(c, bits, state):
     sg = _signing()
@@ -494,22 +468,6 @@ def _new_key_row(c, bits, state):
     return k
 
 
-def _publish_keys(c, signer, actor):
-    sg = _signing()
-    pubs = [_load_key(bytes(r.private)) for r in
-            c.execute(select(S.signing_keys.c.private).where(S.signing_keys.c.state != "retired")
-                      .order_by(S.signing_keys.c.id))]
-    last = c.execute(select(func.coalesce(func.max(S.files.c.version), 0))
-                     .where(S.files.c.kind == "keys")).scalar_one()
-    from ykt_tools.backoffice import qrissue, releasekeys   # QR and release keys ride in the same file
-    payload = sg.keys_payload(pubs + qrissue.qr_public_entries(c) + releasekeys.release_public_entries(c))
-    body = sg.sign_file(signer, "keys", last + 1, payload, created=now())
-    c.execute(S.files.insert().values(kind="keys", ident=0, version=last + 1, created=now(), actor=actor,
-                                      doc=payload.hex(), body=body))
-    audit(c, actor, "publish.keys", "keys:0", version=last + 1, kids=[sg.keyid_hex(k) for k in pubs])
-    return last + 1
-
-
 def ensure_signing_key(eng, bits=None, actor="system"):
     """Create the first signing key (and keys file) if there is none."""
     with eng.begin() as c:
@@ -519,7 +477,7 @@ def ensure_signing_key(eng, bits=None, actor="system"):
             return False
         k = _new_key_row(c, bits or key_bits(), "active")
         audit(c, actor, "keys.init", "keys", kid=_signing().keyid_hex(k))
-        _publish_keys(c, k, actor)
+        publish_keys(c, k, actor)
     return True
 
 
@@ -528,11 +486,11 @@ def rotate_keys(eng, bits=None, actor="cli"):
     the OLD key, which devices trust) lists both. Step 2 (retire_keys), once
     the fleet has that keys file: drop the old key."""
     with eng.begin() as c:
-        old = _active_key(c)
+        old = active_key(c)
         c.execute(update(S.signing_keys).where(S.signing_keys.c.state == "active")
                   .values(state="retiring"))
         k = _new_key_row(c, bits or key_bits(), "active")
-        v = _publish_keys(c, old, actor)
+        v = publish_keys(c, old, actor)
         audit(c, actor, "keys.rotate", "keys", new=_signing().keyid_hex(k), keys_version=v)
     return {"kid": _signing().keyid_hex(k), "keys_version": v}
 
@@ -541,13 +499,11 @@ def retire_keys(eng, actor="cli"):
     with eng.begin() as c:
         n = c.execute(update(S.signing_keys).where(S.signing_keys.c.state == "retiring")
                       .values(state="retired")).rowcount
-        v = _publish_keys(c, _active_key(c), actor)
+        v = publish_keys(c, active_key(c), actor)
         audit(c, actor, "keys.retire", "keys", retired=n, keys_version=v)
     return {"retired": n, "keys_version": v}
 
 
 def signing_public_keys(eng):
     with eng.connect() as c:
-        return [_load_key(bytes(r.private)).public_key() for r in
-                c.execute(select(S.signing_keys.c.private).where(S.signing_keys.c.state != "retired")
-                          .order_by(S.signing_keys.c.id))]
+        return [k.public_key() for k in signing_keys(c)]

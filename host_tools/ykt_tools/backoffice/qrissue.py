@@ -2,43 +2,27 @@
 
 The holder's app asks the back office for a token when it shows the code;
 issue() signs one with the QR key (RSA-2048, usage U_QR). Devices trust the
-QR public key through the keys file: ops._publish_keys appends
-qr_public_entries() to the download keys, so a QR key never verifies
+QR public key through the keys file: keys.publish_keys lists
+keys.qr_public_entries() after the download keys, so a QR key never verifies
 downloads and a download key never verifies QR codes (sigverify usages).
 
-Keys live in the settings table (row "qr_keys": JSON list of
+Keys live in the settings table (row keys.QR_ROW: JSON list of
 {"pem", "state": active|retiring}), like the token key: no schema change.
 Rotation: rotate_qr_key() makes a new active key and keeps the old one
 trusted until retire_qr_keys() (after every device has the new keys file
 and the last old token has expired, i.e. > 60 s)."""
-import json
 import os
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from ykt_tools.backoffice import schema as S
 from ykt_tools.backoffice.auth import audit
 from ykt_tools.backoffice.db import is_sqlite, now, service_day
-from ykt_tools.backoffice.ops import OpError, _load_key, _active_key, _publish_keys, parse_token
+from ykt_tools.backoffice.errors import OpError
+from ykt_tools.backoffice.keys import QR_ROW, active_key, load_key, publish_keys, store, stored
+from ykt_tools.backoffice.ops import parse_token
 
-_ROW = "qr_keys"
 MAX_QR_KEYS = 2
-
-
-def _read(c):
-    r = c.execute(select(S.settings.c.v).where(S.settings.c.k == _ROW)).first()
-    return json.loads(bytes(r.v)) if r else []
-
-
-def _write(c, keys):
-    c.execute(delete(S.settings).where(S.settings.c.k == _ROW))
-    c.execute(S.settings.insert().values(k=_ROW, v=json.dumps(keys).encode()))
-
-
-def qr_public_entries(c):
-    """[(public key, U_QR)] of the trusted QR keys, for the keys file."""
-    from ykt.sec import sigverify
-    return [(_load_key(k["pem"].encode()).public_key(), sigverify.U_QR) for k in _read(c)]
 
 
 def _new_pem(bits):
@@ -60,15 +44,15 @@ def ensure_qr_key(eng, bits=2048, actor="system"):
     from ykt_tools.build import signing
     with eng.begin() as c:
         _lock(eng, c)
-        keys = _read(c)
+        keys = stored(c, QR_ROW)
         act = [k for k in keys if k["state"] == "active"]
         if act:
-            return signing.keyid_hex(_load_key(act[-1]["pem"].encode()))
+            return signing.keyid_hex(load_key(act[-1]["pem"].encode()))
         k, pem = _new_pem(bits)
         keys.append({"pem": pem, "state": "active"})
-        _write(c, keys)
+        store(c, QR_ROW, keys)
         audit(c, actor, "qr.keys.init", "qr_keys", kid=signing.keyid_hex(k))
-        _publish_keys(c, _active_key(c), actor)
+        publish_keys(c, active_key(c), actor)
     return signing.keyid_hex(k)
 
 
@@ -76,15 +60,15 @@ def rotate_qr_key(eng, bits=2048, actor="cli"):
     from ykt_tools.build import signing
     with eng.begin() as c:
         _lock(eng, c)
-        keys = [k for k in _read(c) if k["state"] == "active"]
+        keys = [k for k in stored(c, QR_ROW) if k["state"] == "active"]
         for k in keys:
             k["state"] = "retiring"
         nk, pem = _new_pem(bits)
         keys.append({"pem": pem, "state": "active"})
         if len(keys) > MAX_QR_KEYS:
             raise OpError("retire the previous QR key first")
-        _write(c, keys)
-        v = _publish_keys(c, _active_key(c), actor)
+        store(c, QR_ROW, keys)
+        v = publish_keys(c, active_key(c), actor)
         audit(c, actor, "qr.keys.rotate", "qr_keys", kid=signing.keyid_hex(nk), keys_version=v)
     return {"kid": signing.keyid_hex(nk), "keys_version": v}
 
@@ -92,19 +76,19 @@ def rotate_qr_key(eng, bits=2048, actor="cli"):
 def retire_qr_keys(eng, actor="cli"):
     with eng.begin() as c:
         _lock(eng, c)
-        keys = _read(c)
+        keys = stored(c, QR_ROW)
         left = [k for k in keys if k["state"] == "active"]
-        _write(c, left)
-        v = _publish_keys(c, _active_key(c), actor)
+        store(c, QR_ROW, left)
+        v = publish_keys(c, active_key(c), actor)
         audit(c, actor, "qr.keys.retire", "qr_keys", retired=len(keys) - len(left), keys_version=v)
     return {"retired": len(keys) - len(left), "keys_version": v}
 
 
 def _signer(c):
-    act = [k for k in _read(c) if k["state"] == "active"]
+    act = [k for k in stored(c, QR_ROW) if k["state"] == "active"]
     if not act:
         raise OpError("no QR key: call qrissue.ensure_qr_key", 503)
-    return _load_key(act[-1]["pem"].encode())
+    return load_key(act[-1]["pem"].encode())
 
 
 def issue(eng, token, category=None, ent_flags=None, region=0, valid_s=30, iat=None):

@@ -2,7 +2,7 @@
 
 Builds an image of --entries random 64-bit tokens (CPython, timed), writes it
 to a file and runs the firmware reader under the real MicroPython unix port
-(-X heapsize=256K) over a small block-device class reading that file: a few
+(256K heap; the worker is bench/workers/denylist.py) over a small block-device class reading that file: a few
 thousand random hits and misses timed with time.ticks_us, block reads
 counted per lookup, heap measured with gc.mem_alloc. The baseline is the
 obvious layout: sorted 8-byte tokens + 1 status byte (455 per 4096-byte
@@ -12,12 +12,11 @@ ESP32-equivalent = unix-port time x 45 (docs/denylist.md).
 import json
 import os
 import random
-import subprocess
 import tempfile
 import time
 
-from ykt_tools import FIRMWARE, ROOT, SIMHW
 from ykt_tools.build import denylist as B
+from ykt_tools.sim import mp
 
 ESP32_FACTOR = 45
 BASE_PER_BLOCK = 455  # 455 * 9 = 4095 bytes: records never straddle blocks
@@ -25,120 +24,7 @@ BASE_PER_BLOCK = 455  # 455 * 9 = 4095 bytes: records never straddle blocks
 # the empirical entropy of whatever mix is built.
 MIX = ((1, 50), (4, 30), (3, 15), (2, 5))
 
-_MP_SCRIPT = r'''
-import sys, time, gc, json, binascii, array
-from ykt.rules.denylist import DenyList
-
-class FileDev:
-    def __init__(self, path):
-        self.f = open(path, "rb")
-        self.f.seek(0, 2)
-        self.n = self.f.tell() // 4096
-        self.reads = 0
-    def readblocks(self, b, buf, off=0):
-        self.reads += 1
-        self.f.seek(b * 4096 + off)
-        self.f.readinto(buf)
-    def ioctl(self, op, arg):
-        return self.n if op == 4 else (4096 if op == 5 else 0)
-
-class Blank:
-    def readblocks(self, b, buf, off=0):
-        for i in range(len(buf)):
-            buf[i] = 0xFF
-    def ioctl(self, op, arg):
-        return 1 if op == 4 else (4096 if op == 5 else 0)
-
-class Baseline:
-    # sorted 8-byte tokens + status byte, 455 per block, binary search
-    def __init__(self, dev, n):
-        self.dev = dev
-        self.n = n
-        self.buf = bytearray(4096)
-    def lookup(self, tok, off=0):
-        buf = self.buf
-        lo = 0
-        hi = self.n - 1
-        cur = -1
-        while lo <= hi:
-            mid = (lo + hi) >> 1
-            b = mid // 455
-            if b != cur:
-                self.dev.readblocks(b, buf)
-                cur = b
-            o = (mid - b * 455) * 9
-            c = 0
-            for i in range(8):
-                c = buf[o + i] - tok[off + i]
-                if c:
-                    break
-            if not c:
-                return buf[o + 8]
-            if c < 0:
-                lo = mid + 1
-            else:
-                hi = mid - 1
-        return 0
-
-def measure(name, fn, dev, blob, nh, nm):
-    n = nh + nm
-    res = bytearray(n)
-    gc.collect()
-    a0 = gc.mem_alloc()
-    t0 = time.ticks_us()
-    for i in range(nh):
-        fn(blob, i * 8)
-    t1 = time.ticks_us()
-    for i in range(nh, n):
-        fn(blob, i * 8)
-    t2 = time.ticks_us()
-    alloc = gc.mem_alloc() - a0
-    rmax = 0
-    ts = array.array("I", bytes(4 * n))
-    for i in range(n):
-        r0 = dev.reads
-        s0 = time.ticks_us()
-        res[i] = fn(blob, i * 8)
-        ts[i] = time.ticks_diff(time.ticks_us(), s0)
-        if dev.reads - r0 > rmax:
-            rmax = dev.reads - r0
-    tl = sorted(ts)
-    worst = tl[-1]
-    p99 = tl[(n * 99) // 100]
-    return {"hit_us": time.ticks_diff(t1, t0) / nh, "miss_us": time.ticks_diff(t2, t1) / nm,
-            "mean_us": time.ticks_diff(t2, t0) / n, "max_us": worst, "p99_us": p99, "reads_max": rmax,
-            "alloc_per_lookup": alloc / n, "results": binascii.hexlify(res).decode()}
-
-img, base, toks, nh, nm, nbase = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-with open(toks, "rb") as f:
-    blob = f.read()
-out = {}
-dev = FileDev(img)
-gc.collect()
-a0 = gc.mem_alloc()
-dl = DenyList(dev, Blank())
-gc.collect()
-heap = gc.mem_alloc() - a0
-out["ours"] = measure("ours", dl.lookup, dev, blob, nh, nm)
-out["ours"]["heap_bytes"] = heap
-out["ours"]["ram_bytes"] = len(dl._buf) + len(dl._d4) + len(dl._tb)
-dl.check_crc = True
-r = measure("ours_crc", dl.lookup, dev, blob, nh, nm)
-out["ours"]["crc_mean_us"] = r["mean_us"]
-out["ours"]["crc_p99_us"] = r["p99_us"]
-out["ours"]["crc_results"] = r["results"]
-del dl
-gc.collect()
-bdev = FileDev(base)
-a0 = gc.mem_alloc()
-bl = Baseline(bdev, nbase)
-gc.collect()
-heap = gc.mem_alloc() - a0
-out["baseline"] = measure("baseline", bl.lookup, bdev, blob, nh, nm)
-out["baseline"]["heap_bytes"] = heap
-out["baseline"]["ram_bytes"] = len(bl.buf)
-print("@@DLBENCH " + json.dumps(out))
-'''
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workers", "denylist.py")
 
 
 def add_args(p):
@@ -215,21 +101,12 @@ def run(args):
 
     tmp = args.keep or tempfile.mkdtemp(prefix="ykt-dlbench-")
     os.makedirs(tmp, exist_ok=True)
-    paths = {k: os.path.join(tmp, k) for k in ("image.bin", "baseline.bin", "tokens.bin", "bench_mp.py")}
+    paths = {k: os.path.join(tmp, k) for k in ("image.bin", "baseline.bin", "tokens.bin")}
     for k, data in (("image.bin", img), ("baseline.bin", base), ("tokens.bin", blob)):
         with open(paths[k], "wb") as f:
             f.write(data)
-    with open(paths["bench_mp.py"], "w") as f:
-        f.write(_MP_SCRIPT)
-    mp = os.path.join(ROOT, ".venv", "bin", "micropython")
-    env = dict(os.environ, MICROPYPATH=":".join([FIRMWARE, SIMHW]))
-    p = subprocess.run([mp, "-X", "heapsize=" + args.heap, paths["bench_mp.py"], paths["image.bin"],
-                        paths["baseline.bin"], paths["tokens.bin"], str(nh), str(nm), str(n)],
-                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-    line = [x for x in p.stdout.splitlines() if x.startswith("@@DLBENCH ")]
-    if p.returncode or not line:
-        raise RuntimeError("micropython run failed (rc=%s):\n%s\n%s" % (p.returncode, p.stdout[-2000:], p.stderr[-2000:]))
-    mpres = json.loads(line[0][10:])
+    mpres = mp.run("micropython", WORKER, [paths["image.bin"], paths["baseline.bin"], paths["tokens.bin"], nh, nm, n],
+                   heap=args.heap, timeout=600).require("deny-list bench")
     if not args.keep:
         for v in paths.values():
             os.unlink(v)

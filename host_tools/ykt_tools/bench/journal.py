@@ -6,11 +6,8 @@ with `--other-kb` of other files (firmware .mpy, config) on the filesystem.
 Firmware CPU (journal Python + littlefs C, the simulated flash's own time
 subtracted) is unix-port time x 45. Flash latency is modeled with typical SPI NOR figures (4 KiB sector erase
 45 ms, 256-byte page program 0.7 ms: W25Q32JV / GD25Q32 datasheets)."""
-import json
-import os
-import subprocess
-
-from ykt_tools import FIRMWARE, ROOT, SIMHW
+from ykt_tools.powercut import journal as powercut
+from ykt_tools.sim import mp
 
 TAPS_PER_DAY = 1500
 ERASE_CYCLES = 100000
@@ -27,19 +24,10 @@ def add_args(p):
 
 
 def run(args):
-    mp = os.path.join(ROOT, ".venv", "bin", "micropython")
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([".frozen", FIRMWARE, SIMHW])
-    blocks = args.fs_kb // 4
-    cmd = [mp, "-X", "heapsize=64M", os.path.join(ROOT, "host_tools", "ykt_tools", "powercut.py"), "bench",
-           str(args.taps), str(blocks), str(args.other_kb), "1" if args.fill else "0"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=3600)
-    raw = None
-    for line in p.stdout.splitlines():
-        if line.startswith("{"):
-            raw = json.loads(line).get("bench")
-    if raw is None:
-        raise RuntimeError("journal bench failed:\n" + p.stderr[-3000:])
+    # the power-cut sweep's worker measures the journal in its bench mode
+    raw = mp.run("micropython", powercut.WORKER, ["bench", args.taps, args.fs_kb // 4, args.other_kb,
+                                                  1 if args.fill else 0],
+                 heap="64M", timeout=3600).require("journal bench")
     n = raw["taps"]
     bpt = raw["used_bytes"] / n
     erases_pt = raw["erases"] / n

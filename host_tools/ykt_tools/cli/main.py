@@ -37,9 +37,14 @@ def _version():
 
 
 def main(argv=None):
+    from ykt_tools.sim import mp
+
     args = build_parser().parse_args(argv)
     try:
         rc = args.func(args)
+    except mp.Missing as e:   # an interpreter that is not built: say which make target builds it
+        print("ykt: %s" % e, file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

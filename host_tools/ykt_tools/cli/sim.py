@@ -3,10 +3,9 @@ virtual device on a pseudo-terminal for the technician tools)."""
 import json
 import os
 import sys
-import time
 
 from ykt_tools import BOARDS, ROOT, SIMHW
-from ykt_tools.sim import mp as simrun
+from ykt_tools.sim import mp
 
 
 def register(sub):
@@ -17,8 +16,9 @@ def register(sub):
     p.add_argument("mode", nargs="?", default="boot", choices=("boot", "device"),
                    help="boot: boot and report; device: a virtual device for mpremote/ykt tools")
     p.add_argument("--board", default="bus_validator", help="board name in boards/ or a board file")
-    p.add_argument("--runtime", default="micropython", choices=simrun.RUNTIMES)
-    p.add_argument("--heap", default="256K", help="MicroPython heap size (default 256K: ESP32-like)")
+    p.add_argument("--runtime", default="micropython", choices=sorted(mp.RUNTIMES),
+                   help="interpreter to run the firmware on (default micropython: the 64-bit unix port)")
+    p.add_argument("--heap", default="256K", help="the firmware's heap budget (default 256K: ESP32-like)")
     p.add_argument("--seconds", type=int, default=10, help="virtual seconds to run after boot")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--pty", action="store_true", help="device mode: serve the REPL on a pseudo-terminal")
@@ -54,9 +54,9 @@ def _board_arg(name):
 
 def _boot(args):
     board = _board_arg(args.board)
-    rc, res, out = simrun.run_script(args.runtime, os.path.join(SIMHW, "simboot.py"),
-                                     ["--board", board, "--seconds", str(args.seconds)], heap=args.heap,
-                                     stream=None if args.json else sys.stdout.write)
+    r = mp.run(args.runtime, os.path.join(SIMHW, "simboot.py"), ["--board", board, "--seconds", args.seconds],
+               fw_heap=args.heap, stream=None if args.json else sys.stdout.write)
+    rc, res, out = r.rc, r.json, r.out
     if res is not None and "board_error" in res:
         print(res["board_error"], file=sys.stderr)
         return 2

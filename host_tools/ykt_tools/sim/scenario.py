@@ -16,16 +16,14 @@ import tempfile
 import threading
 import time
 
-from ykt_tools import FIRMWARE, ROOT, SIMHW
-from ykt_tools.sim import mp as simrun
+from ykt_tools import ROOT, SIMHW
+from ykt_tools.sim import mp
 
 CHUNK_MS = 10000   # devices run in lock-step slices; the back office's clock is within half a slice
 
 
 def _fw_import():
-    for p in (FIRMWARE, SIMHW):
-        if p not in sys.path:
-            sys.path.insert(0, p)
+    mp.in_process()
 
 
 def reason_names():
@@ -57,14 +55,9 @@ class DeviceProc:
     def __init__(self, name, runtime, heap, log):
         self.name = name
         self.log = log
-        script = os.path.join(SIMHW, "devproc.py")
-        env = simrun.mp_env()
-        env["YKT_FW_HEAP"] = heap
-        if runtime == "cpython":
-            env["PYTHONPATH"] = os.pathsep.join([FIRMWARE, SIMHW])
-        self.p = subprocess.Popen(simrun.command(runtime, script, (), heap), stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                  cwd=ROOT, bufsize=1)
+        # heap is the firmware's budget (the launcher adds the simulated chip's allowance)
+        self.p = mp.start(runtime, os.path.join(SIMHW, "devproc.py"), fw_heap=heap, stdin=subprocess.PIPE,
+                          stderr=subprocess.PIPE, bufsize=1)
         self._err = []
         threading.Thread(target=self._drain, daemon=True).start()
 

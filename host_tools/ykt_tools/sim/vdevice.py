@@ -15,92 +15,13 @@ import pty
 import select
 import signal
 import subprocess
-import sys
-import termios
 import time
 import tty
 
-from ykt_tools import BOARDS, FIRMWARE, ROOT, SIMHW
+from ykt_tools import BOARDS, SIMHW
+from ykt_tools.sim import mp
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
-
-# The simulated chip keeps NVS in memory, and every soft reboot here is a new
-# interpreter: this preamble (run before vdevboot.py) loads the NVS blobs
-# committed earlier from <devdir>/nvs.json at the chip's power-on and saves
-# them at every commit, so provisioned secrets survive reboots like on a board.
-_NVS_BOOT = """
-import os as _os
-try:
-    import json as _json, binascii as _ba
-    from vhw import chip as _vchip
-    from vhw import e_nvs as _envs
-    _nvs_path = _os.getenv("YKT_VDEV_DIR") + "/nvs.json"
-
-    def _nvs_load(cause):
-        if cause != "power":
-            return
-        try:
-            with open(_nvs_path) as f:
-                d = _json.load(f)
-        except (OSError, ValueError):
-            return
-        c = _vchip.get()
-        for ns in d:
-            kv = c.nvs.setdefault(ns, {})
-            for k in d[ns]:
-                v = d[ns][k]
-                kv[k] = v if type(v) is int else _ba.unhexlify(v)
-
-    def _nvs_save():
-        c = _vchip.get()
-        d = {}
-        for ns in c.nvs:
-            d[ns] = {}
-            for k in c.nvs[ns]:
-                v = c.nvs[ns][k]
-                d[ns][k] = v if type(v) is int else _ba.hexlify(v).decode()
-        with open(_nvs_path + ".tmp", "w") as f:
-            f.write(_json.dumps(d))
-        _os.rename(_nvs_path + ".tmp", _nvs_path)
-
-    _nvs_commit0 = _envs.NVS.commit
-
-    def _nvs_commit(self):
-        _nvs_commit0(self)
-        _nvs_save()
-
-    _envs.NVS.commit = _nvs_commit
-    _vchip.on_reset(_nvs_load)
-    _nvs_get0 = _vchip.get
-
-    def _nvs_get():
-        # no world (firmware not deployed yet): the default chip still powers on
-        if _vchip._cur is None:
-            _vchip.configure()
-        return _nvs_get0()
-
-    _vchip.get = _nvs_get
-except ImportError as e:
-    print("virtual NVS unavailable:", e)
-import gc as _gc
-_gc.collect()
-exec(open(_os.getenv("YKT_VDEV_BOOT")).read())
-"""
-
-
-_SIM_ALLOWANCE = 512 * 1024   # vhw.heapbudget.SIM_ALLOWANCE
-
-
-def _parse_heap(s):
-    s = s.strip().upper()
-    mul = {"K": 1024, "M": 1024 * 1024}.get(s[-1:], 1)
-    return int(s.rstrip("KM")) * mul
-
-
-def _mp_bin():
-    p = os.path.join(ROOT, ".venv", "bin", "micropython")
-    return p if os.path.exists(p) else "micropython"
-
 
 class VirtualDevice:
     def __init__(self, devdir, board="bus_validator", heap="256K", link=None, log=None):
@@ -124,26 +45,16 @@ class VirtualDevice:
     def _spawn(self, run_main):
         m, s = pty.openpty()
         tty.setraw(s)
-        env = dict(os.environ)
+        env = {"YKT_VDEV_DIR": self.devdir, "YKT_VDEV_BOARD": self.board,
+               # the world reads the board's description from the repo (cwd is the flash)
+               "YKT_BOARDS": BOARDS, "YKT_VDEV_RUN_MAIN": "1" if run_main else "0"}
         # The virtual chip (fakes, simulated peripherals) sits where frozen
-        # modules sit on a board; the device's own files come from its flash.
-        env["MICROPYPATH"] = ":".join([".frozen", SIMHW, self.flash, os.path.join(self.flash, "lib")])
-        env["YKT_VDEV_DIR"] = self.devdir
-        env["YKT_VDEV_BOARD"] = self.board
-        # the world reads the board's description from the repo (cwd is the flash)
-        env["YKT_BOARDS"] = BOARDS
-        env["YKT_VDEV_RUN_MAIN"] = "1" if run_main else "0"
-        env["YKT_VDEV_BOOT"] = os.path.join(SIMHW, "vdevboot.py")
-        boot = os.path.join(self.devdir, "vdevboot_nvs.py")
-        with open(boot, "w") as f:
-            f.write(_NVS_BOOT)
-        # heap is the firmware's budget, as in the simulator (vhw.heapbudget):
-        # the interpreter gets room for the simulated chip on top, and the
-        # world takes it back with a ballast once the chip is built.
-        env["YKT_FW_HEAP"] = self.heap
-        cmd = [_mp_bin(), "-X", "heapsize=%dK" % ((_parse_heap(self.heap) + _SIM_ALLOWANCE) // 1024), "-i", boot]
-        self.child = subprocess.Popen(cmd, stdin=s, stdout=s, stderr=s, cwd=self.flash, env=env,
-                                      start_new_session=True)
+        # modules sit on a board; the device's own files come from its flash,
+        # not from firmware/. heap is the firmware's budget, as in the simulator.
+        self.child = mp.start("micropython", os.path.join(SIMHW, "vdevboot.py"), fw_heap=self.heap,
+                              firmware=None, host=False, path=(self.flash, os.path.join(self.flash, "lib")),
+                              env=env, cwd=self.flash, interactive=True, stdin=s, stdout=s, stderr=s, text=False,
+                              start_new_session=True)
         os.close(s)
         self.cmaster = m
         self._tail = b""
