@@ -79,18 +79,32 @@ def _mkdir(p):
         pass
 
 
+def replace_file(path, data):
+    """ykt.fs.replace_file, copied: this module may import nothing from ykt
+    before it has chosen the slot. Write path.tmp, flush (+ fsync on CPython),
+    rename over path; never remove the old file first. tests/fw/t_fs.py checks
+    both copies give the same bytes and leave the same files."""
+    tmp = path + ".tmp"
+    f = open(tmp, "wb")
+    try:
+        if callable(data):
+            data(f)
+        else:
+            f.write(data)
+        f.flush()
+        if hasattr(os, "fsync"):
+            os.fsync(f.fileno())
+    except Exception:  # not `finally`: after a power cut (DeviceReset) nothing runs
+        f.close()
+        raise
+    f.close()
+    os.rename(tmp, path)
+
+
 def save(root, st):
     """Atomic replace: readers see the old or the new state, never a mix."""
     _mkdir(_join(root, "app"))
-    p = state_path(root)
-    tmp = p + ".tmp"
-    f = open(tmp, "w")
-    f.write(json.dumps(st))
-    f.flush()
-    if hasattr(os, "fsync"):
-        os.fsync(f.fileno())
-    f.close()
-    os.rename(tmp, p)
+    replace_file(state_path(root), json.dumps(st).encode())
 
 
 def install_slot(root):

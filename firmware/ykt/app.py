@@ -11,28 +11,20 @@ import sys
 
 from ykt import VERSION, cardread, taprec
 from ykt.compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, const, mem_free, mem_alloc, read_file
+from ykt.fs import join, exists, remove_leftovers
 
 _IDLE_MS = const(20)        # loop period when nothing happens
 _GC_MS = const(2000)        # idle collection period
 _WDT_MS = const(8000)
 _MAX_CONFIG = const(8192)
 _NVS_KEYS = ("dev_key", "jrnl_key", "tok_key", "wifi_key")
+# Directories whose files are replaced with ykt.fs.replace_file: a .tmp left
+# by a power cut never got renamed, so the file it was for is still valid.
+_TMP_DIRS = ("data", "ota", "app")
 
 FB_ACCEPT = const(1)
 FB_ERROR = const(6)
 FB_FAULT = const(7)
-
-
-def _join(root, name):
-    return name if not root else root + "/" + name
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
 
 
 def load_json(path, limit=_MAX_CONFIG):
@@ -103,7 +95,10 @@ class App:
         from ykt import boardcfg
         from ykt.board import Board
 
-        self.board_cfg = boardcfg.load(_join(self.root, "board.json"))
+        remove_leftovers(self.root)
+        for d in _TMP_DIRS:
+            remove_leftovers(join(self.root, d))
+        self.board_cfg = boardcfg.load(join(self.root, "board.json"))
         hw = self.hw = Board(self.board_cfg)
         self.found = hw.found
         self.missing = hw.missing
@@ -112,8 +107,8 @@ class App:
         self.report["board"] = hw.name
         self.report["reset_cause"] = hw.reset_cause()
         self.cfg = {}
-        cpath = _join(self.root, "config.json")
-        if _exists(cpath):
+        cpath = join(self.root, "config.json")
+        if exists(cpath):
             try:
                 self.cfg = load_json(cpath)
             except (OSError, ValueError) as e:
@@ -189,8 +184,8 @@ class App:
             except (OSError, ValueError) as e:
                 self._err("display", e)
         self.profile = None
-        ppath = _join(self.root, "data/profile.json")
-        if _exists(ppath):
+        ppath = join(self.root, "data/profile.json")
+        if exists(ppath):
             from ykt.rules import catalog
 
             try:
@@ -242,7 +237,7 @@ class App:
             hw.found["denylist"] = "v%d, %d entries" % (self.denylist.version, self.denylist.count)
         else:
             hw.missing["denylist"] = "no dlist_a/dlist_b partitions"
-        jdir = _join(self.root, "j")
+        jdir = join(self.root, "j")
         try:
             try:
                 os.mkdir(jdir)
@@ -267,11 +262,11 @@ class App:
             self.missing["decisions"] = "not provisioned (profile or token key missing)"
             return
         try:
-            cat = catalog.load(_join(self.root, "data/catalog.bin"))
-            ft = fares.load(_join(self.root, "data/fares.bin"))
+            cat = catalog.load(join(self.root, "data/catalog.bin"))
+            ft = fares.load(join(self.root, "data/fares.bin"))
             ents = None
-            epath = _join(self.root, "data/ents.bin")
-            if _exists(epath):
+            epath = join(self.root, "data/ents.bin")
+            if exists(epath):
                 ents = fares.load(epath, fares.Entitlements)
         except (OSError, ValueError) as e:
             self._err("tables", e)

@@ -1,7 +1,7 @@
 # Binds each downloadable kind to the module that owns it. The signature,
 # kind, scope and version checks happen in ykt.net.sync/ykt.signed before commit();
 # here each owner validates the payload with its own parser, switches
-# atomically (temp file + rename, or the deny list's two slots) and swaps the
+# atomically (ykt.fs.replace_file, or the deny list's two slots) and swaps the
 # object the decider uses only after the new one loaded. Any exception leaves
 # the last good copy in force; sync records the reason.
 import json
@@ -11,25 +11,11 @@ from ykt.sec import signed
 from ykt.net import sync
 from ykt.sec import sigverify
 from ykt.compat import read_file
+from ykt.fs import join, replace_file
 
 _VERSIONS = "data/versions.json"
 _DELTA = "data/dl_delta.bin"
 _DELTA_MAX = 8192
-
-
-def _join(root, name):
-    return name if not root else root + "/" + name
-
-
-def replace_file(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    try:
-        os.remove(path)   # littlefs rename onto an existing file is atomic, but FAT's is not
-    except OSError:
-        pass
-    os.rename(tmp, path)
 
 
 class Versions:
@@ -38,7 +24,7 @@ class Versions:
     (the payload on flash is at least as new as what is recorded)."""
 
     def __init__(self, root):
-        self.path = _join(root, _VERSIONS)
+        self.path = join(root, _VERSIONS)
         self.v = {}
         try:
             d = json.loads(read_file(self.path, 2048, False))
@@ -62,7 +48,7 @@ class FileHandler(sync.Handler):
 
     def __init__(self, name, root, fname, parse, install, versions, max_len=32768):
         super().__init__(name, max_len)
-        self.path = _join(root, fname)
+        self.path = join(root, fname)
         self.parse = parse
         self.install = install
         self.versions = versions
@@ -140,7 +126,7 @@ class DenyListHandler(sync.Handler):
     def __init__(self, dl, root):
         super().__init__("denylist", 1 << 22, (signed.K_DENYLIST, signed.K_DENYLIST_DELTA))
         self.dl = dl
-        self.delta_path = _join(root, _DELTA)
+        self.delta_path = join(root, _DELTA)
         # A delta survives reboots on flash and is applied again on top of the image.
         self.held = None
         try:
@@ -176,7 +162,7 @@ class DenyListHandler(sync.Handler):
 
 
 def load_keyring(root):
-    return sigverify.parse_keys(read_file(_join(root, "data/keys.bin"), 4200))
+    return sigverify.parse_keys(read_file(join(root, "data/keys.bin"), 4200))
 
 
 def make_sync(app, key):
@@ -189,7 +175,7 @@ def make_sync(app, key):
         return None
     vers = Versions(root)
     handlers = [sync.KeysHandler(ring, vers.get("keys"),
-                                 lambda payload, ver: (replace_file(_join(root, "data/keys.bin"), payload),
+                                 lambda payload, ver: (replace_file(join(root, "data/keys.bin"), payload),
                                                        vers.set("keys", ver)))]
     if app.denylist is not None:
         handlers.append(DenyListHandler(app.denylist, root))

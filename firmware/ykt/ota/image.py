@@ -21,15 +21,12 @@ import json
 
 from ykt.sec import signed
 from ykt.compat import const
+from ykt.fs import join as _join, replace_file
 from ykt.ota.updater import OtaError, _ReleaseKeys
 
 K_FIRMWARE = const(9)
 _BLOCK = const(4096)
 _ESP_MAGIC = const(0xE9)
-
-
-def _join(root, name):
-    return name if not root else root + "/" + name
 
 
 def record_path(root):
@@ -94,7 +91,6 @@ class ImageWriter:
         if self.sink.total == 0:
             raise OtaError("bad_manifest", "empty image")
         label = self.target.info()[4]
-        from ykt.journal import replace_file
         import os
 
         try:

@@ -34,6 +34,7 @@ from ykt.sec import signed
 from ykt.sec import sigverify
 from ykt.net import wire
 from ykt.compat import const, ticks_ms, ticks_diff, ticks_add
+from ykt.fs import join as _join, replace_file
 
 K_RELEASE = const(8)
 MAGIC = b"YKTB"
@@ -97,10 +98,6 @@ class _ReleaseKeys:
 class _Null:
     def write(self, b):
         pass
-
-
-def _join(root, name):
-    return name if not root else root + "/" + name
 
 
 def _rm(path):
@@ -418,12 +415,9 @@ class Updater:
         if self.rolled_back and self.rolled_back[0] == o["version"]:
             return self._idle()     # rolled back here once: wait for a newer one
         self.offer = {"version": o["version"], "size": size, "url": url}
-        from ykt.journal import replace_file
-        import json as _j
-
         _mkdirs(_join(self.root, "ota"))
         _rm(self.dl)
-        replace_file(self.meta, _j.dumps(self.offer).encode())
+        replace_file(self.meta, json.dumps(self.offer).encode())
         hp.release(self)
         self._start_download()
 
