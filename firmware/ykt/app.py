@@ -253,21 +253,20 @@ class App:
 
     def _load_tables(self):
         """Decisions need the profile, catalog, fares and a token key; without
-        them the device reads cards but refuses with 'not configured'."""
-        from ykt.rules import catalog
-        from ykt.rules import fares
+        them the device reads cards but refuses with 'not configured'. The
+        files are where sync puts them, parsed as sync does (syncsetup.FILES)."""
+        from ykt.net import syncsetup as S
 
         tok = self.secrets.get("tok_key")
         if self.profile is None or tok is None:
             self.missing["decisions"] = "not provisioned (profile or token key missing)"
             return
         try:
-            cat = catalog.load(join(self.root, "data/catalog.bin"))
-            ft = fares.load(join(self.root, "data/fares.bin"))
+            cat = S.load(self.root, "catalog")
+            ft = S.load(self.root, "fares")
             ents = None
-            epath = join(self.root, "data/ents.bin")
-            if exists(epath):
-                ents = fares.load(epath, fares.Entitlements)
+            if exists(S.path(self.root, "entitlements")):
+                ents = S.load(self.root, "entitlements")
         except (OSError, ValueError) as e:
             self._err("tables", e)
             self.missing["decisions"] = "tables missing or invalid"
@@ -316,7 +315,15 @@ class App:
             from ykt.net import syncsetup
         except ImportError:
             return
-        self.sync = syncsetup.make_sync(self, key)
+        self.sync = syncsetup.make_sync(self.root, self.http, self.device_id, key, self.clock, self.denylist,
+                                        self._swap_table, self._err, self.cfg.get("sync_interval_s", 60))
+
+    def _swap_table(self, kind, obj):
+        """sync put a new table (fares, catalog, entitlements) on flash."""
+        if self.decider is not None:
+            setattr(self.decider, kind, obj)   # the decider's attributes are named after the kinds
+        else:
+            self._load_tables()   # the first complete set makes the device able to decide
 
     def _boot_ota(self, key):
         if self.sync is None:
@@ -339,7 +346,7 @@ class App:
             from ykt.qr import qrtoken
             from ykt.net import syncsetup
 
-            ring = self.sync.keyring if self.sync is not None else syncsetup.load_keyring(self.root)
+            ring = self.sync.keyring if self.sync is not None else syncsetup.load(self.root, "keys")
             self.qr.verifier = qrtoken.Verifier(ring, self.clock, tol_s=self.cfg.get("qr_tol_s", 20))
         except (ImportError, OSError, ValueError) as e:
             self._err("qr", e)
