@@ -12,6 +12,7 @@ import sys
 from ykt import VERSION, cardread, taprec
 from ykt.compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, const, mem_free, mem_alloc, read_file
 from ykt.fs import join, exists, remove_leftovers
+from ykt.outcome import FB_FAULT, M_NOT_CONFIGURED, M_JOURNAL_FULL, KIND_BITS, KIND_MASK, decision
 
 _IDLE_MS = const(20)        # loop period when nothing happens
 _GC_MS = const(2000)        # idle collection period
@@ -21,10 +22,6 @@ _NVS_KEYS = ("dev_key", "jrnl_key", "tok_key", "wifi_key")
 # Directories whose files are replaced with ykt.fs.replace_file: a .tmp left
 # by a power cut never got renamed, so the file it was for is still valid.
 _TMP_DIRS = ("data", "ota", "app")
-
-FB_ACCEPT = const(1)
-FB_ERROR = const(6)
-FB_FAULT = const(7)
 
 
 def load_json(path, limit=_MAX_CONFIG):
@@ -79,7 +76,7 @@ class App:
         self.clock = None
         self.wlan = None
         self.qr = None
-        self.on_event = None      # simulator hook: called with (tap, feedback kind)
+        self.on_event = None      # simulator hook: called with (tap, feedback kind, message id)
 
     def _err(self, where, e):
         if isinstance(e, MemoryError):
@@ -383,11 +380,9 @@ class App:
             tap.time = now
             tap.outcome = taprec.OUT_DENY
             tap.reason = taprec.R_NOT_CONFIGURED
-            kind = FB_FAULT
-            text = "not_configured"
+            r = decision(FB_FAULT, M_NOT_CONFIGURED)
         else:
-            kind = d.decide(cr, now, trusted, tap)
-            text = d.last_text
+            r = d.decide(cr, now, trusted, tap)
         if not trusted:
             tap.flags |= taprec.F_TIME_UNTRUSTED
         if self.journal is not None:
@@ -395,12 +390,13 @@ class App:
                 self.journal.append(tap)
             except Exception as e:  # journal full or flash error: no green light without a record
                 self._err("journal", e)
-                kind = FB_FAULT
-                text = "journal_full"
+                r = decision(FB_FAULT, M_JOURNAL_FULL)
         self.taps += 1
-        self.feedback.show(kind, tap, text)
+        kind = r & KIND_MASK
+        msg = r >> KIND_BITS
+        self.feedback.show(kind, tap, msg)
         if self.on_event is not None:
-            self.on_event(tap, kind)
+            self.on_event(tap, kind, msg)
         return kind
 
     # --- loop -------------------------------------------------------------

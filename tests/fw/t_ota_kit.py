@@ -140,11 +140,10 @@ def build(path, version, files=None, boards=(), min_interp=INTERP, signer="rel",
             e = ota.file_entry(p, _size(src))
             h.update(e)
             f.write(e)
+            bad = tamper and p.endswith("app.py")   # signed as it was, shipped one bit off
             if isinstance(src, bytes):
                 h.update(src)
-                if tamper and p.endswith("app.py"):
-                    src = src.replace(b"FB_ACCEPT = const(1)", b"FB_ACCEPT = const(6)")
-                f.write(src)
+                f.write(_flip(src) if bad else src)
                 continue
             with open(src, "rb") as g:     # streamed: bundles are bigger than the heap
                 while True:
@@ -153,11 +152,18 @@ def build(path, version, files=None, boards=(), min_interp=INTERP, signer="rel",
                         break
                     mv = memoryview(buf)[:n]
                     h.update(mv)
-                    if tamper and p.endswith("app.py"):
-                        mv = bytes(mv).replace(b"const(1)", b"const(6)")
+                    if bad:
+                        mv = _flip(mv)
+                        bad = False
                     f.write(mv)
         f.write(_sign(h.digest(), signer))
     return os.stat(path)[6]
+
+
+def _flip(b):
+    b = bytearray(b)
+    b[len(b) // 2] ^= 0x20
+    return b
 
 
 class FileHttp:
@@ -334,7 +340,7 @@ class Device:
 
     def takes_taps(self):
         ev = []
-        self.app.on_event = lambda tap, kind: ev.append(kind)
+        self.app.on_event = lambda tap, kind, msg: ev.append(kind)
         self.w.field.present("ssc_nanning", after_us=300000, for_us=300000)
         self.app.run(1500)
         return len(ev) == 1
