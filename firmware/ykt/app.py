@@ -77,6 +77,7 @@ class App:
         self.wlan = None
         self.qr = None
         self.on_event = None      # simulator hook: called with (tap, feedback kind, message id)
+        self._net = ()            # the network parts that exist, stepped in this order
 
     def _err(self, where, e):
         if isinstance(e, MemoryError):
@@ -134,6 +135,8 @@ class App:
             except AttributeError:
                 pass
         hw = None
+        # Built once: the loop iterates it without making a tuple per step.
+        self._net = [p for p in (self.timeq, self.uplink, self.sync, self.heartbeat, self.ota) if p is not None]
         gc.collect()
         self.report["found"] = self.found
         self.report["missing"] = self.missing
@@ -422,8 +425,8 @@ class App:
         if self.clock is not None:
             self.clock.step()
         online = self.wlan is None or self.wlan.isconnected()
-        for part in (self.timeq, self.uplink, self.sync, self.heartbeat, self.ota):
-            if part is not None and online:
+        if online:
+            for part in self._net:
                 try:
                     part.step()
                 except Exception as e:  # a network part must never stop the validator
