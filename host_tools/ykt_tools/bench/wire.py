@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 
-from ykt_tools import FIRMWARE, ROOT, SIMHW
+from ykt_tools import FIRMWARE, HOST, ROOT, SIMHW
 
 ESP32_FACTOR = 45
 
@@ -18,6 +18,7 @@ _MP_SCRIPT = r"""
 import sys, time, gc, json, binascii
 from ykt import taprec
 from ykt.net import wire
+from yktsrv import wiresrv
 from ykt.sec import sigverify
 from ykt.sec import signed
 from ykt.sec.hmac256 import hmac_sha256
@@ -60,7 +61,7 @@ def enc8():
         w8.add(recs, i * 36)
 out["encode_step_unix_us"] = us(enc8, P["n_enc"] * 5)
 out["hmac_unix_us"] = us(lambda: hmac_sha256(key, body), P["n_hmac"])
-out["decode_batch_unix_us"] = us(lambda: wire.decode_batch(body, lambda d: key), P["n_enc"])
+out["decode_batch_unix_us"] = us(lambda: wiresrv.decode_batch(body, lambda d: key), P["n_enc"])
 ring = sigverify.parse_keys(binascii.unhexlify(P["keys"]))
 for name in ("rsa3072", "rsa2048"):
     blob = binascii.unhexlify(P[name])
@@ -137,13 +138,14 @@ def run(args):
     from ykt import taprec
     from ykt.net import httpc
     from ykt.net import wire
+    from yktsrv import wiresrv
 
     taps = _taps(args.taps)
     key = b"k" * 32
     body = wire.encode_batch(7, key, taps, 1795000000, b"12345678")
     req = httpc.request_bytes("POST", "192.0.2.10", wire.PATH_TAPS,
                               (("Content-Type", "application/octet-stream"),), body)
-    ack = wire.encode_ack(key, 7, taps[-1].seq, b"12345678", 1795000000)
+    ack = wiresrv.encode_ack(key, 7, taps[-1].seq, b"12345678", 1795000000)
     k3, k2 = signing.generate_key(3072), signing.generate_key(2048)
     params = {
         "taps": [taprec.pack(t).hex() for t in taps],
@@ -159,7 +161,7 @@ def run(args):
             json.dump(params, f)
         with open(sc, "w") as f:
             f.write(_MP_SCRIPT)
-        env = dict(os.environ, MICROPYPATH=FIRMWARE)
+        env = dict(os.environ, MICROPYPATH=FIRMWARE + ":" + HOST)   # HOST: yktsrv (the server half)
         mp = os.path.join(ROOT, ".venv", "bin", "micropython")
         p = subprocess.run([mp, "-X", "heapsize=" + args.heap, sc, pj], capture_output=True,
                            text=True, timeout=600, env=env)
