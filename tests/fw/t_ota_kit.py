@@ -15,6 +15,7 @@ import otaboot
 from ykt.ota import updater as ota
 from ykt.sec import sigverify
 from ykt.sec import signed
+from yktsrv import bundle
 
 DEV = 77
 KEY = b"\x5a" * 32
@@ -123,10 +124,10 @@ def build(path, version, files=None, boards=(), min_interp=INTERP, signer="rel",
     """Write a signed bundle to path, streaming (never all in RAM)."""
     if files is None:
         files = app_files()
-    man = ota.manifest(version, min_interp, boards, len(files))
+    man = bundle.manifest(version, min_interp, boards, len(files))
     length = len(man)
     for p, src in files:
-        length += len(ota.file_entry(p, _size(src))) + _size(src)
+        length += len(bundle.file_entry(p, _size(src))) + _size(src)
     kid = sigverify.key_id(_nbytes(_int(REL_N if signer == "rel" else DL_N)))
     hdr = struct.pack("<4sBBBBII8sIII", signed.MAGIC, signed.FORMAT, kind, 1, 0,
                       env_version or ota.ver_int(version), 0, kid, 1795000000, 0, length)
@@ -137,7 +138,7 @@ def build(path, version, files=None, boards=(), min_interp=INTERP, signer="rel",
         f.write(man)
         buf = bytearray(1024)
         for p, src in files:
-            e = ota.file_entry(p, _size(src))
+            e = bundle.file_entry(p, _size(src))
             h.update(e)
             f.write(e)
             bad = tamper and p.endswith("app.py")   # signed as it was, shipped one bit off

@@ -17,7 +17,8 @@
 #                     runs the new version on trial (self-check, rollback)
 #
 # Bundle = signed envelope (ykt.sec.signed, kind K_RELEASE, version = ver_int())
-# whose payload is:
+# whose payload is (built on the host by yktsrv.bundle; the Installer below is
+# the device's parser):
 #  off size field (little-endian)
 #   0   4   magic "YKTB"
 #   4   1   format (1)
@@ -161,7 +162,9 @@ def _mkdirs(path):
             pass
 
 
-def _check_path(p):
+def check_path(p):
+    """A slot path: relative, no .., letters, digits and ._-/ only (the
+    host's bundle builder applies the same rule)."""
     if not p or p[0] == "/" or ".." in p or "//" in p:
         raise OtaError("bad_path", p)
     for c in p:
@@ -236,7 +239,7 @@ class Installer:
                 return True
             n = self._read(1)[0]
             p = self._read(n).decode()
-            _check_path(p)
+            check_path(p)
             self.rem = struct.unpack("<I", self._read(4))[0]
             if self.rem > self.left:
                 raise OtaError("bad_manifest", "file beyond the payload")
@@ -583,28 +586,3 @@ def otaboot_version(root):
     import otaboot
 
     return otaboot.status(root)["pending"]
-
-
-def manifest(version, min_interp, boards, nfiles):
-    """The payload's fixed part and board list (host release tool, tests)."""
-    vs = version.encode()
-    if len(vs) > 16:
-        raise ValueError("version string too long")
-    ver_int(version)
-    b = bytearray(MAGIC)
-    b.append(FORMAT)
-    b.append(len(boards))
-    b.extend(struct.pack("<HI", nfiles, min_interp))
-    b.extend(vs + b"\x00" * (16 - len(vs)))
-    for name in boards:
-        n = name.encode()
-        b.append(len(n))
-        b.extend(n)
-    return bytes(b)
-
-
-def file_entry(path, size):
-    """Header of one file entry; the file's bytes follow it."""
-    p = path.encode()
-    _check_path(path)
-    return bytes([len(p)]) + p + struct.pack("<I", size)

@@ -1,9 +1,10 @@
 """Application release bundles (docs/operations.md): build, inspect, and the
-technician's USB install. The bundle format is defined once, in the firmware
-(firmware/ykt/ota/updater.py: manifest() and file_entry() build exactly what the
-device's Installer parses); the envelope is ykt.sec.signed's, kind ota.K_RELEASE,
-signed with a release key (RSA, ykt_tools.build.signing) whose public record carries
-sigverify.U_RELEASES. Devices hold only public keys."""
+technician's USB install. The bundle format's constants are the firmware's
+(ykt.ota.updater, whose Installer is the device's parser); its host half,
+building and reading a payload, is yktsrv.bundle. The envelope is
+ykt.sec.signed's, kind ota.K_RELEASE, signed with a release key (RSA,
+ykt_tools.build.signing) whose public record carries sigverify.U_RELEASES.
+Devices hold only public keys."""
 import json
 import os
 import tempfile
@@ -14,6 +15,7 @@ from ykt_tools.build import shiplist as firmware_files
 from ykt.ota import updater as ota  # noqa: E402
 from ykt.sec import signed
 from ykt.sec import sigverify
+from yktsrv import bundle
 
 DEFAULT_MIN_INTERP = "1.22"
 
@@ -39,11 +41,10 @@ def slot_files(built):
 
 def payload(version, files, min_interp=DEFAULT_MIN_INTERP, boards=()):
     """files: [(slot path, bytes)] -> the bundle payload bytes."""
-    out = bytearray(ota.manifest(version, interp_version(min_interp), list(boards), len(files)))
-    for dp, data in files:
-        out += ota.file_entry(dp, len(data))
-        out += data
-    return bytes(out)
+    try:
+        return bundle.payload(version, files, interp_version(min_interp), boards)
+    except bundle.BundleError as e:
+        raise ReleaseError("%s %s" % (e.code, e.args[1])) from e
 
 
 def build_bundle(version, out, key, min_interp=DEFAULT_MIN_INTERP, boards=(), march="xtensawin",
@@ -101,29 +102,13 @@ def inspect_bundle(path, keyring=None, board=None, running=None, interp=None):
     p = blob[signed.HDR_SIZE:signed.HDR_SIZE + h.length]
     if len(p) != h.length:
         raise ReleaseError("refused: truncated")
-    if p[:4] != ota.MAGIC:
-        raise ReleaseError("refused: bad_manifest")
-    nb = p[5]
-    import struct
-
-    nfiles, mi = struct.unpack_from("<HI", p, 6)
-    vs = p[12:28].rstrip(b"\0").decode()
-    off = ota.MAN_SIZE
-    boards = []
-    for _ in range(nb):
-        n = p[off]
-        boards.append(p[off + 1:off + 1 + n].decode())
-        off += 1 + n
-    files = []
-    for _ in range(nfiles):
-        n = p[off]
-        dp = p[off + 1:off + 1 + n].decode()
-        size = struct.unpack_from("<I", p, off + 1 + n)[0]
-        off += 5 + n
-        files.append((dp, p[off:off + size]))
-        off += size
-    if off != len(p) or ota.ver_int(vs) != h.version:
-        raise ReleaseError("refused: bad_manifest")
+    try:
+        b = bundle.parse(p)
+        if ota.ver_int(b["version"]) != h.version:
+            raise bundle.BundleError("version_mismatch", b["version"])
+    except (bundle.BundleError, ValueError) as e:
+        raise ReleaseError("refused: %s" % (e.code if isinstance(e, bundle.BundleError) else "bad_manifest")) from e
+    vs, boards, files, mi = b["version"], b["boards"], b["files"], b["min_interp"]
     if board is not None and boards and board not in boards:
         raise ReleaseError("refused: wrong_board (bundle is for %s)" % ", ".join(boards))
     if interp is not None and interp < mi:
