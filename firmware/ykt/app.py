@@ -114,11 +114,11 @@ class App:
         self.device_id = self.cfg.get("device_id", 0)
         self.secrets = self._load_secrets()
         self._boot_feedback()
-        self.wdt.feed()
+        self._between()
         self._boot_reader()
-        self.wdt.feed()
+        self._between()
         self._boot_state()
-        self.wdt.feed()
+        self._between()
         self._boot_net()
         if self.qr is not None:
             self._boot_qr()
@@ -144,6 +144,14 @@ class App:
         self.report["mem_free"] = mem_free()
         self.report["mem_alloc"] = mem_alloc()
         return self.report
+
+    def _between(self):
+        # Between boot phases: the watchdog, and a collection so the next
+        # phase's long-lived buffers (deny-list block, journal frames) find
+        # contiguous heap. Code loaded from an application slot is compiled
+        # on the heap and leaves garbage between the pieces that stay.
+        self.wdt.feed()
+        gc.collect()
 
     def _load_secrets(self):
         out = {}
@@ -335,7 +343,8 @@ class App:
             iv = ota.interp_int(impl.version) if impl.name == "micropython" else None
             self.ota = ota.Updater(self.http, self.device_id, key, self.sync.keyring, root=self.root,
                                    board=self.hw.name, interp=iv, clock=self.clock,
-                                   interval_s=self.cfg.get("ota_check_s", 900))
+                                   interval_s=self.cfg.get("ota_check_s", 900),
+                                   part=self.hw.ota_partitions())
         except (ImportError, OSError, ValueError) as e:
             self._err("ota", e)
 

@@ -334,10 +334,16 @@ class Device:
         self.reboot_chip(cause)
         return self.boot(cause)
 
-    def updater(self, http, **kw):
+    def updater(self, http, running_package=False, **kw):
+        """An Updater for this device. running_package: from the ykt package
+        the booted device runs (otaboot reloads it, as a device boot would),
+        so modules it imports later (ykt.ota.image) are of the same set and
+        raise the errors it catches; the default reuses this kit's import
+        (on the small heap a second copy of the updater may not fit)."""
         kw.setdefault("interp", INTERP)
         kw.setdefault("board", self.w.board["name"])
-        return ota.Updater(http, DEV, KEY, keyring(), root=self.root, **kw)
+        mod = __import__("ykt.ota.updater", None, None, ("Updater",)) if running_package else ota
+        return mod.Updater(http, DEV, KEY, keyring(), root=self.root, **kw)
 
     def takes_taps(self):
         ev = []
@@ -370,6 +376,20 @@ def drive(up, app=None, max_steps=20000):
         if st == ota.READY or (st == ota.IDLE and up.errors):
             return st
     return up.state
+
+
+def esp_image(n=5000, chip=0):
+    """Bytes shaped like an ESP32 app image (magic 0xE9, segment count, chip
+    id at offset 12), the rest a pattern: what the simulated OTA partitions
+    and the release tool check."""
+    b = bytearray(n)
+    for i in range(n):
+        b[i] = (i * 7) & 0xFF
+    b[0] = 0xE9
+    b[1] = 3
+    b[12] = chip & 0xFF
+    b[13] = chip >> 8
+    return bytes(b)
 
 
 def envelope(kind, version, payload, signer="rel"):

@@ -22,9 +22,7 @@ import json
 from ykt.sec import signed
 from ykt.compat import const
 from ykt.fs import join as _join, replace_file
-from ykt.ota.updater import OtaError, _ReleaseKeys
-
-K_FIRMWARE = const(9)
+from ykt.ota.updater import OtaError, ReleaseKeys, K_FIRMWARE
 _BLOCK = const(4096)
 _ESP_MAGIC = const(0xE9)
 
@@ -78,7 +76,7 @@ class ImageWriter:
         running = part_cls(part_cls.RUNNING)
         self.target = running.get_next_update()
         self.sink = _PartSink(self.target)
-        self.reader = signed.Reader(_ReleaseKeys(keyring), (K_FIRMWARE,), have_version,
+        self.reader = signed.Reader(ReleaseKeys(keyring), (K_FIRMWARE,), have_version,
                                     self.sink.size, device_id, self.sink)
 
     def feed(self, mv):
