@@ -49,8 +49,8 @@ from ykt.net import wire
 from ykt.compat import const, ticks_ms, ticks_diff, ticks_add
 from ykt.fs import join as _join, replace_file
 
-K_RELEASE = const(8)            # envelope kinds after ykt.sec.signed's K_* (1..7)
-K_FIRMWARE = const(9)
+K_RELEASE = signed.K_RELEASE    # the two OTA envelope kinds (defined with the others in ykt.sec.signed)
+K_FIRMWARE = signed.K_FIRMWARE
 MAGIC = b"YKTB"
 FORMAT = const(1)
 MAN_SIZE = const(28)
@@ -99,16 +99,6 @@ class OtaError(Exception):
     def __init__(self, code, msg=""):
         super().__init__(code, msg)
         self.code = code
-
-
-class ReleaseKeys:
-    # Only keys trusted for releases may sign a bundle: a download key
-    # (deny lists, fares) cannot replace the application.
-    def __init__(self, ring):
-        self.ring = ring
-
-    def get(self, kid, usage=0):
-        return self.ring.get(kid, U_RELEASES)
 
 
 class _Null:
@@ -298,7 +288,7 @@ class Updater:
         self.device_id = device_id
         self.key = key
         self.keyring = keyring
-        self.keys = ReleaseKeys(keyring)
+        self.keys = sigverify.UsageKeys(keyring, U_RELEASES)   # only release keys sign an update
         self.root = root
         self.board = board
         self.interp = interp
@@ -552,9 +542,7 @@ class Updater:
             hdr = self._reader.finish()
         except signed.SignedError as e:
             return self._refuse(e.code)
-        except OtaError as e:
-            return self._refuse(e.code)
-        except OSError as e:        # the image's partition: not an app image, too large, flash
+        except OSError as e:        # the image's partition: not an app image, too large, empty, flash
             return self._refuse("image %s" % (e.args[-1] if e.args else "flash"))
         self._close()
         self._reader = None

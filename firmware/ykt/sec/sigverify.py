@@ -109,6 +109,19 @@ def parse_keys(buf):
     return ring
 
 
+class UsageKeys:
+    """A view of a keyring that finds only keys trusted for `usage`, whatever
+    the caller asks: a release must be signed by a release key, so a
+    download key (deny lists, fares) cannot replace the firmware."""
+
+    def __init__(self, ring, usage):
+        self.ring = ring
+        self.usage = usage
+
+    def get(self, kid, usage=0):
+        return self.ring.get(kid, self.usage)
+
+
 class Keyring:
     """The trusted public keys, bounded to MAX_KEYS (a rotation overlap)."""
 

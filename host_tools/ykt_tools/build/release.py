@@ -133,7 +133,7 @@ def release_keyring(keys):
 def _verify(blob, kind, keyring, running):
     if keyring is not None:
         try:
-            signed.verify_blob(blob, ota.ReleaseKeys(keyring), (kind,),
+            signed.verify_blob(blob, sigverify.UsageKeys(keyring, sigverify.U_RELEASES), (kind,),
                                ota.ver_int(running) if running else 0, ota.MAX_BUNDLE)
         except signed.SignedError as e:
             raise ReleaseError("refused: %s %s" % (e.code, e.msg)) from e
