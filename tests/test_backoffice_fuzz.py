@@ -16,7 +16,6 @@ os.environ.setdefault("YKT_RSA_BITS", "2048")
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from ykt.net import wire  # noqa: E402
 from yktsrv import wiresrv  # noqa: E402
 from ykt_tools.backoffice import app as bo_app, auth, ops, testing  # noqa: E402
 from ykt_tools.backoffice import schema as S  # noqa: E402

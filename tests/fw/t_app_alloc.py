@@ -15,7 +15,6 @@ from ykt import taprec
 from ykt.nfc.pn532 import PN532
 from ykt.nfc.pn532_i2c import PN532_I2C
 from ykt.nfc.reader import Reader
-from ykt.cardread import CardRead
 
 
 def setup():

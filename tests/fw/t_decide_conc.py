@@ -4,7 +4,6 @@
 from t_decide_kit import Rig, card, check, tok, BOARDS, NOW, at
 from ykt import taprec as T
 from ykt.rules import fares as F
-from ykt.rules import decide as D
 from ykt import outcome as O
 
 FULL = {"bus_validator": 200, "ferry_validator": 12000, "turnstile": 5500}

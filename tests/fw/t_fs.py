@@ -10,7 +10,6 @@ import os
 import otaboot
 import vclock
 from ykt import fs
-from ykt.journal import Journal
 
 SCRATCH = "/tmp/ykt-fs-" + "".join("%02x" % b for b in os.urandom(4))
 IMPLS = (("ykt.fs", fs.replace_file), ("otaboot", otaboot.replace_file))
