@@ -96,12 +96,13 @@ class Device:
         self.app.on_event = self._on_tap
         self.busy_until = vclock.now_ms() + BUSY_MS
 
-    def _on_tap(self, tap, kind):
+    def _on_tap(self, tap, kind, msg):
         from ykt import taprec
+        from ykt import outcome
 
         d = taprec.to_dict(tap)
         d["fb"] = kind
-        d["text"] = self.app.decider.last_text if self.app.decider is not None else ""
+        d["text"] = outcome.key(msg)
         d["at"] = vclock.now_ms()
         self.taps.append(d)
 

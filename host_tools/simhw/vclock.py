@@ -60,10 +60,31 @@ def schedule(delay_us, fn):
     global _seq
     _seq += 1
     ev = [_now_us + delay_us, _seq, fn]
+    _insert(ev)
+    return ev
+
+
+def _insert(ev):
+    # in (due, seq) order; compared field by field: no tuples, no allocation
     i = len(_events)
-    while i > 0 and (_events[i - 1][0], _events[i - 1][1]) > (ev[0], ev[1]):
+    while i > 0:
+        p = _events[i - 1]
+        if p[0] < ev[0] or (p[0] == ev[0] and p[1] < ev[1]):
+            break
         i -= 1
     _events.insert(i, ev)
+
+
+def reschedule(ev, delay_us):
+    """Move a scheduled (or already fired) event to now+delay_us, reusing its
+    handle: a watchdog fed every loop iteration allocates nothing, so the
+    firmware's loop can be checked for allocations with the heap locked."""
+    global _seq
+    cancel(ev)
+    _seq += 1
+    ev[0] = _now_us + delay_us
+    ev[1] = _seq
+    _insert(ev)
     return ev
 
 
