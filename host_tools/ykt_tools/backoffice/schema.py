@@ -56,6 +56,7 @@ taps = Table(
     Column("fare_ver", Integer, nullable=False),
     Column("cat_ver", Integer, nullable=False),
     Column("rx", BigInteger, nullable=False),             # server receive time
+    Column("shift", BigInteger, nullable=False, server_default="0"),  # seq of the shift's sign-on tap (0005)
 )
 # Settlement scans a day. PostgreSQL: BRIN (taps arrive in day order; a
 # B-tree cost half the database's CPU per ingested tap). No token index.

@@ -38,6 +38,15 @@ def reason_names():
     return out
 
 
+def voice_text(track, volume):
+    """'老年卡 (2, vol 20)': a prompt the simulated voice module played."""
+    _fw_import()
+    from ykt.ui.voice import PROMPTS
+
+    text = PROMPTS[track][1] if 0 < track < len(PROMPTS) else "?"
+    return "%s (%d, vol %d)" % (text, track, volume)
+
+
 def outcome_name(o):
     return ("accept", "deny", "error")[o] if 0 <= o < 3 else str(o)
 
@@ -337,6 +346,10 @@ class Runner:
             self.hms(tap["at"]), tap["device"], tap["seq"], outcome_name(tap["outcome"]),
             self.reasons.get(tap["reason"], str(tap["reason"])), tap["fare"] / 100.0,
             "  (" + tap["text"] + ")" if tap.get("text") else "")
+        if tap.get("shift"):
+            txt += "  shift %d" % tap["shift"]
+        if "voice" in tap:    # a board with a voice module: what the rider heard
+            txt += "  voice: " + (", ".join(voice_text(t, v) for t, v in tap["voice"]) or "-")
         self.log(txt)
 
     def _check(self, expects):
