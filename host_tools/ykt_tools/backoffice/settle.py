@@ -79,6 +79,9 @@ def settle_token(taps, table_for, cap):
 def settle_day(eng, day, actor="cli"):
     tables = {}
     with readonly(eng).connect() as c:
+        if c.execute(select(S.collections.c.id).where(S.collections.c.day == day).limit(1)).first():
+            # its amounts went to the banks: settling again would change what was collected
+            raise ops.OpError("day %d is collected: its settlement stands" % day, 409)
         pol = policy(c)
 
         def table_for(entry, fv):
