@@ -197,7 +197,7 @@ def _ingest(eng, rows):
 def _tap(dev, seq, tok, t, fare=200, flags=0, outcome=0, reason=0, entry=301):
     from ykt_tools.backoffice.db import service_day
     return (dev, seq, service_day(t), t, bytes.fromhex(tok), outcome, reason, fare, 0, flags, entry, 1, 1, 0, 1,
-            7, 1, t)
+            7, 1, 0, t)
 
 
 def test_backoffice_qr_key_provisioned_issue_verifies(eng, capsys):

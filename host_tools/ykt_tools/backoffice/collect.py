@@ -242,7 +242,7 @@ def arrears(eng, token=None):
     with readonly(eng).connect() as c:
         rows = c.execute(q.order_by(S.collection_items.c.token)).all()
         st = {bytes(r.token): r.status for r in c.execute(select(S.card_status.c.token, S.card_status.c.status))}
-    return [{"token": bytes(r.token).hex(), "amount": int(r.amount), "items": r.items, "since": r.since,
+    return [{"token": bytes(r.token).hex(), "amount": int(r.amount), "items": r._mapping["items"], "since": r.since,
              "status": st.get(bytes(r.token))} for r in rows]
 
 
@@ -276,7 +276,7 @@ def status(eng, day_from=0, day_to=99991231):
     """Collection files with their items by status (the dashboard)."""
     with readonly(eng).connect() as c:
         cols = c.execute(select(S.collections.c.id, S.collections.c.acquirer, S.collections.c.day,
-                                S.collections.c.created, S.collections.c.items, S.collections.c.amount,
+                                S.collections.c.created, S.collections.c["items"], S.collections.c.amount,
                                 S.collections.c.sha256, S.collections.c.returned_at)
                          .where(S.collections.c.day >= day_from, S.collections.c.day <= day_to)
                          .order_by(S.collections.c.day.desc(), S.collections.c.acquirer)).all()
@@ -285,7 +285,7 @@ def status(eng, day_from=0, day_to=99991231):
                                   func.count().label("n"), func.sum(S.collection_items.c.amount).label("amount"))
                            .group_by(S.collection_items.c.collection, S.collection_items.c.status)):
             by.setdefault(r.collection, {})[r.status] = {"items": r.n, "amount": int(r.amount)}
-    return [{"id": r.id, "acquirer": r.acquirer, "day": r.day, "created": r.created, "items": r.items,
+    return [{"id": r.id, "acquirer": r.acquirer, "day": r.day, "created": r.created, "items": r._mapping["items"],
              "amount": r.amount, "sha256": r.sha256, "returned_at": r.returned_at,
              "by_status": by.get(r.id, {})} for r in cols]
 

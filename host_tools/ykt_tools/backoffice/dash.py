@@ -23,10 +23,11 @@ OUTCOMES = ("accept", "deny", "error")
 
 
 def days(eng, limit=120):
-    """Service days with taps, newest first: [{"day", "taps", "settled",
-    "amount"}]. The dashboard opens on the first."""
+    """Service days with rider taps (a driver's sign-on is none), newest
+    first: [{"day", "taps", "settled", "amount"}]. The dashboard opens on the first."""
     with readonly(eng).connect() as c:
-        rows = c.execute(select(S.taps.c.day, func.count().label("n")).group_by(S.taps.c.day)
+        rows = c.execute(select(S.taps.c.day, func.count().label("n")).where(S.taps.c.reason.not_in(SHIFT_REASONS))
+                         .group_by(S.taps.c.day)
                          .order_by(S.taps.c.day.desc()).limit(limit)).all()
         st = {r.day: int(r.a) for r in c.execute(select(S.settlements.c.day, func.sum(S.settlements.c.amount)
                                                         .label("a")).group_by(S.settlements.c.day))}
@@ -160,7 +161,7 @@ def lookup(eng, card_no=None, citizen_id=None, card_id=None, token=None, limit=2
     with readonly(eng).connect() as c:
         st = c.execute(select(S.card_status).where(S.card_status.c.token == tok)).first()
         names = {r.id: r.name for r in c.execute(select(S.devices.c.id, S.devices.c.name))}
-        taps = c.execute(select(S.taps.c.device, S.taps.c.seq, S.taps.c.t, S.taps.c.day, S.taps.c.outcome,
+        taps = c.execute(select(S.taps.c.device, S.taps.c.seq, S.taps.c.t.label("at"), S.taps.c.day, S.taps.c.outcome,
                                 S.taps.c.reason, S.taps.c.fare, S.taps.c.concession, S.taps.c.entry,
                                 S.charges.c.charged)
                          .select_from(S.taps.outerjoin(S.charges, (S.charges.c.day == S.taps.c.day)
@@ -174,7 +175,7 @@ def lookup(eng, card_no=None, citizen_id=None, card_id=None, token=None, limit=2
             "entitlement": {"concession": ent.concession, "flags": ent.flags} if ent else None,
             "arrears": arr[0] if arr else None,
             "history": ops.card_history(eng, tok.hex()),
-            "taps": [{"device": names.get(r.device, str(r.device)), "seq": r.seq, "t": r.t, "day": r.day,
+            "taps": [{"device": names.get(r.device, str(r.device)), "seq": r.seq, "t": r.at, "day": r.day,
                       "outcome": OUTCOMES[r.outcome] if 0 <= r.outcome < 3 else str(r.outcome),
                       "reason": REASONS.get(r.reason, str(r.reason)), "fare": r.fare, "charged": r.charged,
                       "concession": r.concession, "entry": r.entry} for r in taps]}

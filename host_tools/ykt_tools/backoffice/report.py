@@ -29,7 +29,7 @@ driver is shown as the first 8 hex digits of the staff card's token."""
 import csv
 import io
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 
 from ykt import taprec as T
 from ykt.rules import catalog as kcat
@@ -104,7 +104,7 @@ def build(eng, day_from, day_to, by):
     with readonly(eng).connect() as c:
         names = {r.id: r.name for r in c.execute(select(S.devices.c.id, S.devices.c.name))}
         cat = _catalog(c)
-        q = (select(S.taps.c.day, S.taps.c.device, S.taps.c.seq, S.taps.c.t, S.taps.c.token, S.taps.c.outcome,
+        q = (select(S.taps.c.day, S.taps.c.device, S.taps.c.seq, S.taps.c.t.label("at"), S.taps.c.token, S.taps.c.outcome,
                     S.taps.c.reason, S.taps.c.fare, S.taps.c.concession, S.taps.c.flags, S.taps.c.entry,
                     S.taps.c.stop, S.taps.c.stage, S.taps.c.fare_ver, S.taps.c.shift,
                     S.charges.c.charged, S.charges.c.seq.label("cseq"))
@@ -113,12 +113,9 @@ def build(eng, day_from, day_to, by):
                                                            S.charges.c.seq == S.taps.c.seq)))
              .where(S.taps.c.day >= day_from, S.taps.c.day <= day_to)
              .order_by(S.taps.c.device, S.taps.c.seq))
-        settled = {r.day: r.amount for r in c.execute(
-            select(S.settlements.c.day, S.settlements.c.amount)
-            .where(S.settlements.c.day >= day_from, S.settlements.c.day <= day_to))}
-        sums = {}
-        for day, amt in settled.items():
-            sums[day] = sums.get(day, 0) + amt
+        sums = {r.day: int(r.amount) for r in c.execute(
+            select(S.settlements.c.day, func.sum(S.settlements.c.amount).label("amount"))
+            .where(S.settlements.c.day >= day_from, S.settlements.c.day <= day_to).group_by(S.settlements.c.day))}
         settled_total = sum(sums.values())
 
         def table(entry, fv):
@@ -129,14 +126,14 @@ def build(eng, day_from, day_to, by):
 
         shifts = {}                       # (device, shift seq) -> [driver token, start, end]
         # a shift's sign-on may be days before the range: look shifts up by device and seq
-        for r in c.execute(select(S.taps.c.device, S.taps.c.seq, S.taps.c.t, S.taps.c.token, S.taps.c.reason,
+        for r in c.execute(select(S.taps.c.device, S.taps.c.seq, S.taps.c.t.label("at"), S.taps.c.token, S.taps.c.reason,
                                   S.taps.c.shift)
                            .where(S.taps.c.reason.in_(SHIFT_REASONS), S.taps.c.outcome == T.OUT_ACCEPT,
                                   S.taps.c.day >= _day_before(day_from), S.taps.c.day <= day_to)):
             if r.reason == T.R_SHIFT_ON:
-                shifts.setdefault((r.device, r.seq), [b"", 0, 0])[:2] = [bytes(r.token), r.t]
+                shifts.setdefault((r.device, r.seq), [b"", 0, 0])[:2] = [bytes(r.token), r.at]
             elif r.shift:
-                shifts.setdefault((r.device, r.shift), [b"", 0, 0])[2] = r.t
+                shifts.setdefault((r.device, r.shift), [b"", 0, 0])[2] = r.at
         stale = set()
         groups = {}
         for r in c.execution_options(yield_per=20000).execute(q):
@@ -159,7 +156,7 @@ def build(eng, day_from, day_to, by):
             charged = r.charged or 0
             m["fares"] += charged
             if r.concession:
-                full = full_fare(table(r.entry, r.fare_ver), r.t, r.reason, r.stop, r.stage, r.fare)
+                full = full_fare(table(r.entry, r.fare_ver), r.at, r.reason, r.stop, r.stage, r.fare)
                 m["concession_rides"] += 1
                 m["full_fares"] += full
                 m["concession_value"] += max(0, full - charged)

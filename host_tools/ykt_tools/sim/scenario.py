@@ -593,7 +593,8 @@ def cli(args):
         sc = load(os.path.join(ROOT, "scenarios", "soak.json"))
     if args.riders:
         sc = random_riders(sc, args.riders, args.hours or 24, args.seed)
-    r = Runner(sc, runtime=args.runtime, heap=args.heap, quiet=args.json, reserve=args.reserve)
+    r = Runner(sc, runtime=args.runtime, heap=args.heap, quiet=args.json, reserve=args.reserve,
+               workdir=getattr(args, "workdir", None))
     # `ykt run` on a terminal keeps the back office serving the day (--serve)
     mode = getattr(args, "serve", "never")
     serve = not args.json and (mode == "always" or (mode == "auto" and sys.stdout.isatty()))
