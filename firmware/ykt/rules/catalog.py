@@ -135,8 +135,11 @@ def _voice(src, d):
     for k in v:
         if k not in _VOICE:
             raise ProfileError(src, "voice." + k, "unknown setting (known: %s)" % ", ".join(sorted(_VOICE)))
-    vol = _int(src, v, "volume", 0, 30, _VOICE["volume"])
-    qv = _int(src, v, "quiet_volume", 0, 30, _VOICE["quiet_volume"])
+    vol = v.get("volume", _VOICE["volume"])
+    qv = v.get("quiet_volume", _VOICE["quiet_volume"])
+    for k, x in (("volume", vol), ("quiet_volume", qv)):
+        if type(x) is not int or not 0 <= x <= 30:
+            raise ProfileError(src, "voice." + k, "must be an integer in 0..30, got %r" % (x,))
     return (vol, qv, _hhmm(src, "voice.quiet_from", v.get("quiet_from", _VOICE["quiet_from"])),
             _hhmm(src, "voice.quiet_to", v.get("quiet_to", _VOICE["quiet_to"])))
 

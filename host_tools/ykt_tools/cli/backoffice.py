@@ -90,6 +90,15 @@ def register(sub):
     s.add_argument("--bits", type=int, default=None)
     s.set_defaults(func=_keys)
 
+    s = bs.add_parser("qr-issuer", parents=[common],
+                      help="e-SSC ride-code issuer keys the fleet trusts: add --name N --pub PEM | retire --kid K | list "
+                           "(production: the national platform's key; docs/qr.md)")
+    s.add_argument("action", choices=("add", "retire", "list"))
+    s.add_argument("--name", help="add: who issues with this key, e.g. the national e-SSC platform")
+    s.add_argument("--pub", help="add: the issuer's RSA-2048 PUBLIC key, PEM")
+    s.add_argument("--kid", help="retire: the key id (16 hex digits, see list)")
+    s.set_defaults(func=_qr_issuer)
+
     s = bs.add_parser("settle", parents=[common], help="settle one service day")
     s.add_argument("--day", type=int, required=True, help="YYYYMMDD (UTC+8 service day)")
     s.add_argument("--cap", type=int, help="set the daily cap in fen first (0 = none)")
@@ -409,6 +418,29 @@ def _pay(args):
     from ykt_tools.backoffice import collect, ops
     try:
         print(json.dumps(collect.pay(_eng(args), args.token, args.amount, args.ref, actor=_actor())))
+    except ops.OpError as e:
+        return _fail(e)
+    return 0
+
+
+def _qr_issuer(args):
+    from ykt_tools.backoffice import ops, qrissue
+    eng = _eng(args)
+    try:
+        if args.action == "list":
+            print(json.dumps(qrissue.issuers(eng), indent=1))
+        elif args.action == "add":
+            if not args.name or not args.pub:
+                raise ops.OpError("add needs --name and --pub")
+            with open(args.pub, "rb") as f:
+                r = qrissue.add_issuer(eng, args.name, f.read(8192), actor=_actor())
+            print("issuer key %s (%s) trusted; keys file version %d (devices accept its codes after their next "
+                  "sync)" % (r["kid"], r["issuer"], r["keys_version"]))
+        else:
+            if not args.kid:
+                raise ops.OpError("retire needs --kid")
+            r = qrissue.retire_issuer(eng, args.kid, actor=_actor())
+            print("issuer key %s retired; keys file version %d" % (r["kid"], r["keys_version"]))
     except ops.OpError as e:
         return _fail(e)
     return 0
