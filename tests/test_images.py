@@ -201,3 +201,52 @@ def test_board_partitions_cli(capsys, tmp_path):
     rc, out, err = _ykt(capsys, "board", "partitions", str(f))
     assert rc == 2 and err.strip() == ("%s: partitions.ota_1.offset: 0x1f0000 overlaps ota_0 (ends at 0x200000); "
                                        "list partitions in flash order" % f)
+
+
+_SHADOW = r"""
+import sys
+d = sys.argv[1]
+sys.path.insert(0, d)              # like otaboot.enter: the slot first on sys.path
+import asyncio.event
+print("slot", asyncio.event.SHADOW)
+try:
+    import asyncio.core
+    print("core", asyncio.core.__file__)
+except ImportError as e:
+    print("core ImportError")
+"""
+
+_OVERLAY = r"""
+import sys
+d = sys.argv[1]
+import asyncio                     # the frozen package
+old = asyncio.__path__
+asyncio.__path__ = d + "/asyncio"  # only while the fixed module loads
+import asyncio.event
+asyncio.__path__ = old
+from asyncio import event
+import asyncio.core
+print("slot", event.SHADOW, "core", asyncio.core.__file__, "path", asyncio.__path__)
+"""
+
+
+def test_a_slot_shadows_a_frozen_package_whole_and_a_path_swap_shadows_one_module(tmp_path):
+    # docs/images.md, "Updates with frozen code": the MicroPython import rule the
+    # update scheme depends on, on the real unix port with its frozen asyncio.
+    import subprocess
+
+    mp = conftest.need_runtime("micropython")
+    slot = tmp_path / "slot"
+    (slot / "asyncio").mkdir(parents=True)
+    (slot / "asyncio" / "event.py").write_text("SHADOW = 1\n")
+    for name, code in (("shadow.py", _SHADOW), ("overlay.py", _OVERLAY)):
+        (tmp_path / name).write_text(code)
+    frozen = subprocess.run([mp, "-c", "import asyncio.core; print(asyncio.core.__file__)"],
+                            capture_output=True, text=True, timeout=60).stdout.strip()
+    assert frozen == "asyncio/core.py"        # frozen: no folder in its name
+    out = subprocess.run([mp, str(tmp_path / "shadow.py"), str(slot)], capture_output=True, text=True,
+                         timeout=60).stdout.split("\n")
+    assert out[:2] == ["slot 1", "core ImportError"]
+    out = subprocess.run([mp, str(tmp_path / "overlay.py"), str(slot)], capture_output=True, text=True,
+                         timeout=60).stdout.strip()
+    assert out == "slot 1 core asyncio/core.py path .frozen/asyncio"
