@@ -15,7 +15,7 @@ BOARD ?= bus_validator
 HEAP ?= 256K
 JOBS ?= 2
 
-.PHONY: help setup run test test-fast mpy fuzz powercut soak bench flash deploy clean distclean lint
+.PHONY: help setup micropython32 run test test-fast mpy fuzz powercut soak bench flash deploy clean distclean lint
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,21 +31,52 @@ $(STAMP): requirements.txt
 # GNU Unifont to rebuild the display glyphs. Installed only when missing
 # (needs root, as on CI); otherwise those tests say SKIP with the reason.
 SYSDEPS := /usr/bin/chromium /usr/share/unifont/unifont.hex
+# gcc-multilib brings the 32-bit C library that micropython32 (-m32) links with.
+M32LIBC := /usr/lib32/crt1.o
+$(M32LIBC): PKG = gcc-multilib
 /usr/bin/chromium: PKG = chromium
 /usr/share/unifont/unifont.hex: PKG = unifont
-$(SYSDEPS):
+$(SYSDEPS) $(M32LIBC):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  (apt-get install -y -q $(PKG) >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q $(PKG) >/dev/null)) \
 	  && echo "installed $(PKG)"; \
 	else echo "note: $@ missing and not root: the tests that need $(PKG) will skip"; fi
 
-setup: $(STAMP) ## create .venv and install the pinned host dependencies (idempotent)
+# micropython32: the ESP32-faithful host runtime (docs/runtime.md). The
+# 32-bit unix port built from the vendored MicroPython source with the
+# firmware (firmware/manifest.py) and the simulated hardware frozen in. Make
+# rebuilds it when the firmware, the simulator or the source changes (a
+# rebuild after a firmware edit takes a few seconds; a first build ~25 s).
+MP32 := build/micropython32/micropython
+MP32_TAR := vendor/micropython-1c3c201149-unix-subset.tar.xz
+MP32_SRC := build/micropython32/src
+MP32_FROZEN := $(shell find firmware host_tools/simhw host_tools/micropython32 -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null | sort)
+MP32_FLAGS := CFLAGS_EXTRA=-m32 LDFLAGS_EXTRA=-m32 MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 \
+	MICROPY_PY_SSL=1 MICROPY_SSL_AXTLS=1 MICROPY_SSL_MBEDTLS=0 MPY_CROSS_FLAGS=-march=x86 \
+	FROZEN_MANIFEST=$(CURDIR)/host_tools/micropython32/manifest.py BUILD=build-ykt
+
+$(MP32): $(MP32_TAR) vendor/SHA256SUMS $(MP32_FROZEN) | $(M32LIBC)
+	@if [ ! -f $(M32LIBC) ]; then echo "note: no 32-bit C library (gcc-multilib): micropython32 not built, its runs will skip" >&2; \
+	  [ -z "$$CI" ] || exit 1; exit 0; fi
+	@cd vendor && sha256sum -c --quiet SHA256SUMS || { echo "vendor/: MicroPython source does not match its SHA-256" >&2; exit 1; }
+	@if [ ! -f $(MP32_SRC)/.from-$$(cut -c1-16 vendor/SHA256SUMS) ]; then \
+	  rm -rf $(MP32_SRC) && mkdir -p $(MP32_SRC) && tar xJf $(MP32_TAR) -C $(MP32_SRC) \
+	  && touch $(MP32_SRC)/.from-$$(cut -c1-16 vendor/SHA256SUMS); fi
+	@$(MAKE) -s -C $(MP32_SRC)/micropython/mpy-cross -j$(JOBS) >/dev/null
+	@$(MAKE) -s -C $(MP32_SRC)/micropython/ports/unix -j$(JOBS) $(MP32_FLAGS) >$(MP32_SRC)/build.log 2>&1 \
+	  || { tail -20 $(MP32_SRC)/build.log >&2; echo "micropython32 build failed (log: $(MP32_SRC)/build.log)" >&2; exit 1; }
+	@cp $(MP32_SRC)/micropython/ports/unix/build-ykt/micropython $@
+	@echo "built $@: $$($@ -c 'import sys; print(sys.implementation.name, sys.implementation.version[:3], "maxsize", sys.maxsize)')"
+
+micropython32: $(MP32) ## build the ESP32-faithful 32-bit MicroPython, firmware frozen (cached)
+
+setup: $(STAMP) $(MP32) ## create .venv, install the pinned host dependencies, build micropython32 (idempotent)
 	@$(BIN)/python -c "import sys; print('setup ok:', sys.version.split()[0])"; $(BIN)/micropython -c "import sys; print('micropython', sys.implementation.version)"
 
 mpy: $(STAMP) ## cross-compile every firmware module with mpy-cross -march=xtensawin
 	@$(YKT) build-mpy --out build/mpy
 
-test: $(STAMP) $(SYSDEPS) mpy ## compile firmware, run every test on CPython and MicroPython
+test: $(STAMP) $(SYSDEPS) $(MP32) mpy ## compile firmware, run every test on CPython and MicroPython
 	$(BIN)/python -m pytest -q -n $(JOBS) --cov=firmware --cov-report=term:skip-covered -m "not slow" tests
 
 test-fast: $(STAMP) ## CPython-only quick run

@@ -23,6 +23,13 @@
 # - The pending slot becomes active only when the self-check passes: reader
 #   answering, journal writable, and on a provisioned device deny list, fares
 #   and catalog loaded and a decision computed.
+# - A whole firmware image (ykt.ota.image: interpreter + frozen application,
+#   into the next ESP32 OTA partition) is on trial while app/fw.json names the
+#   running partition: its own application (slot "f") runs under the same
+#   self-check; a pass marks the image valid and makes "f" the active slot at
+#   the image's version; a failure resets while the image is still pending, so
+#   the ESP-IDF bootloader goes back to the previous image, recorded as a
+#   rollback of that version.
 # Deliberately imports nothing from ykt before choosing (ykt lives in slots).
 import gc
 import json
@@ -79,18 +86,32 @@ def _mkdir(p):
         pass
 
 
+def replace_file(path, data):
+    """ykt.fs.replace_file, copied: this module may import nothing from ykt
+    before it has chosen the slot. Write path.tmp, flush (+ fsync on CPython),
+    rename over path; never remove the old file first. tests/fw/t_fs.py checks
+    both copies give the same bytes and leave the same files."""
+    tmp = path + ".tmp"
+    f = open(tmp, "wb")
+    try:
+        if callable(data):
+            data(f)
+        else:
+            f.write(data)
+        f.flush()
+        if hasattr(os, "fsync"):
+            os.fsync(f.fileno())
+    except Exception:  # not `finally`: after a power cut (DeviceReset) nothing runs
+        f.close()
+        raise
+    f.close()
+    os.rename(tmp, path)
+
+
 def save(root, st):
     """Atomic replace: readers see the old or the new state, never a mix."""
     _mkdir(_join(root, "app"))
-    p = state_path(root)
-    tmp = p + ".tmp"
-    f = open(tmp, "w")
-    f.write(json.dumps(st))
-    f.flush()
-    if hasattr(os, "fsync"):
-        os.fsync(f.fileno())
-    f.close()
-    os.rename(tmp, p)
+    replace_file(state_path(root), json.dumps(st).encode())
 
 
 def install_slot(root):
@@ -295,10 +316,17 @@ def trial(app, root, log=None, limit_ms=TRIAL_MS):
     return "self-check: " + why
 
 
+def vstr(v):
+    """An envelope version (ota.ver_int) as "MAJOR.MINOR.PATCH"."""
+    return "%d.%d.%d" % (v // 1000000, v // 1000 % 1000, v % 1000)
+
+
 def _image_check(root, log):
-    """An interpreter image written by ykt.ota.image is on trial when the running
+    """A firmware image written by ykt.ota.image is on trial when the running
     OTA partition is the one it set to boot; if another one runs, the ESP-IDF
-    bootloader rolled it back: record that. -> the record while on trial."""
+    bootloader rolled it back: record that (as an application rollback is,
+    so the updater does not fetch it again and the back office sees it).
+    -> the record while on trial."""
     p = _join(root, "app/fw.json")
     try:
         with open(p) as f:
@@ -314,32 +342,43 @@ def _image_check(root, log):
     if lab is not None and lab == rec.get("part"):
         return rec
     st = load(root)
-    st["rb"] = ["image %s" % rec.get("v"), "image not confirmed: bootloader went back"]
+    v = vstr(rec.get("v", 0))
+    st["rb"] = [v, "image not confirmed: bootloader went back"]
     save(root, st)
     os.remove(p)
     if log:
-        log("ota: interpreter image %s rolled back by the bootloader" % rec.get("v"))
+        log("ota: firmware image %s rolled back by the bootloader" % v)
     return None
 
 
-def _image_valid(root, log):
+def _image_valid(root, rec, log):
+    """The image passed its trial: the bootloader keeps it, and its own
+    (frozen) application is the active one from now on, at the image's version."""
     import esp32
 
     try:
         esp32.Partition.mark_app_valid_cancel_rollback()
     except OSError:
         pass        # bootloader without rollback support: nothing to cancel
+    st = load(root)
+    st.update({"a": "f", "av": vstr(rec.get("v", 0)), "p": "", "pv": "", "n": 0, "rb": None})
+    save(root, st)
     os.remove(_join(root, "app/fw.json"))
     if log:
-        log("ota: interpreter image confirmed")
+        log("ota: firmware image %s confirmed" % st["av"])
 
 
 def run(root="", log=print, cause=None, until_ms=None):
     """main.py: `import otaboot; otaboot.run()`. Returns the App (simulator)."""
     if cause is None:
         cause = _cause()
-    slot, on_trial = select(root, cause, log)
     img = _image_check(root, log)
+    if img is not None:
+        # A new firmware image runs the application frozen into it (slot "f");
+        # the slots' state is left alone until the image is confirmed.
+        slot, on_trial = "f", False
+    else:
+        slot, on_trial = select(root, cause, log)
     if on_trial or img is not None:
         _wdt()      # armed before the new code is imported: a hang resets
     enter(root, slot)
@@ -365,13 +404,13 @@ def run(root="", log=print, cause=None, until_ms=None):
                 _fail(root, why, log)
             else:
                 if log:
-                    log("ota: interpreter image failed its trial (%s)" % why)
+                    log("ota: firmware image failed its trial (%s)" % why)
                 _reset()
             return None
         if on_trial:
             confirm(root, log)
         if img is not None:
-            _image_valid(root, log)
+            _image_valid(root, img, log)
     app.ota_status = status(root)
     try:
         app.run(until_ms)

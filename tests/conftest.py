@@ -12,7 +12,9 @@ WORKERS = os.path.join(ROOT, "tests", "workers")
 # firmware/, the simulated chip, host_tools/ and the portable tests, as a worker sees them
 mp.in_process([FW_TESTS])
 
-HEAP = os.environ.get("YKT_HEAP", "256K")   # the firmware's heap budget in MicroPython runs
+# The firmware's heap budget in MicroPython runs: the 64-bit proxy's 256K, or
+# on micropython32 each test board's own heap_bytes (mp.default_heap).
+HEAP = os.environ.get("YKT_HEAP")
 
 
 def mp_required():
@@ -33,7 +35,7 @@ def need_runtime(runtime="micropython"):
 def run_fw_test(runtime, module, test, timeout=900, heap=None):
     """Run one portable firmware test (tests/fw) as a worker on a runtime."""
     need_runtime(runtime)
-    r = mp.run(runtime, os.path.join(FW_TESTS, "fwtest.py"), [module, test], fw_heap=heap or HEAP,
+    r = mp.run(runtime, os.path.join(FW_TESTS, "fwtest.py"), [module, test], fw_heap=heap or HEAP or mp.default_heap(runtime),
                path=[FW_TESTS], timeout=timeout)
     res = r.json
     if res is None:

@@ -16,7 +16,7 @@ os.environ.setdefault("YKT_RSA_BITS", "2048")
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from ykt.net import wire  # noqa: E402
+from yktsrv import wiresrv  # noqa: E402
 from ykt_tools.backoffice import app as bo_app, auth, ops, testing  # noqa: E402
 from ykt_tools.backoffice import schema as S  # noqa: E402
 
@@ -72,7 +72,7 @@ def test_fuzz_tap_batches(bo, data):
     assert r.status_code in (200, 400, 401, 403, 409, 413, 415, 422), r.text
     after = _count(bo.eng)
     if r.status_code == 200:
-        dev, taps = wire.decode_batch(bytes(body), lambda d: bo.key if d == bo.dev else None)
+        dev, taps = wiresrv.decode_batch(bytes(body), lambda d: bo.key if d == bo.dev else None)
         assert after - before == int(r.headers["x-ykt-new"]) <= len(taps)
     else:
         assert after == before

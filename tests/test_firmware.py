@@ -26,7 +26,7 @@ def _collect():
 
 CASES = _collect()
 # MicroPython runtimes (launcher names, ykt_tools/sim/mp.py) every case also runs on.
-RUNTIMES = ["micropython"]
+RUNTIMES = ["micropython", "micropython32"]
 MP_CASES = [(rt,) + c for rt in RUNTIMES for c in CASES]
 
 

@@ -95,9 +95,14 @@ class FuzzChip:
 
     def bind(self, pn):
         self.clock = pn.clock
+        self.buf = pn.buf
 
     def wakeup(self):
         return True
+
+    def drain(self):
+        if self.ready():
+            self.read(self.buf, 64)
 
     def wipe(self):
         pass

@@ -6,12 +6,10 @@ partition holds a MicroPython image with the firmware frozen in.
 
 What only an ESP-IDF build can confirm (the real image size, that the port
 accepts these files) is listed in docs/images.md."""
-import glob
 import json
 import os
 import re
-import tarfile
-import types
+import sys
 
 import pytest
 
@@ -43,11 +41,6 @@ def _board(name):
 
 def _table(b):
     return cli_board._boardcfg().partition_table(b)
-
-
-def _psram(b):
-    # top-level "psram" (the heap accounting) or the older features.psram
-    return bool(b.get("psram", b.get("features", {}).get("psram", False)))
 
 
 def _read(*parts):
@@ -105,7 +98,7 @@ def test_esp_idf_settings_agree_with_the_board_file(name):
     assert "${MICROPY_BOARD_DIR}/sdkconfig.board" in cmake and "ykt_common.cmake" in cmake
     assert "CONFIG_PARTITION_TABLE_OFFSET=0x8000" in sdk   # where ykt flash --image looks for it
     psram = "boards/sdkconfig.spiram_sx" in cmake and "CONFIG_SPIRAM=y" in sdk
-    assert psram == _psram(b)
+    assert psram == b["psram"]
     ota = any(p[1] == 0 and p[2] >= 0x10 for p in _table(b))
     assert ("CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y" in sdk) == ota
     assert "sdkconfig.ble" not in cmake and "MICROPY_PY_BLUETOOTH                (0)" in h
@@ -115,17 +108,19 @@ def test_esp_idf_settings_agree_with_the_board_file(name):
 
 
 def _manifestfile():
-    """MicroPython's tools/manifestfile.py from the vendored source (vendor/)."""
-    tars = sorted(glob.glob(os.path.join(ROOT, "vendor", "micropython-*-unix-subset.tar.xz")))
-    if not tars:
-        pytest.skip("vendor/micropython-*-unix-subset.tar.xz is not in this tree: MicroPython's "
-                    "tools/manifestfile.py comes from it")
-    with tarfile.open(tars[-1]) as t:
-        member = [n for n in t.getnames() if n.endswith("/tools/manifestfile.py")][0]
-        src = t.extractfile(member).read().decode()
-    mod = types.ModuleType("manifestfile")
-    exec(compile(src, member, "exec"), mod.__dict__)
-    return mod
+    """MicroPython's own tools/manifestfile.py, from the vendored source as
+    `make micropython32` unpacks it (the same copy tests/test_shiplist.py reads)."""
+    from test_shiplist import TOOLS
+
+    if not os.path.exists(os.path.join(TOOLS, "manifestfile.py")):
+        conftest.need_runtime("micropython32")   # fails under CI, skips with the make target otherwise
+        pytest.skip("vendored MicroPython source not unpacked: run `make micropython32`")
+    sys.path.insert(0, TOOLS)
+    try:
+        import manifestfile
+    finally:
+        sys.path.remove(TOOLS)
+    return manifestfile
 
 
 @pytest.mark.parametrize("name", sorted(cli_board.IMAGE_BOARDS))

@@ -18,6 +18,9 @@ from ykt_tools.build import signing
 from ykt.ota import updater as ota  # noqa: E402
 from ykt.sec import sigverify
 
+sys.path.insert(0, os.path.join(ROOT, "tests", "fw"))
+import t_ota_kit as K  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def keys():
@@ -86,6 +89,51 @@ def test_cli_keygen_build_inspect(tmp_path):
     assert rc == 0
     rc, _ = run("release", "build", "--version", "v2", "--out", b, "--key", pem)
     assert rc == 2
+
+
+def test_cli_build_and_inspect_a_firmware_image(tmp_path, keys):
+    def run(*argv):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = cli.main(list(argv))
+        return rc, out.getvalue() + err.getvalue()
+
+    pem = str(tmp_path / "release.pem")
+    signing.save_private(keys[0], pem)
+    img = tmp_path / "firmware.bin"
+    img.write_bytes(K.esp_image(20000, chip=9))
+    out = str(tmp_path / "fw-0.3.0.ykb")
+    rc, text = run("release", "build", "--image", str(img), "--version", "0.3.0", "--out", out, "--key", pem,
+                   "--json")
+    assert rc == 0, text
+    rep = json.loads(text)
+    assert rep["kind"] == "image" and rep["version"] == "0.3.0" and rep["chip"] == "esp32s3"
+    assert rep["payload"] == 20000 and rep["bytes"] == os.path.getsize(out)
+    rc, text = run("release", "inspect", out, "--key", pem, "--json")
+    info = json.loads(text)
+    assert rc == 0 and info["kind"] == "image" and info["verified"] is True and info["version"] == "0.3.0"
+    import hashlib
+    assert info["sha256"] == hashlib.sha256(img.read_bytes()).hexdigest() and info["chip_id"] == 9
+    # the envelope is the device's: kind K_FIRMWARE, version ver_int, payload = the image
+    from ykt.sec import signed
+    blob = open(out, "rb").read()
+    h = signed.parse_header(blob)
+    assert h.kind == ota.K_FIRMWARE and h.version == ota.ver_int("0.3.0")
+    assert blob[signed.HDR_SIZE:signed.HDR_SIZE + h.length] == img.read_bytes()
+    rc, text = run("release", "inspect", out)
+    assert rc == 0 and "firmware image version 0.3.0 for esp32s3" in text and "NOT checked" in text
+    bad = bytearray(blob)
+    bad[500] ^= 1
+    (tmp_path / "bad.ykb").write_bytes(bytes(bad))
+    rc, text = run("release", "inspect", str(tmp_path / "bad.ykb"), "--key", pem)
+    assert rc == 1 and "bad_signature" in text
+    rc, text = run("release", "build", "--image", str(img), "--version", "0.3.0", "--out", out, "--key", pem,
+                   "--boards", "turnstile")
+    assert rc == 2 and "--boards does not apply" in text
+    (tmp_path / "notimg.bin").write_bytes(b"\x00" * 100)
+    rc, text = run("release", "build", "--image", str(tmp_path / "notimg.bin"), "--version", "0.3.0",
+                   "--out", out, "--key", pem)
+    assert rc == 2 and "not an ESP32 app image" in text
 
 
 class LocalDevice:

@@ -210,3 +210,110 @@ def test_firmware_updater_over_http_from_the_back_office(tmp_path):
         if dev is not None:
             dev.close()
         stop()
+
+
+def _drive_http(up, http, app, limit=200000):
+    """Step a device updater against the live server until it is READY or
+    refused something (the app's loop feeds the watchdog in between)."""
+    import select
+
+    import vclock
+    from ykt.net import httpc
+
+    for _ in range(limit):
+        st = up.step()
+        if st == 5 or (st == 0 and up.errors and "refused" in up.errors[-1]):
+            return st
+        app.wdt.feed()
+        if http.sock is not None:    # wait for the real-time server a little (see above)
+            select.select([http.sock], [http.sock] if http.state in (httpc.CONNECTING, httpc.SENDING)
+                          else [], [], 0.002)
+        vclock.advance_us(100)
+    return up.state
+
+
+def test_firmware_image_rolled_out_over_http(tmp_path):
+    """A PSRAM-less board (turnstile) gets a full firmware image from the back
+    office like a release: `ykt release build --image`, upload, roll-out,
+    the device's updater downloads it, the envelope's kind sends it to the
+    image writer (next OTA partition, set_boot), the bootloader boots it on
+    trial, otaboot confirms it; a tampered image is refused by the device."""
+    import esp32
+    import otaboot
+    import vclock
+    import t_ota_kit as K
+    from ykt_tools.build import release, signing
+    from ykt.net import httpc
+
+    url, base, stop = _server(tmp_path)
+    dev = None
+    try:
+        eng = api.engine(url)
+        d = api.provision_device(url, "gate-1", entry=9)
+        key = signing.generate_key(2048)
+        img = K.esp_image(60000)
+        (tmp_path / "fw.bin").write_bytes(img)
+        out = str(tmp_path / "fw.ykb")
+        rep = release.build_image("0.2.0", str(tmp_path / "fw.bin"), out, key)
+        assert rep["kind"] == "image"
+        with open(out, "rb") as f:
+            blob = f.read()
+        rel = rollout.add_release(eng, blob)
+        assert rel["kind"] == "image" and rel["version"] == "0.2.0"
+        rid = rollout.start_rollout(eng, rel["id"], "board:turnstile", canary=[d["id"]])
+        vclock.reset()
+        dev = K.Device("turnstile")
+        app = dev.boot()
+        ring = release.release_keyring([key])
+        devkey = bytes.fromhex(d["key"])
+
+        def updater():
+            # the updater of the package the device booted (otaboot reloads it)
+            mod = __import__("ykt.ota.updater", None, None, ("Updater",))
+            http = httpc.HttpClient(base, timeout_ms=5000)
+            return mod.Updater(http, d["id"], devkey, ring, root=dev.root, board="turnstile",
+                               interp=K.INTERP, interval_s=1, part=esp32.Partition), http
+
+        up, http = updater()
+        assert _drive_http(up, http, app) == 5, up.errors          # READY
+        assert up.image == "ota_1" and dev.w.chip.ota_boot == "ota_1"
+        buf = bytearray(len(img))
+        esp32.Partition("ota_1").readblocks(0, buf)
+        assert bytes(buf) == img
+        p = {r["id"]: r for r in rollout.progress(eng)}[rid]
+        assert p["counts"]["downloading"] == 1
+        up = http = None
+        dev.reboot("hard")                                          # the app's idle reset
+        chip = dev.w.chip
+        assert chip.ota_running == "ota_1" and chip.ota_state["ota_1"] == "valid", (chip.ota_state, dev.log)
+        assert otaboot.status(dev.root)["version"] == "0.2.0" and dev.takes_taps()
+        # the device reports the new version: live; nothing more is offered
+        up, http = updater()
+        assert up.running == "0.2.0"
+        for _ in range(100000):
+            if up.step() == 1:
+                break
+        for _ in range(100000):
+            if up.step() == 0:
+                break
+        p = {r["id"]: r for r in rollout.progress(eng)}[rid]
+        assert p["counts"]["live"] == 1 and up.offer is None, (p, up.errors)
+        # a tampered image (one byte of the payload) is stored, offered, refused by the device
+        bad = bytearray(blob)
+        bad[10000] ^= 1
+        bad[8:12] = ota_ver("0.3.0")
+        rel2 = rollout.add_release(eng, bytes(bad))
+        rollout.start_rollout(eng, rel2["id"], "board:turnstile", canary=[d["id"]])
+        up, http = updater()
+        assert _drive_http(up, http, app) == 0 and up.errors[-1] == "refused bad_signature", up.errors
+        assert chip.ota_boot == "ota_1" and not up.reboot_wanted
+    finally:
+        if dev is not None:
+            dev.close()
+        stop()
+
+
+def ota_ver(v):
+    from ykt.ota import updater as ota
+
+    return ota.ver_int(v).to_bytes(4, "little")

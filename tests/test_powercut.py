@@ -48,6 +48,26 @@ def test_sweep_catches_a_broken_journal(tmp_path, mutation):
     assert res["violations"] > 0
 
 
+def test_sweep_catches_remove_before_rename(tmp_path):
+    """A replace_file that removes the old file before the rename (what
+    syncsetup once did) loses data/keys.bin, the trust anchor, at some cut
+    point: the sweep over every write of a short scenario finds it."""
+    _need_mp()
+    fw = tmp_path / "firmware"
+    shutil.copytree(os.path.join(ROOT, "firmware"), fw)
+    src = (fw / "ykt" / "fs.py").read_text()
+    bad = src.replace("    f.close()\n    os.rename(tmp, path)",
+                      "    f.close()\n    try:\n        os.remove(path)\n    except OSError:\n        pass\n"
+                      "    os.rename(tmp, path)")
+    assert bad != src
+    (fw / "ykt" / "fs.py").write_text(bad)
+    good = powercut.run_sweep(sample=0, taps=40, jobs=2, live_every=0)
+    assert good["violations"] == 0 and good["cut_points"] == good["total_cut_points"] > 500
+    res = powercut.run_sweep(sample=0, taps=40, jobs=2, live_every=0, firmware=str(fw))
+    problems = [p for d in res["details"] for p in d["problems"]]
+    assert any(p.startswith("keys does not load") for p in problems), problems[:5]
+
+
 def test_cli_prints_the_summary_line(capsys):
     _need_mp()
     from ykt_tools.cli import main as cli

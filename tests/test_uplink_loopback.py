@@ -19,6 +19,7 @@ from ykt import taprec
 from ykt.net import httpc
 from ykt.net import uplink
 from ykt.net import wire
+from yktsrv import wiresrv
 from t_uplink_mem import MemJournal, make_tap
 
 KEY = bytes(range(32))
@@ -71,8 +72,8 @@ class Handler(BaseHTTPRequestHandler):
         with srv.lock:
             fault = srv.faults.pop(0) if srv.faults else None
         try:
-            dev, first, count, rt, nonce, flags = wire.peek_header(body)
-            dev, taps = wire.decode_batch(body, srv.keys)
+            dev, first, count, rt, nonce, flags = wiresrv.peek_header(body)
+            dev, taps = wiresrv.decode_batch(body, srv.keys)
         except wire.WireError as e:
             return self._reply(401 if e.code == "bad_mac" else 400, e.code.encode())
         srv.seen.append((fault, first, count, flags, rt))
@@ -97,7 +98,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "drop_after":          # committed, reply lost: device resends
             self.close_connection = True
             return
-        ack = wire.encode_ack(KEY, dev, last, nonce, 1795000000)
+        ack = wiresrv.encode_ack(KEY, dev, last, nonce, 1795000000)
         if fault == "truncated":
             self.send_response(200)
             self.send_header("Content-Length", str(len(ack)))
@@ -106,11 +107,11 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if fault == "stale":               # an ack for an earlier request
-            ack = wire.encode_ack(KEY, dev, last, prev_nonce or b"\0" * 8, 1795000000)
+            ack = wiresrv.encode_ack(KEY, dev, last, prev_nonce or b"\0" * 8, 1795000000)
         if fault == "forged":              # a fake server without the device key
-            ack = wire.encode_ack(b"\x55" * 32, dev, 10 ** 6, nonce, 1795000000)
+            ack = wiresrv.encode_ack(b"\x55" * 32, dev, 10 ** 6, nonce, 1795000000)
         if fault == "behind":              # claims less than the device's cursor
-            ack = wire.encode_ack(KEY, dev, 0, nonce, 1795000000)
+            ack = wiresrv.encode_ack(KEY, dev, 0, nonce, 1795000000)
         if fault == "garbage":
             ack = b"<html>proxy error</html>"
         self._reply(200, ack)

@@ -11,28 +11,17 @@ import sys
 
 from ykt import VERSION, cardread, taprec
 from ykt.compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, const, mem_free, mem_alloc, read_file
+from ykt.fs import join, exists, remove_leftovers
+from ykt.outcome import FB_FAULT, M_NOT_CONFIGURED, M_JOURNAL_FULL, KIND_BITS, KIND_MASK, decision
 
 _IDLE_MS = const(20)        # loop period when nothing happens
 _GC_MS = const(2000)        # idle collection period
 _WDT_MS = const(8000)
 _MAX_CONFIG = const(8192)
 _NVS_KEYS = ("dev_key", "jrnl_key", "tok_key", "wifi_key")
-
-FB_ACCEPT = const(1)
-FB_ERROR = const(6)
-FB_FAULT = const(7)
-
-
-def _join(root, name):
-    return name if not root else root + "/" + name
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
+# Directories whose files are replaced with ykt.fs.replace_file: a .tmp left
+# by a power cut never got renamed, so the file it was for is still valid.
+_TMP_DIRS = ("data", "ota", "app")
 
 
 def load_json(path, limit=_MAX_CONFIG):
@@ -87,7 +76,8 @@ class App:
         self.clock = None
         self.wlan = None
         self.qr = None
-        self.on_event = None      # simulator hook: called with (tap, feedback kind)
+        self.on_event = None      # simulator hook: called with (tap, feedback kind, message id)
+        self._net = ()            # the network parts that exist, stepped in this order
 
     def _err(self, where, e):
         if isinstance(e, MemoryError):
@@ -103,7 +93,10 @@ class App:
         from ykt import boardcfg
         from ykt.board import Board
 
-        self.board_cfg = boardcfg.load(_join(self.root, "board.json"))
+        remove_leftovers(self.root)
+        for d in _TMP_DIRS:
+            remove_leftovers(join(self.root, d))
+        self.board_cfg = boardcfg.load(join(self.root, "board.json"))
         hw = self.hw = Board(self.board_cfg)
         self.found = hw.found
         self.missing = hw.missing
@@ -112,8 +105,8 @@ class App:
         self.report["board"] = hw.name
         self.report["reset_cause"] = hw.reset_cause()
         self.cfg = {}
-        cpath = _join(self.root, "config.json")
-        if _exists(cpath):
+        cpath = join(self.root, "config.json")
+        if exists(cpath):
             try:
                 self.cfg = load_json(cpath)
             except (OSError, ValueError) as e:
@@ -121,11 +114,11 @@ class App:
         self.device_id = self.cfg.get("device_id", 0)
         self.secrets = self._load_secrets()
         self._boot_feedback()
-        self.wdt.feed()
+        self._between()
         self._boot_reader()
-        self.wdt.feed()
+        self._between()
         self._boot_state()
-        self.wdt.feed()
+        self._between()
         self._boot_net()
         if self.qr is not None:
             self._boot_qr()
@@ -142,6 +135,8 @@ class App:
             except AttributeError:
                 pass
         hw = None
+        # Built once: the loop iterates it without making a tuple per step.
+        self._net = [p for p in (self.timeq, self.uplink, self.sync, self.heartbeat, self.ota) if p is not None]
         gc.collect()
         self.report["found"] = self.found
         self.report["missing"] = self.missing
@@ -149,6 +144,14 @@ class App:
         self.report["mem_free"] = mem_free()
         self.report["mem_alloc"] = mem_alloc()
         return self.report
+
+    def _between(self):
+        # Between boot phases: the watchdog, and a collection so the next
+        # phase's long-lived buffers (deny-list block, journal frames) find
+        # contiguous heap. Code loaded from an application slot is compiled
+        # on the heap and leaves garbage between the pieces that stay.
+        self.wdt.feed()
+        gc.collect()
 
     def _load_secrets(self):
         out = {}
@@ -189,8 +192,8 @@ class App:
             except (OSError, ValueError) as e:
                 self._err("display", e)
         self.profile = None
-        ppath = _join(self.root, "data/profile.json")
-        if _exists(ppath):
+        ppath = join(self.root, "data/profile.json")
+        if exists(ppath):
             from ykt.rules import catalog
 
             try:
@@ -242,7 +245,7 @@ class App:
             hw.found["denylist"] = "v%d, %d entries" % (self.denylist.version, self.denylist.count)
         else:
             hw.missing["denylist"] = "no dlist_a/dlist_b partitions"
-        jdir = _join(self.root, "j")
+        jdir = join(self.root, "j")
         try:
             try:
                 os.mkdir(jdir)
@@ -258,21 +261,20 @@ class App:
 
     def _load_tables(self):
         """Decisions need the profile, catalog, fares and a token key; without
-        them the device reads cards but refuses with 'not configured'."""
-        from ykt.rules import catalog
-        from ykt.rules import fares
+        them the device reads cards but refuses with 'not configured'. The
+        files are where sync puts them, parsed as sync does (syncsetup.FILES)."""
+        from ykt.net import syncsetup as S
 
         tok = self.secrets.get("tok_key")
         if self.profile is None or tok is None:
             self.missing["decisions"] = "not provisioned (profile or token key missing)"
             return
         try:
-            cat = catalog.load(_join(self.root, "data/catalog.bin"))
-            ft = fares.load(_join(self.root, "data/fares.bin"))
+            cat = S.load(self.root, "catalog")
+            ft = S.load(self.root, "fares")
             ents = None
-            epath = _join(self.root, "data/ents.bin")
-            if _exists(epath):
-                ents = fares.load(epath, fares.Entitlements)
+            if exists(S.path(self.root, "entitlements")):
+                ents = S.load(self.root, "entitlements")
         except (OSError, ValueError) as e:
             self._err("tables", e)
             self.missing["decisions"] = "tables missing or invalid"
@@ -321,7 +323,15 @@ class App:
             from ykt.net import syncsetup
         except ImportError:
             return
-        self.sync = syncsetup.make_sync(self, key)
+        self.sync = syncsetup.make_sync(self.root, self.http, self.device_id, key, self.clock, self.denylist,
+                                        self._swap_table, self._err, self.cfg.get("sync_interval_s", 60))
+
+    def _swap_table(self, kind, obj):
+        """sync put a new table (fares, catalog, entitlements) on flash."""
+        if self.decider is not None:
+            setattr(self.decider, kind, obj)   # the decider's attributes are named after the kinds
+        else:
+            self._load_tables()   # the first complete set makes the device able to decide
 
     def _boot_ota(self, key):
         if self.sync is None:
@@ -333,7 +343,8 @@ class App:
             iv = ota.interp_int(impl.version) if impl.name == "micropython" else None
             self.ota = ota.Updater(self.http, self.device_id, key, self.sync.keyring, root=self.root,
                                    board=self.hw.name, interp=iv, clock=self.clock,
-                                   interval_s=self.cfg.get("ota_check_s", 900))
+                                   interval_s=self.cfg.get("ota_check_s", 900),
+                                   part=self.hw.ota_partitions())
         except (ImportError, OSError, ValueError) as e:
             self._err("ota", e)
 
@@ -344,7 +355,7 @@ class App:
             from ykt.qr import qrtoken
             from ykt.net import syncsetup
 
-            ring = self.sync.keyring if self.sync is not None else syncsetup.load_keyring(self.root)
+            ring = self.sync.keyring if self.sync is not None else syncsetup.load(self.root, "keys")
             self.qr.verifier = qrtoken.Verifier(ring, self.clock, tol_s=self.cfg.get("qr_tol_s", 20))
         except (ImportError, OSError, ValueError) as e:
             self._err("qr", e)
@@ -381,11 +392,9 @@ class App:
             tap.time = now
             tap.outcome = taprec.OUT_DENY
             tap.reason = taprec.R_NOT_CONFIGURED
-            kind = FB_FAULT
-            text = "not_configured"
+            r = decision(FB_FAULT, M_NOT_CONFIGURED)
         else:
-            kind = d.decide(cr, now, trusted, tap)
-            text = d.last_text
+            r = d.decide(cr, now, trusted, tap)
         if not trusted:
             tap.flags |= taprec.F_TIME_UNTRUSTED
         if self.journal is not None:
@@ -393,12 +402,13 @@ class App:
                 self.journal.append(tap)
             except Exception as e:  # journal full or flash error: no green light without a record
                 self._err("journal", e)
-                kind = FB_FAULT
-                text = "journal_full"
+                r = decision(FB_FAULT, M_JOURNAL_FULL)
         self.taps += 1
-        self.feedback.show(kind, tap, text)
+        kind = r & KIND_MASK
+        msg = r >> KIND_BITS
+        self.feedback.show(kind, tap, msg)
         if self.on_event is not None:
-            self.on_event(tap, kind)
+            self.on_event(tap, kind, msg)
         return kind
 
     # --- loop -------------------------------------------------------------
@@ -424,8 +434,8 @@ class App:
         if self.clock is not None:
             self.clock.step()
         online = self.wlan is None or self.wlan.isconnected()
-        for part in (self.timeq, self.uplink, self.sync, self.heartbeat, self.ota):
-            if part is not None and online:
+        if online:
+            for part in self._net:
                 try:
                     part.step()
                 except Exception as e:  # a network part must never stop the validator

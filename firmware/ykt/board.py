@@ -139,6 +139,18 @@ class Board:
         found = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=label)
         return found[0] if found else None
 
+    def ota_partitions(self):
+        """The esp32.Partition class when the flash has OTA app partitions a
+        new firmware image can go to (ykt.ota.image), else None (a 4 MB
+        module with one factory app)."""
+        import esp32
+
+        try:
+            esp32.Partition(esp32.Partition.RUNNING).get_next_update()
+        except OSError:
+            return None
+        return esp32.Partition
+
     def nvs(self, namespace="ykt"):
         import esp32
 

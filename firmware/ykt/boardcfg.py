@@ -3,6 +3,8 @@
 # that a wiring mistake is one clear line instead of a mysterious fault later.
 import json
 
+from ykt.compat import const
+
 # GPIOs a board file may use. Flash/PSRAM pins are left out on purpose: wiring
 # a peripheral there bricks the module.
 _ESP32_GPIO = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23,
@@ -35,6 +37,12 @@ FEATURE_ROLES = {
     "qr": ("QR_TX", "QR_RX"),
 }
 _MAX_BOARD_BYTES = 8192
+# MicroPython's heap on a module without PSRAM: 56 KB at start, grown once to
+# about 112 KB; the rest of internal RAM stays with Wi-Fi and one TLS session
+# (docs/design.md, heap). With PSRAM the heap lives there (at most 16 MiB).
+SRAM_HEAP_MAX = const(114688)
+_PSRAM_HEAP_MAX = const(16 * 1024 * 1024)
+_HEAP_MIN = const(32768)
 
 # Flash layout ("partitions"): ESP-IDF's partition table as data. Types and
 # subtypes by their ESP-IDF names (components/partition_table/gen_esp32part.py);
@@ -119,7 +127,9 @@ def validate(b, src="<board>"):
     if type(feats) is not dict:
         raise BoardError(src, "features", "must be an object of name: true/false")
     for f in feats:
-        if f not in FEATURE_ROLES and f not in ("rtc", "psram"):
+        if f == "psram":
+            raise BoardError(src, "features.psram", "moved: declare top-level \"psram\": true|false")
+        if f not in FEATURE_ROLES and f != "rtc":
             raise BoardError(src, "features." + f, "unknown feature")
         if feats[f] and f in FEATURE_ROLES:
             for role in FEATURE_ROLES[f]:
@@ -147,6 +157,7 @@ def validate(b, src="<board>"):
             raise BoardError(src, "qr.uart", "shares the reader's UART")
     flash_mb = _int(src, "flash_mb", b.get("flash_mb", 4), 4, 32)
     _layout(b, src, flash_mb * 1024 * 1024)
+    _heap(b, src)
     return b
 
 
@@ -247,6 +258,22 @@ def _required(src, table):
 def partition_table(b):
     """The layout of a validated board: [(label, type, subtype, offset, size)]."""
     return _layout(b, "<board>", b.get("flash_mb", 4) * 1024 * 1024)
+
+
+def _heap(b, src):
+    """The heap the module gives MicroPython: what `ykt sim` and the tests
+    hold the firmware to."""
+    psram = b.get("psram")
+    if type(psram) is not bool:
+        raise BoardError(src, "psram", "missing or not true/false: does the module have PSRAM?")
+    hb = b.get("heap_bytes")
+    if hb is None:
+        raise BoardError(src, "heap_bytes", "missing: the MicroPython heap the module gives, in bytes")
+    if psram:
+        _int(src, "heap_bytes", hb, _HEAP_MIN, _PSRAM_HEAP_MAX)
+    elif type(hb) is not int or not _HEAP_MIN <= hb <= SRAM_HEAP_MAX:
+        raise BoardError(src, "heap_bytes", "%r is impossible without PSRAM: %d..%d (112 KiB)"
+                         % (hb, _HEAP_MIN, SRAM_HEAP_MAX))
 
 
 def loads(text, src="<board>"):

@@ -8,7 +8,7 @@
 #     frames 36 B: AES-CTR(taprec bytes 4..35) 32 B | crc32(plain 36-byte taprec) u32
 #     (the seq, bytes 0..3 of the taprec, is implicit: base + frame index)
 #  dir/ack           upload cursor, 12 B: b"YKA1" | acked seq u32 | crc32(bytes 0..7) u32
-#                    replaced atomically (write ack.tmp, rename over ack)
+#                    replaced atomically (ykt.fs.replace_file: ack.tmp, renamed over ack)
 #
 # Why this shape:
 # - One append = one write of 36 bytes + flush (lfs_file_sync): durable on
@@ -32,6 +32,7 @@ from binascii import crc32
 from ykt import taprec
 from ykt.compat import const
 from ykt.sec.crypt import Ctr
+from ykt.fs import replace_file, remove_leftovers
 
 _HDR = const(20)
 _FRAME = const(36)
@@ -53,34 +54,10 @@ class JournalError(Exception):
         super().__init__(msg)
 
 
-def replace_file(path, data):
-    """Atomically replace a small file: the reader sees the old or the new
-    contents, never a mix (littlefs rename is atomic; so is POSIX rename)."""
-    tmp = path + ".tmp"
-    f = open(tmp, "wb")
-    try:
-        f.write(data)
-        f.flush()
-        _fsync(f)
-    except Exception:  # not `finally`: after a power cut (DeviceReset) nothing runs
-        f.close()
-        raise
-    f.close()
-    os.rename(tmp, path)
-
-
 def _fsync(f):
     # CPython only: MicroPython's flush() already is lfs_file_sync.
     if hasattr(os, "fsync"):
         os.fsync(f.fileno())
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
 
 
 def _u32(b, off):
@@ -172,8 +149,7 @@ class Journal:
             self._bsize = st[0]
         except (OSError, AttributeError):
             pass
-        if _exists(self.dir + "/ack.tmp"):
-            os.remove(self.dir + "/ack.tmp")
+        remove_leftovers(self.dir)   # an ack.tmp that never got renamed: ack is still valid
         self.cursor = self._load_ack()
         bases = []
         for name in os.listdir(self.dir):

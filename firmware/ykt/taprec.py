@@ -103,7 +103,8 @@ class Tap:
 
 
 def pack_into(buf, off, t):
-    struct.pack_into(_FMT, buf, off, t.seq, t.time, bytes(t.token), t.outcome, t.reason, t.fare,
+    # t.token goes in as the bytearray it is: a bytes() copy would allocate per tap
+    struct.pack_into(_FMT, buf, off, t.seq, t.time, t.token, t.outcome, t.reason, t.fare,
                      t.concession, t.flags, t.entry, t.stop, t.direction, t.stage, t.dl_ver,
                      t.fare_ver, t.cat_ver)
 

@@ -19,6 +19,7 @@ import json
 import gc
 
 import vclock
+from vhw import heapbudget
 
 COARSE_MS = 2000     # idle stepping when no card is near and no feedback is running
 FINE_MS = 20         # the firmware's own idle period
@@ -60,6 +61,7 @@ class Device:
         self.memory_errors = resume.get("memory_errors", 0) if resume else 0
         self.busy_until = 0
         if resume:
+            heapbudget.carry(resume.get("heap"))
             # A reset: this interpreter is the device after power came back.
             w.restore_chip(resume, resume["cause"])
             self._boot()
@@ -94,12 +96,13 @@ class Device:
         self.app.on_event = self._on_tap
         self.busy_until = vclock.now_ms() + BUSY_MS
 
-    def _on_tap(self, tap, kind):
+    def _on_tap(self, tap, kind, msg):
         from ykt import taprec
+        from ykt import outcome
 
         d = taprec.to_dict(tap)
         d["fb"] = kind
-        d["text"] = self.app.decider.last_text if self.app.decider is not None else ""
+        d["text"] = outcome.key(msg)
         d["at"] = vclock.now_ms()
         self.taps.append(d)
 
@@ -139,7 +142,7 @@ class Device:
                 i += 1
             app = self.app
             try:
-                busy = app.step()
+                busy = heapbudget.step(app)
                 now = vclock.now_ms()
                 nxt = events[i]["at"] if i < len(events) else until
                 if busy:
@@ -163,6 +166,7 @@ class Device:
         taps, self.taps = self.taps, []
         resets, self.resets = self.resets, []
         gc.collect()
+        heapbudget.collected()
         return {"t": vclock.now_ms(), "taps": taps, "resets": resets,
                 "mem_free": gc.mem_free() if hasattr(gc, "mem_free") else -1, "events_q": len(vclock._events)}
 
@@ -172,6 +176,7 @@ class Device:
         st["cause"] = "power" if cause not in ("power", "hard", "wdt", "soft", "deepsleep") else cause
         st["flash_path"] = self.flash_path
         st["memory_errors"] = self.memory_errors + (self.app.memory_errors if self.app is not None else 0)
+        st["heap"] = heapbudget.report()   # the high-water marks outlive the interpreter
         taps, self.taps = self.taps, []
         resets, self.resets = self.resets, []
         return {"t": vclock.now_ms(), "taps": taps, "resets": resets, "restart": st,
@@ -180,13 +185,9 @@ class Device:
     def status(self):
         app = self.app
         j = app.journal
-        from vhw import heapbudget
-
         up = app.uplink
-        return {"next_seq": j.next_seq if j else 0, "backlog": j.backlog if j else 0,
+        st = {"next_seq": j.next_seq if j else 0, "backlog": j.backlog if j else 0,
                 "cursor": j.cursor if j else 0,
-                "heap_peak_bytes": (app.heap_peak - heapbudget.base + heapbudget.code_bytes) if heapbudget.applied else app.heap_peak,
-                "heap_code_bytes": heapbudget.code_bytes,
                 # MemoryErrors that restarted the interpreter plus those the loop caught
                 "memory_errors": self.memory_errors + app.memory_errors, "errors": app.errors[-6:],
                 "uplink": up.state_name() if up else None,
@@ -194,6 +195,8 @@ class Device:
                 "sync_errors": [list(e) for e in app.sync.errors] if app.sync else [],
                 "reader_fault": bool(app.reader and app.reader.fault),
                 "found": app.report.get("found"), "missing": app.report.get("missing")}
+        st.update(heapbudget.report())
+        return st
 
 
 def main():

@@ -21,7 +21,7 @@ def main(argv):
     from vhw.world import World
     from vhw import heapbudget
 
-    from ykt import boardcfg
+    boardcfg = heapbudget.firmware_import("ykt.boardcfg")
 
     try:
         w = World(board)
@@ -33,8 +33,9 @@ def main(argv):
     print("ykt-gate on %s (%s): found %s" % (board, sys.implementation.name, ", ".join(sorted(rep["found"]))))
     for k in sorted(rep["missing"]):
         print("  missing %s: %s" % (k, rep["missing"][k]))
-    app.run(seconds * 1000)
+    w.run(seconds * 1000)
     gc.collect()
+    heapbudget.collected()
     out = {
         "board": board,
         "runtime": sys.implementation.name,
@@ -43,12 +44,11 @@ def main(argv):
         "reset_cause": rep["reset_cause"],
         "loops": app.loops,
         "heap_free_bytes": gc.mem_free() if hasattr(gc, "mem_free") else -1,
-        "heap_peak_bytes": (app.heap_peak - heapbudget.base + heapbudget.code_bytes) if heapbudget.applied else app.heap_peak,
-        "heap_code_bytes": heapbudget.code_bytes,
-        "heap_budget_bytes": heapbudget.budget() or -1,
-        "heap_simulator_bytes": heapbudget.base,
+        "memory_errors": app.memory_errors,
+        "psram": w.board["psram"],
         "reader_fault": bool(app.reader and app.reader.fault),
     }
+    out.update(heapbudget.report())
     print("@@JSON " + json.dumps(out))
 
 

@@ -3,15 +3,27 @@
 # of traffic runs in seconds and nothing depends on the wall clock.
 # Portable: runs under CPython and the MicroPython unix port.
 
-_TICKS_PERIOD_MS = 1 << 30  # MicroPython's ticks wrap at 2**30 on every port
-_TICKS_PERIOD_US = 1 << 30
-_TICKS_HALF = 1 << 29
+# MicroPython's ticks wrap at 2**30 on every port. On a 32-bit port 2**30 is
+# already a big int (small ints are 31-bit signed), so the tick functions work
+# with the mask and half period, which are small, and never build a big int
+# from small-int arguments: firmware calls them with the heap locked, as on
+# the device. True time (_now_us) may grow big; only the simulator uses it.
+_TICKS_MASK = 0x3FFFFFFF
+_TICKS_HALF = 0x20000000
 
 _now_us = 0
 _epoch0 = 1795000000  # 2026-11-17 UTC; tests may move it
 _events = []  # sorted list of [due_us, seq, fn]
 _seq = 0
 _ticks_ms_offset = 0
+_tms = 0   # ticks_ms() and ticks_us() now, wrapped; updated whenever time moves
+_tus = 0
+
+
+def _retick():
+    global _tms, _tus
+    _tms = (_now_us // 1000 + _ticks_ms_offset) & _TICKS_MASK
+    _tus = (_now_us + _ticks_ms_offset * 1000) & _TICKS_MASK
 
 
 class DeviceReset(BaseException):
@@ -32,6 +44,7 @@ def reset(start_us=0, epoch=1795000000, ticks_offset_ms=0):
     _events = []
     _seq = 0
     _ticks_ms_offset = ticks_offset_ms
+    _retick()
 
 
 def now_us():
@@ -47,10 +60,31 @@ def schedule(delay_us, fn):
     global _seq
     _seq += 1
     ev = [_now_us + delay_us, _seq, fn]
+    _insert(ev)
+    return ev
+
+
+def _insert(ev):
+    # in (due, seq) order; compared field by field: no tuples, no allocation
     i = len(_events)
-    while i > 0 and (_events[i - 1][0], _events[i - 1][1]) > (ev[0], ev[1]):
+    while i > 0:
+        p = _events[i - 1]
+        if p[0] < ev[0] or (p[0] == ev[0] and p[1] < ev[1]):
+            break
         i -= 1
     _events.insert(i, ev)
+
+
+def reschedule(ev, delay_us):
+    """Move a scheduled (or already fired) event to now+delay_us, reusing its
+    handle: a watchdog fed every loop iteration allocates nothing, so the
+    firmware's loop can be checked for allocations with the heap locked."""
+    global _seq
+    cancel(ev)
+    _seq += 1
+    ev[0] = _now_us + delay_us
+    ev[1] = _seq
+    _insert(ev)
     return ev
 
 
@@ -85,8 +119,10 @@ def advance_us(us):
         ev = _events.pop(0)
         if ev[0] > _now_us:
             _now_us = ev[0]
+            _retick()
         ev[2]()
     _now_us = end
+    _retick()
 
 
 def advance_to_us(t_us):
@@ -102,19 +138,26 @@ def next_event_us():
 
 
 def ticks_ms():
-    return (_now_us // 1000 + _ticks_ms_offset) % _TICKS_PERIOD_MS
+    return _tms
 
 
 def ticks_us():
-    return (_now_us + _ticks_ms_offset * 1000) % _TICKS_PERIOD_US
+    return _tus
 
 
 def ticks_add(ticks, delta):
-    return (ticks + delta) % _TICKS_PERIOD_MS
+    # ticks < 2**30 and |delta| < 2**29 (MicroPython's own limit) keep every
+    # intermediate inside the small-int range.
+    return (ticks + delta) & _TICKS_MASK
 
 
 def ticks_diff(a, b):
-    return ((a - b + _TICKS_HALF) % _TICKS_PERIOD_MS) - _TICKS_HALF
+    d = a - b
+    if d >= _TICKS_HALF:
+        return (d - _TICKS_MASK) - 1
+    if d < -_TICKS_HALF:
+        return (d + _TICKS_MASK) + 1
+    return d
 
 
 def sleep_ms(ms):

@@ -236,3 +236,35 @@ def iter_entries(image):
         seen += ne
     if nxt != ((1 << k) if hd.count else 0) or seen != hd.count:
         raise F.DenyListError("bad_block", "bucket or entry totals")
+
+
+class FileDev:
+    """Read-only block device over an image file, in the esp32.Partition
+    protocol the device's DenyList reads: a host looks a token up in a file
+    exactly as a device does in its slot (`ykt denylist lookup`, tests)."""
+
+    def __init__(self, path):
+        self.f = open(path, "rb")
+        self.f.seek(0, 2)
+        self.n = self.f.tell() // F.BLOCK
+
+    def readblocks(self, b, buf, off=0):
+        self.f.seek(b * F.BLOCK + off)
+        self.f.readinto(buf)
+
+    def ioctl(self, op, arg):
+        return self.n if op == 4 else (F.BLOCK if op == 5 else 0)
+
+    def close(self):
+        self.f.close()
+
+
+class BlankDev:
+    """An erased one-block slot (DenyList takes two; this one holds nothing)."""
+
+    def readblocks(self, b, buf, off=0):
+        for i in range(len(buf)):
+            buf[i] = 0xFF
+
+    def ioctl(self, op, arg):
+        return 1 if op == 4 else (F.BLOCK if op == 5 else 0)

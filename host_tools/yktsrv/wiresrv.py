@@ -1,14 +1,16 @@
 # Back-office half of the wire format: decoding and authenticating tap
-# batches, sealing replies, checking request signatures. Split from wire.py so
-# the device never loads it (saves heap); wire.py re-exports every name, so
-# `wire.decode_batch(...)` works everywhere. Portable, tested on both runtimes.
+# batches, sealing replies, checking request signatures. The format's
+# constants and MACs are defined once, in ykt.net.wire, and imported from
+# there; wire.py never imports this module (the device never loads server
+# code). Portable: the back office runs it on CPython, the firmware tests on
+# both runtimes.
 import struct
 
 from ykt import taprec
 from ykt.sec.hmac256 import equal
 from ykt.net.wire import (WireError, MAGIC_BATCH, MAGIC_REPLY, VERSION, HDR_SIZE, MAC_LEN, MAX_COUNT,
-                      MAX_BODY, REPLY_SIZE, NONCE_LEN, CT_SEQ, CT_CODES, CT_FARE, CT_PLACE, CT_VERS,
-                      RK_ACK, RS_OK, PATH_TAPS, _REPLY_DOMAIN, _HDR_FMT, _mac, _req_mac)
+                          MAX_BODY, REPLY_SIZE, NONCE_LEN, CT_SEQ, CT_CODES, CT_FARE, CT_PLACE, CT_VERS,
+                          RK_ACK, RS_OK, PATH_TAPS, REPLY_DOMAIN, HDR_FMT, mac, req_mac)
 
 
 def peek_header(body):
@@ -20,7 +22,7 @@ def peek_header(body):
         raise WireError("bad_magic", "not a tap batch")
     if len(body) < HDR_SIZE + MAC_LEN:
         raise WireError("truncated", "batch shorter than its header")
-    magic, ver, flags, dev, first, count, rt, nonce, bt = struct.unpack_from(_HDR_FMT, body, 0)
+    magic, ver, flags, dev, first, count, rt, nonce, bt = struct.unpack_from(HDR_FMT, body, 0)
     if ver != VERSION:
         raise WireError("bad_version", "batch format %d" % ver)
     if not 0 < count <= MAX_COUNT:
@@ -59,7 +61,7 @@ def decode_fields(body, key_lookup, path=PATH_TAPS):
     if key is None:
         raise WireError("unknown_device", "device %d" % dev)
     end = len(body) - MAC_LEN
-    if not equal(_mac(key, b"POST " + path.encode() + b"\n", body, end), bytes(body[end:])):
+    if not equal(mac(key, b"POST " + path.encode() + b"\n", body, end), bytes(body[end:])):
         raise WireError("bad_mac", "batch MAC mismatch")
     b = bytes(body)     # slices of bytes are bytes: tokens bind and hash as they are
     unpack = struct.unpack_from
@@ -138,7 +140,7 @@ def encode_reply(key, kind, device_id, value, nonce, server_time, status=RS_OK):
     b = bytearray(REPLY_SIZE)
     struct.pack_into("<4sBBBBII8sI", b, 0, MAGIC_REPLY, VERSION, kind, status, 0, device_id,
                      value & 0xFFFFFFFF, bytes(nonce), server_time & 0xFFFFFFFF)
-    b[28:44] = _mac(key, _REPLY_DOMAIN, b, 28)
+    b[28:44] = mac(key, REPLY_DOMAIN, b, 28)
     return bytes(b)
 
 
@@ -159,12 +161,12 @@ def verify_request(auth, method, path, body, key_lookup):
         dev = int(parts[0])
         ts = int(parts[1])
         nonce = binascii.unhexlify(parts[2])
-        mac = binascii.unhexlify(parts[3])
+        got = binascii.unhexlify(parts[3])
     except ValueError:
         raise WireError("bad_auth", "malformed X-YKT-Auth")
     key = key_lookup(dev)
     if key is None:
         raise WireError("unknown_device", "device %d" % dev)
-    if not equal(_req_mac(key, method, path, dev, ts, parts[2], body), mac):
+    if not equal(req_mac(key, method, path, dev, ts, parts[2], body), got):
         raise WireError("bad_mac", "request MAC mismatch")
     return dev, ts, nonce

@@ -64,3 +64,34 @@ def test_unknown_role_and_bad_json():
         raise AssertionError("accepted bad JSON")
     except boardcfg.BoardError as e:
         assert str(e).startswith("boards/y.json: (json):")
+
+
+def test_heap_declaration_missing_or_impossible():
+    b = _bus()
+    del b["heap_bytes"]
+    msg = _err(b)
+    assert msg.startswith("boards/x.json: heap_bytes: missing") and "\n" not in msg
+    b = _bus()
+    del b["psram"]
+    assert _err(b).startswith("boards/x.json: psram: missing")
+    b = _bus()
+    b["psram"] = "no"
+    assert _err(b).startswith("boards/x.json: psram:")
+    b = _bus()
+    b["heap_bytes"] = 131072          # more than a PSRAM-less ESP32 gives
+    msg = _err(b)
+    assert msg.startswith("boards/x.json: heap_bytes: 131072 is impossible without PSRAM"), msg
+    b["heap_bytes"] = "112K"
+    assert _err(b).startswith("boards/x.json: heap_bytes:")
+    b["psram"] = True
+    b["heap_bytes"] = 2 * 1024 * 1024  # fine with PSRAM
+    boardcfg.validate(b, "boards/x.json")
+    b["features"]["psram"] = True       # the old place is refused, not ignored
+    assert _err(b).startswith("boards/x.json: features.psram: moved")
+
+
+def test_shipped_psramless_boards_fit_112k():
+    for name in ("bus_validator", "turnstile"):
+        b = boardcfg.load("boards/%s.json" % name)
+        assert b["psram"] is False and b["heap_bytes"] <= boardcfg.SRAM_HEAP_MAX == 114688
+    assert boardcfg.load("boards/ferry_validator.json")["psram"] is True

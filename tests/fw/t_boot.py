@@ -42,7 +42,7 @@ def test_unprovisioned_device_refuses_with_reason():
     assert "decisions" in app.report["missing"]
     w.field.present("ssc_nanning", after_us=500000, for_us=400000)
     events = []
-    app.on_event = lambda tap, kind: events.append((tap.reason, kind))
+    app.on_event = lambda tap, kind, msg: events.append((tap.reason, kind))
     app.run(2000)
     from ykt import taprec
     assert events == [(taprec.R_NOT_CONFIGURED, 7)], events

@@ -4,7 +4,7 @@
 from t_decide_kit import Rig, card, check, tok, BOARDS, NOW, at
 from ykt import taprec as T
 from ykt.rules import fares as F
-from ykt.rules import decide as D
+from ykt import outcome as O
 
 FULL = {"bus_validator": 200, "ferry_validator": 12000, "turnstile": 5500}
 
@@ -29,7 +29,7 @@ def test_age_bands_each_board():
             want = fare(FULL[b])
             reason = T.R_CONCESSION if conc else T.R_OK
             check(t, T.OUT_ACCEPT, reason, want, conc, "%s/%s" % (b, label))
-            assert r.fb == (D.FB_CONCESSION if conc else D.FB_ACCEPT), (b, label)
+            assert r.fb == (O.FB_CONCESSION if conc else O.FB_ACCEPT), (b, label)
 
 
 CATS = (T.C_DISABLED, T.C_MILITARY_CARE, T.C_SOLDIER, T.C_FIRE_RESCUE)
@@ -42,7 +42,7 @@ def test_entitlements_each_board():
         r = Rig(b, ents=[(bytes(tok(c)), cat, 0) for c, cat in zip(cards, CATS)])
         for c, cat in zip(cards, CATS):
             check(r.tap_card(c), T.OUT_ACCEPT, T.R_CONCESSION, 0, cat, "%s/%d" % (b, cat))
-            assert r.d.last_text == "concession"
+            assert r.key == "concession"
         check(r.tap_card(other), T.OUT_ACCEPT, T.R_OK, FULL[b], T.C_NONE, b)
 
 
@@ -87,7 +87,7 @@ def test_daily_limit_full_fare():
     check(r.tap_card(c, now=NOW + 100), T.OUT_ACCEPT, T.R_CONCESSION, 0)
     t = r.tap_card(c, now=NOW + 200)
     check(t, T.OUT_ACCEPT, T.R_DAILY_LIMIT, 200, T.C_NONE)
-    assert r.d.last_text == "daily_limit" and r.fb == D.FB_ACCEPT
+    assert r.key == "daily_limit" and r.fb == O.FB_ACCEPT
     # next local day: a fresh allowance (local midnight, UTC+8)
     check(r.tap_card(c, now=at(20261127, 0, 1)), T.OUT_ACCEPT, T.R_CONCESSION, 0)
 
@@ -103,7 +103,7 @@ def test_daily_limit_deny_each_board():
             r.d.stop = 1
         t = r.tap_card(c, now=NOW + 1000)
         check(t, T.OUT_DENY, T.R_DAILY_LIMIT, label=b)
-        assert r.fb == D.FB_DENY
+        assert r.fb == O.FB_DENY
 
 
 def test_ferry_exit_fare_gets_concession():
@@ -113,4 +113,4 @@ def test_ferry_exit_fare_gets_concession():
     r.d.stop = 2
     t = r.tap_card(c, now=NOW + 600)
     check(t, T.OUT_ACCEPT, T.R_EXIT, 500, T.C_ELDERLY_HALF)
-    assert r.fb == D.FB_CONCESSION
+    assert r.fb == O.FB_CONCESSION

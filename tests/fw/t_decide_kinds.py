@@ -4,7 +4,7 @@
 from t_decide_kit import Rig, card, check, NOW, at
 from ykt import taprec as T
 from ykt.rules import fares as F
-from ykt.rules import decide as D
+from ykt import outcome as O
 
 
 def test_bus_double_tap():
@@ -13,7 +13,7 @@ def test_bus_double_tap():
     check(r.tap_card(c), T.OUT_ACCEPT, T.R_OK, 200)
     t = r.tap_card(c, now=NOW + 29)
     check(t, T.OUT_ACCEPT, T.R_ALREADY_PAID, 0)   # no second fare
-    assert r.fb == D.FB_ALREADY and r.d.last_text == "already_paid"
+    assert r.fb == O.FB_ALREADY and r.key == "already_paid"
     check(r.tap_card(c, now=NOW + 29), T.OUT_ACCEPT, T.R_ALREADY_PAID, 0)
     # another rider right after is not affected
     check(r.tap_card(card(), now=NOW + 30), T.OUT_ACCEPT, T.R_OK, 200)
@@ -25,7 +25,7 @@ def test_bus_transfer_window():
     check(r.tap_card(c), T.OUT_ACCEPT, T.R_OK, 200)
     t = r.tap_card(c, now=NOW + 1800)
     check(t, T.OUT_ACCEPT, T.R_TRANSFER, 0)
-    assert r.fb == D.FB_CONCESSION and r.d.last_text == "transfer"
+    assert r.fb == O.FB_CONCESSION and r.key == "transfer"
     check(r.tap_card(c, now=NOW + 3599), T.OUT_ACCEPT, T.R_TRANSFER, 0)  # window from the first ride
     check(r.tap_card(c, now=NOW + 3640), T.OUT_ACCEPT, T.R_OK, 200)     # window over: full, new window
     check(r.tap_card(c, now=NOW + 3700), T.OUT_ACCEPT, T.R_TRANSFER, 0)
@@ -57,7 +57,7 @@ def test_ferry_tap_in_tap_out():
     r.d.stop = 2                                 # the validator at pier 2 (same line, shared memory in test)
     t = r.tap_card(c, now=NOW + 1800)
     check(t, T.OUT_ACCEPT, T.R_EXIT, 1000)
-    assert t.direction == 4 and t.stage == 1 and r.d.last_text == "exit"
+    assert t.direction == 4 and t.stage == 1 and r.key == "exit"
     t = r.tap_card(c, now=NOW + 1900)            # a new trip starts at pier 2
     check(t, T.OUT_ACCEPT, T.R_OK, 11000)
     assert t.direction == 3
@@ -91,7 +91,7 @@ def test_turnstile_passback_and_exit():
     check(r.tap_card(c), T.OUT_ACCEPT, T.R_OK, 5500)
     t = r.tap_card(c, now=NOW + 60)
     check(t, T.OUT_DENY, T.R_PASSBACK)
-    assert r.fb == D.FB_DENY and r.d.last_text == "passback"
+    assert r.fb == O.FB_DENY and r.key == "passback"
     check(r.tap_card(c, now=NOW + 599), T.OUT_DENY, T.R_PASSBACK)
     check(r.tap_card(c, now=NOW + 600), T.OUT_ACCEPT, T.R_OK, 5500)     # window over
     # exit gate clears the entry: re-entry is allowed at once
@@ -114,7 +114,7 @@ def test_museum_identity_entry():
     c = card()
     t = r.tap_card(c)
     check(t, T.OUT_ACCEPT, T.R_IDENTITY_ENTRY, 0, T.C_NONE)
-    assert r.fb == D.FB_ACCEPT and r.d.last_text == "identity"
+    assert r.fb == O.FB_ACCEPT and r.key == "identity"
     check(r.tap_card(c, now=NOW + 60), T.OUT_DENY, T.R_PASSBACK)
     # a museum works without a fare table: identity entry, no passback
     r = Rig("museum")
@@ -129,7 +129,7 @@ def test_green_channel_at_gates():
     r = Rig("turnstile", ents=[(bytes(tok(c)), T.C_DISABLED, F.E_GREEN)])
     t = r.tap_card(c)
     check(t, T.OUT_ACCEPT, T.R_GREEN_CHANNEL, 0, T.C_DISABLED)
-    assert r.fb == D.FB_GREEN and r.d.last_text == "green"
+    assert r.fb == O.FB_GREEN and r.key == "green"
     r = Rig("turnstile", green_age=65)
     check(r.tap_card(card(birth=19500101)), T.OUT_ACCEPT, T.R_GREEN_CHANNEL, 0, T.C_ELDERLY_FREE)
     check(r.tap_card(card(birth=19700101)), T.OUT_ACCEPT, T.R_OK, 5500, T.C_NONE)
@@ -139,7 +139,7 @@ def test_green_channel_at_gates():
     c = card()
     r = Rig("bus_validator", ents=[(bytes(tok(c)), T.C_DISABLED, F.E_GREEN)])
     check(r.tap_card(c), T.OUT_ACCEPT, T.R_CONCESSION, 0, T.C_DISABLED)
-    assert r.fb == D.FB_CONCESSION
+    assert r.fb == O.FB_CONCESSION
 
 
 def test_recent_memory_bounded():

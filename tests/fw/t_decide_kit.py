@@ -12,6 +12,7 @@ from ykt import cardread as CR
 from ykt import taprec as T
 from ykt.rules import recent
 from ykt.rules import decide
+from ykt import outcome as O
 from ykt.sec.token import card_token
 
 KEY = b"ykt-test-only-token-key-32bytes!"  # tests only; devices get their own key
@@ -136,10 +137,18 @@ class Rig:
                                 self.recent, KEY)
         self.tap = T.Tap()
         self.fb = 0
+        self.msg = O.M_IDLE
 
     def tap_card(self, cr, now=NOW, trusted=True):
-        self.fb = self.d.decide(cr, now, trusted, self.tap)
+        r = self.d.decide(cr, now, trusted, self.tap)
+        self.fb = O.kind_of(r)
+        self.msg = O.msg_of(r)
         return self.tap
+
+    @property
+    def key(self):
+        """The message's key ("ok", "expired", ...)."""
+        return O.key(self.msg)
 
 
 _serial = [0]

@@ -156,3 +156,26 @@ def test_pinned_delta_vector():
     d = F.pack_delta(42, 43, [(U.tok(0x0123456789ABCDEF), 0), (U.tok(0x1111111111111111), 2)], 1795000100)
     assert d.hex() == _VEC_DELTA_HEX
     assert F.parse_delta(d) == (42, 43, 2, 1795000100)
+
+
+def test_image_file_looked_up_through_filedev():
+    # yktsrv.dlbuild.FileDev: the host reads an image file with the device's
+    # own DenyList (`ykt denylist lookup`), on either runtime
+    import os
+
+    toks = U.make_set(60, 8)
+    img = U.image(toks, 12)
+    path = "/tmp/ykt-dl-%s.img" % "".join("%02x" % b for b in os.urandom(4))
+    with open(path, "wb") as f:
+        f.write(img)
+    dev = dlbuild.FileDev(path)
+    try:
+        assert dev.ioctl(4, 0) == len(img) // F.BLOCK and dev.ioctl(5, 0) == F.BLOCK
+        dl = DenyList(dev, dlbuild.BlankDev())
+        assert dl.slot == 0 and dl.version == 12 and dl.count == len(toks)
+        U.check_all(dl, toks)
+        for v in U.misses(toks, 20, 5):
+            assert dl.lookup(U.tok(v)) == 0
+    finally:
+        dev.close()
+        os.remove(path)

@@ -7,7 +7,7 @@ import vclock
 from vhw import bus, chip
 from ykt.ui import feedback as FB
 from ykt import taprec as T
-from ykt.rules import decide as D
+from ykt import outcome as O
 
 
 class TextDisplay:
@@ -80,29 +80,23 @@ def run(f, pwm, start, until, step=5):
     return [tuple(x) for x in tones]
 
 
-def test_kinds_share_numbers_with_decide():
-    assert (FB.FB_ACCEPT, FB.FB_CONCESSION, FB.FB_GREEN, FB.FB_ALREADY, FB.FB_DENY, FB.FB_ERROR,
-            FB.FB_FAULT) == (D.FB_ACCEPT, D.FB_CONCESSION, D.FB_GREEN, D.FB_ALREADY, D.FB_DENY,
-                             D.FB_ERROR, D.FB_FAULT)
-
-
 def test_patterns_distinct():
     heard = {}
     for kind in range(1, 8):
         f, pins, pwm, log = rig()
-        f.show(kind, tap(), "ok", now_ms=1000)
+        f.show(kind, tap(), O.M_OK, now_ms=1000)
         heard[kind] = tuple(x for x in run(f, pwm, 1000, 3000) if x[0])
         assert pwm.duty_u16() == 0, kind    # silent at the end
     assert len(set(heard.values())) == 7    # every kind sounds different
-    assert heard[FB.FB_ACCEPT] == ((2700, 120),)
-    assert len(heard[FB.FB_CONCESSION]) == 2 and len(heard[FB.FB_GREEN]) == 3
+    assert heard[O.FB_ACCEPT] == ((2700, 120),)
+    assert len(heard[O.FB_CONCESSION]) == 2 and len(heard[O.FB_GREEN]) == 3
 
 
 def test_led_colours_and_timeout():
-    want = {FB.FB_ACCEPT: (0, 1, 0), FB.FB_DENY: (1, 0, 0), FB.FB_ERROR: (1, 1, 0), FB.FB_GREEN: (0, 1, 1)}
+    want = {O.FB_ACCEPT: (0, 1, 0), O.FB_DENY: (1, 0, 0), O.FB_ERROR: (1, 1, 0), O.FB_GREEN: (0, 1, 1)}
     for kind, rgb in want.items():
         f, pins, pwm, log = rig()
-        f.show(kind, tap(), "ok", now_ms=0)
+        f.show(kind, tap(), O.M_OK, now_ms=0)
         assert (pins["LED_R"].v, pins["LED_G"].v, pins["LED_B"].v) == rgb
         f.step(2499)
         assert (pins["LED_R"].v, pins["LED_G"].v, pins["LED_B"].v) == rgb
@@ -114,19 +108,19 @@ def test_led_colours_and_timeout():
 
 def test_relay_pulse_lengths():
     f, pins, pwm, log = rig()
-    f.show(FB.FB_ACCEPT, tap(), "ok", now_ms=100)
+    f.show(O.FB_ACCEPT, tap(), O.M_OK, now_ms=100)
     assert pins["RELAY"].v == 1
     f.step(699)
     assert pins["RELAY"].v == 1
     f.step(700)
     assert pins["RELAY"].v == 0
-    f.show(FB.FB_GREEN, tap(), "green", now_ms=1000)   # green channel: longer opening
+    f.show(O.FB_GREEN, tap(), O.M_GREEN, now_ms=1000)   # green channel: longer opening
     f.step(3999)
     assert pins["RELAY"].v == 1
     f.step(4000)
     assert pins["RELAY"].v == 0
-    for kind in (FB.FB_DENY, FB.FB_ERROR, FB.FB_FAULT, FB.FB_ALREADY):
-        f.show(kind, tap(T.OUT_DENY if kind == FB.FB_DENY else T.OUT_ACCEPT), "x", now_ms=5000)
+    for kind in (O.FB_DENY, O.FB_ERROR, O.FB_FAULT, O.FB_ALREADY):
+        f.show(kind, tap(T.OUT_DENY if kind == O.FB_DENY else T.OUT_ACCEPT), O.M_READ_FAILED, now_ms=5000)
         assert pins["RELAY"].v == 0, kind
 
 
@@ -134,7 +128,7 @@ def test_relay_pulse_survives_tick_wrap():
     from ykt.compat import ticks_add
     f, pins, pwm, log = rig()
     start = ticks_add(0, -100)        # 100 ms before the tick counter wraps
-    f.show(FB.FB_ACCEPT, tap(), "ok", now_ms=start)
+    f.show(O.FB_ACCEPT, tap(), O.M_OK, now_ms=start)
     f.step(ticks_add(start, 599))
     assert pins["RELAY"].v == 1
     f.step(ticks_add(start, 600))
@@ -143,27 +137,27 @@ def test_relay_pulse_survives_tick_wrap():
 
 def test_assist_green_and_repeated_denies():
     f, pins, pwm, log = rig()
-    f.show(FB.FB_GREEN, tap(), "green", now_ms=0)
+    f.show(O.FB_GREEN, tap(), O.M_GREEN, now_ms=0)
     assert pins["ASSIST"].v == 1
     f.step(1500)
     assert pins["ASSIST"].v == 0
     for i in range(2):
-        f.show(FB.FB_DENY, tap(T.OUT_DENY), "expired", now_ms=2000 + i * 100)
+        f.show(O.FB_DENY, tap(T.OUT_DENY), O.M_EXPIRED, now_ms=2000 + i * 100)
         assert pins["ASSIST"].v == 0
-    f.show(FB.FB_DENY, tap(T.OUT_DENY), "expired", now_ms=2300)
+    f.show(O.FB_DENY, tap(T.OUT_DENY), O.M_EXPIRED, now_ms=2300)
     assert pins["ASSIST"].v == 1 and f.denies == 3     # third refusal in a row calls staff
     f.step(3800)
     assert pins["ASSIST"].v == 0
-    f.show(FB.FB_ACCEPT, tap(), "ok", now_ms=4000)     # an accept resets the count
-    f.show(FB.FB_DENY, tap(T.OUT_DENY), "expired", now_ms=4100)
+    f.show(O.FB_ACCEPT, tap(), O.M_OK, now_ms=4000)     # an accept resets the count
+    f.show(O.FB_DENY, tap(T.OUT_DENY), O.M_EXPIRED, now_ms=4100)
     assert pins["ASSIST"].v == 0 and f.denies == 1
-    f.show(FB.FB_FAULT, tap(T.OUT_ERROR), "reader_fault", now_ms=5000)
+    f.show(O.FB_FAULT, tap(T.OUT_ERROR), O.M_READER_FAULT, now_ms=5000)
     assert pins["ASSIST"].v == 1
 
 
 def test_missing_roles_are_fine():
     f = FB.Feedback({"LED_G": None}, None, None, None)
-    f.show(FB.FB_ACCEPT, tap(), "ok", now_ms=0)
+    f.show(O.FB_ACCEPT, tap(), O.M_OK, now_ms=0)
     f.step(10000)
     assert not f.busy()
 
@@ -172,30 +166,37 @@ def test_display_texts():
     d = TextDisplay()
     f, pins, pwm, log = rig(display=d)
     assert d.screens[-1] == ("请刷卡", "Tap card", -1)
-    f.show(FB.FB_ACCEPT, tap(fare=200), "ok", now_ms=0)
+    f.show(O.FB_ACCEPT, tap(fare=200), O.M_OK, now_ms=0)
     assert d.screens[-1] == ("刷卡成功", "Accepted", 200)     # fare shown, provisional
-    f.show(FB.FB_CONCESSION, tap(fare=100, conc=T.C_ELDERLY_HALF), "concession", now_ms=10)
+    f.show(O.FB_CONCESSION, tap(fare=100, conc=T.C_ELDERLY_HALF), O.M_CONCESSION, now_ms=10)
     assert d.screens[-1] == ("老年半价", "Senior half", 100)
-    f.show(FB.FB_DENY, tap(T.OUT_DENY, fare=0), "deny_lost", now_ms=20)
+    f.show(O.FB_DENY, tap(T.OUT_DENY, fare=0), O.M_DENY_LOST, now_ms=20)
     assert d.screens[-1] == ("卡已挂失", "Card lost", -1)     # no fare on a refusal
-    f.show(FB.FB_ALREADY, tap(fare=0), "already_paid", now_ms=30)
+    f.show(O.FB_ALREADY, tap(fare=0), O.M_ALREADY_PAID, now_ms=30)
     assert d.screens[-1] == ("已付款", "Already paid", -1)
-    f.show(FB.FB_ACCEPT, tap(fare=0), "no_time", now_ms=40)
+    f.show(O.FB_ACCEPT, tap(fare=0), O.M_NO_TIME, now_ms=40)
     assert d.screens[-1][2] == -1                              # no fare invented
     f.step(40 + 2500)
     assert d.screens[-1] == ("请刷卡", "Tap card", -1)        # back to idle
 
 
-def test_every_decision_key_has_a_message():
-    import ykt.rules.decide as Dm
-    keys = ("ok", "concession", "transfer", "already_paid", "green", "identity", "exit", "expired",
-            "not_yet_valid", "region", "unsupported", "passback", "daily_limit", "no_time",
-            "not_configured", "read_failed", "reader_fault") + Dm._DENY_KEYS[1:]
-    for k in keys:
-        zh, en = FB.MESSAGES[k]
-        assert zh and en and len(en) <= 16, k        # 16 columns of the 8x8 font
-        assert len(zh) <= 8, k                       # 8 glyphs of 16 px
-    assert len(FB.CONCESSIONS) == T.C_CHILD + 1
+def test_display_by_id_follows_the_table_flags():
+    # the journal-full refusal and a transfer render from their own rows;
+    # exit with a concession shows the label, identity entry shows no fare
+    d = TextDisplay()
+    f, pins, pwm, log = rig(display=d)
+    f.show(O.FB_FAULT, tap(T.OUT_DENY, fare=0), O.M_JOURNAL_FULL, now_ms=0)
+    assert d.screens[-1] == (O.MESSAGES[O.M_JOURNAL_FULL][1], O.MESSAGES[O.M_JOURNAL_FULL][2], -1)
+    f.show(O.FB_CONCESSION, tap(fare=150), O.M_TRANSFER, now_ms=10)
+    assert d.screens[-1] == ("换乘优惠", "Transfer", 150)
+    f.show(O.FB_CONCESSION, tap(fare=600, conc=T.C_SOLDIER), O.M_EXIT, now_ms=20)
+    assert d.screens[-1] == ("现役军人", "Soldier", 600)
+    f.show(O.FB_ACCEPT, tap(fare=600), O.M_EXIT, now_ms=30)
+    assert d.screens[-1] == ("行程结束", "Exit OK", 600)
+    f.show(O.FB_ACCEPT, tap(fare=300, conc=T.C_DISABLED), O.M_IDENTITY, now_ms=40)
+    assert d.screens[-1] == ("身份核验通过", "ID checked", -1)   # no concession label, no fare
+    f.show(O.FB_GREEN, tap(fare=0), O.M_GREEN, now_ms=50)
+    assert d.screens[-1] == ("绿色通道", "Green channel", 0)
 
 
 def test_pwm_log_on_virtual_clock():
@@ -203,7 +204,7 @@ def test_pwm_log_on_virtual_clock():
     f, pins, pwm, log = rig()
     vclock.advance_us(1000000)
     t0 = ticks_ms()
-    f.show(FB.FB_CONCESSION, tap(fare=0, conc=T.C_DISABLED), "concession")
+    f.show(O.FB_CONCESSION, tap(fare=0, conc=T.C_DISABLED), O.M_CONCESSION)
     for _ in range(100):                  # the main loop: 5 ms per iteration
         vclock.advance_us(5000)
         f.step(ticks_ms())

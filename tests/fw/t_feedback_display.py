@@ -3,6 +3,7 @@
 # covers every message. Needs framebuf (MicroPython; CPython skips with reason).
 from ykt.ui import display as DS
 from ykt.ui import feedback as FB
+from ykt import outcome as O
 from ykt import taprec as T
 
 
@@ -29,8 +30,7 @@ def _glyphs():
 
 def test_glyph_file_covers_messages():
     g = _glyphs()
-    texts = [v[0] for v in FB.MESSAGES.values()] + [c[0] for c in FB.CONCESSIONS] + [FB.PROVISIONAL[0]]
-    for s in texts:
+    for s in O.texts():
         for ch in s:
             assert g.index(ord(ch)) >= 0, "glyph missing for %r (run `ykt glyphs build`)" % ch
     assert g.index(0x41) == -1
@@ -95,7 +95,7 @@ def test_fare_line_and_feedback_integration():
     f = FB.Feedback({}, None, d, {})
     t = T.Tap()
     t.fare = 12345
-    f.show(FB.FB_ACCEPT, t, "ok", now_ms=0)
+    f.show(O.FB_ACCEPT, t, O.M_OK, now_ms=0)
     lit = sum(dev.pixel(x, y) for x in range(128) for y in range(30, 46))
     assert lit > 60                                     # 暂定 + CNY 123.45
     ref = DS.SSD1306_I2C(128, 64, I2C())
@@ -105,13 +105,13 @@ def test_fare_line_and_feedback_integration():
         for y in range(8):
             assert dev.pixel(x0 + x, 34 + y) == ref.pixel(x, y), (x, y)
     t.fare = 0
-    f.show(FB.FB_CONCESSION, t, "ok", now_ms=10)
+    f.show(O.FB_CONCESSION, t, O.M_OK, now_ms=10)
     ref.fill(0)
     ref.text("0.00", 0, 0, 1)
     for x in range(32):
         for y in range(8):
             assert dev.pixel(x0 + x, 34 + y) == ref.pixel(x, y), (x, y)
-    f.show(FB.FB_DENY, t, "region", now_ms=20)
+    f.show(O.FB_DENY, t, O.M_REGION, now_ms=20)
     assert sum(dev.pixel(x, y) for x in range(128) for y in range(30, 64)) == 0   # no fare on refusal
 
 
@@ -133,7 +133,7 @@ def test_on_simulated_panel():
     f = FB.Feedback({}, None, d, {})
     t = T.Tap()
     t.fare = 250
-    f.show(FB.FB_ACCEPT, t, "ok", now_ms=0)
+    f.show(O.FB_ACCEPT, t, O.M_OK, now_ms=0)
     assert panel.on
     for y in range(64):
         for x in range(128):

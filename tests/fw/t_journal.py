@@ -335,14 +335,3 @@ def test_empty_newest_segment_is_reused_with_a_new_salt():
     j = _open(d)
     assert [t.seq for t in j.pending(10)] == [3]
     j.close()
-
-
-def test_replace_file_is_old_or_new():
-    d = _fresh_dir()
-    os.mkdir(d)
-    p = d + "/cfg"
-    journal.replace_file(p, b"one")
-    journal.replace_file(p, b"two-longer")
-    with open(p, "rb") as f:
-        assert f.read() == b"two-longer"
-    assert sorted(os.listdir(d)) == ["cfg"]

@@ -137,7 +137,7 @@ def test_taps_served_while_downloading():
         http = K.FileHttp(b, "0.2.0")
         up = dev.updater(http, interval_s=60)
         ev = []
-        app.on_event = lambda tap, kind: ev.append(http.sent)
+        app.on_event = lambda tap, kind, msg: ev.append(http.sent)
         dev.w.field.present("ssc_nanning", after_us=20000, for_us=300000)
         st = K.drive(up, app)
         assert st == ota.READY

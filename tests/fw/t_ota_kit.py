@@ -15,6 +15,7 @@ import otaboot
 from ykt.ota import updater as ota
 from ykt.sec import sigverify
 from ykt.sec import signed
+from yktsrv import bundle
 
 DEV = 77
 KEY = b"\x5a" * 32
@@ -123,10 +124,10 @@ def build(path, version, files=None, boards=(), min_interp=INTERP, signer="rel",
     """Write a signed bundle to path, streaming (never all in RAM)."""
     if files is None:
         files = app_files()
-    man = ota.manifest(version, min_interp, boards, len(files))
+    man = bundle.manifest(version, min_interp, boards, len(files))
     length = len(man)
     for p, src in files:
-        length += len(ota.file_entry(p, _size(src))) + _size(src)
+        length += len(bundle.file_entry(p, _size(src))) + _size(src)
     kid = sigverify.key_id(_nbytes(_int(REL_N if signer == "rel" else DL_N)))
     hdr = struct.pack("<4sBBBBII8sIII", signed.MAGIC, signed.FORMAT, kind, 1, 0,
                       env_version or ota.ver_int(version), 0, kid, 1795000000, 0, length)
@@ -137,14 +138,13 @@ def build(path, version, files=None, boards=(), min_interp=INTERP, signer="rel",
         f.write(man)
         buf = bytearray(1024)
         for p, src in files:
-            e = ota.file_entry(p, _size(src))
+            e = bundle.file_entry(p, _size(src))
             h.update(e)
             f.write(e)
+            bad = tamper and p.endswith("app.py")   # signed as it was, shipped one bit off
             if isinstance(src, bytes):
                 h.update(src)
-                if tamper and p.endswith("app.py"):
-                    src = src.replace(b"FB_ACCEPT = const(1)", b"FB_ACCEPT = const(6)")
-                f.write(src)
+                f.write(_flip(src) if bad else src)
                 continue
             with open(src, "rb") as g:     # streamed: bundles are bigger than the heap
                 while True:
@@ -153,11 +153,18 @@ def build(path, version, files=None, boards=(), min_interp=INTERP, signer="rel",
                         break
                     mv = memoryview(buf)[:n]
                     h.update(mv)
-                    if tamper and p.endswith("app.py"):
-                        mv = bytes(mv).replace(b"const(1)", b"const(6)")
+                    if bad:
+                        mv = _flip(mv)
+                        bad = False
                     f.write(mv)
         f.write(_sign(h.digest(), signer))
     return os.stat(path)[6]
+
+
+def _flip(b):
+    b = bytearray(b)
+    b[len(b) // 2] ^= 0x20
+    return b
 
 
 class FileHttp:
@@ -327,14 +334,20 @@ class Device:
         self.reboot_chip(cause)
         return self.boot(cause)
 
-    def updater(self, http, **kw):
+    def updater(self, http, running_package=False, **kw):
+        """An Updater for this device. running_package: from the ykt package
+        the booted device runs (otaboot reloads it, as a device boot would),
+        so modules it imports later (ykt.ota.image) are of the same set and
+        raise the errors it catches; the default reuses this kit's import
+        (on the small heap a second copy of the updater may not fit)."""
         kw.setdefault("interp", INTERP)
         kw.setdefault("board", self.w.board["name"])
-        return ota.Updater(http, DEV, KEY, keyring(), root=self.root, **kw)
+        mod = __import__("ykt.ota.updater", None, None, ("Updater",)) if running_package else ota
+        return mod.Updater(http, DEV, KEY, keyring(), root=self.root, **kw)
 
     def takes_taps(self):
         ev = []
-        self.app.on_event = lambda tap, kind: ev.append(kind)
+        self.app.on_event = lambda tap, kind, msg: ev.append(kind)
         self.w.field.present("ssc_nanning", after_us=300000, for_us=300000)
         self.app.run(1500)
         return len(ev) == 1
@@ -363,6 +376,20 @@ def drive(up, app=None, max_steps=20000):
         if st == ota.READY or (st == ota.IDLE and up.errors):
             return st
     return up.state
+
+
+def esp_image(n=5000, chip=0):
+    """Bytes shaped like an ESP32 app image (magic 0xE9, segment count, chip
+    id at offset 12), the rest a pattern: what the simulated OTA partitions
+    and the release tool check."""
+    b = bytearray(n)
+    for i in range(n):
+        b[i] = (i * 7) & 0xFF
+    b[0] = 0xE9
+    b[1] = 3
+    b[12] = chip & 0xFF
+    b[13] = chip >> 8
+    return bytes(b)
 
 
 def envelope(kind, version, payload, signer="rel"):

@@ -180,7 +180,7 @@ def test_decide_qr_like_a_card():
     r.deny.d[K.HOLDER] = 1
     cr = _check(v, K.text(K.mint(iat=now + 10)), Q.R_OK)
     DK.check(r.tap_card(cr, now + 10), T.OUT_DENY, T.R_DENY_LOST, label="lost card")
-    assert r.d.last_text == "deny_lost"
+    assert r.key == "deny_lost"
 
 
 def test_decide_qr_category_region_refusals():

@@ -23,7 +23,7 @@ def _world():
     app = w.boot()
     assert app.qr is not None and w.qr is not None and app.decider is not None, app.report
     events = []
-    app.on_event = lambda tap, kind: events.append((tap.outcome, tap.reason, tap.flags, bytes(tap.token), kind))
+    app.on_event = lambda tap, kind, msg: events.append((tap.outcome, tap.reason, tap.flags, bytes(tap.token), kind))
     return w, app, events
 
 

@@ -312,3 +312,25 @@ def test_i2c_with_irq_pin():
     b0 = r.pn.t.bytes
     assert r.poll(cr) and cr.error == C.OK and cr.birth_date // 10000 == 1985
     assert r.pn.t.bytes - b0 < 560       # no status polling on the bus (~700 with it)
+
+
+def test_transport_drain_drops_a_stale_reply():
+    # A command whose ACK and answer nobody read (a resync after a fault):
+    # drain() is the transports' public way to drop them. I2C and SPI read
+    # out one pending frame per call; HSU empties its buffer and the UART.
+    for kind, drains in (("i2c", 2), ("spi", 2), ("hsu", 1)):
+        setup()
+        sim, r = rig(kind)
+        assert r.start(), kind
+        pn = r.pn
+        t = pn.t
+        t.write(pn.out, pn._frame(0x02, 0))          # GetFirmwareVersion, left unread
+        vclock.advance_us(20000)
+        assert t.ready(), kind
+        for _ in range(drains):
+            t.drain()
+        assert not t.ready(), kind
+        if kind == "hsu":
+            assert t.n == 0 and t.uart.any() == 0
+        e = pn.errors
+        assert pn.firmware_version()[0] == 0x32 and pn.errors == e, kind

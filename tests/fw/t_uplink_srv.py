@@ -7,6 +7,7 @@ import socket
 
 from ykt import taprec
 from ykt.net import wire
+from yktsrv import wiresrv
 
 
 def _would_block(e):
@@ -166,10 +167,10 @@ class Backoffice:
             return (503, b"busy", 0)
         if path == wire.PATH_TAPS and method == "POST":
             try:
-                dev, taps = wire.decode_batch(body, self.keys)
+                dev, taps = wiresrv.decode_batch(body, self.keys)
             except wire.WireError as e:
                 return (401 if e.code == "bad_mac" else 400, e.code.encode(), 0)
-            nonce = wire.peek_header(body)[4]
+            nonce = wiresrv.peek_header(body)[4]
             if fault == "partial":
                 taps = taps[:len(taps) // 2]
             for t in taps:
@@ -183,10 +184,10 @@ class Backoffice:
             else:
                 self.prev_nonce = nonce
             k = b"\x55" * 32 if fault == "forged" else self.key
-            return (200, wire.encode_ack(k, dev, taps[-1].seq, nonce, self.now),
+            return (200, wiresrv.encode_ack(k, dev, taps[-1].seq, nonce, self.now),
                     20 if fault == "truncated" else 0)
         try:
-            dev, ts, nonce = wire.verify_request(hdrs.get("x-ykt-auth"), method, path, body, self.keys)
+            dev, ts, nonce = wiresrv.verify_request(hdrs.get("x-ykt-auth"), method, path, body, self.keys)
         except wire.WireError as e:
             return (401, e.code.encode(), 0)
         if path.startswith(wire.PATH_SYNC):
@@ -203,9 +204,9 @@ class Backoffice:
                 blob = blob[:-7]
             return (200, blob, 7 if fault == "truncated" else 0)
         if path == wire.PATH_TIME:
-            return (200, wire.encode_reply(self.key, wire.RK_TIME, dev, 0, nonce, self.now), 0)
+            return (200, wiresrv.encode_reply(self.key, wire.RK_TIME, dev, 0, nonce, self.now), 0)
         if path == wire.PATH_HEARTBEAT:
             self.heartbeats.append(body)
-            return (200, wire.encode_reply(self.key, wire.RK_HEARTBEAT, dev, self.hb_flags, nonce,
+            return (200, wiresrv.encode_reply(self.key, wire.RK_HEARTBEAT, dev, self.hb_flags, nonce,
                                            self.now), 0)
         return (404, b"", 0)

@@ -73,7 +73,9 @@ class KeysHandler(Handler):
     replaces the keyring; persist(payload, version) stores it for boot."""
 
     def __init__(self, keyring, version=0, persist=None):
-        super().__init__("keys", 1 + 8 * 520)
+        from ykt.sec import sigverify
+
+        super().__init__("keys", sigverify.KEYS_MAX)
         self.keyring = keyring
         self.ver = version
         self.persist = persist

@@ -1,9 +1,14 @@
-# Binds each downloadable kind to the module that owns it. The signature,
-# kind, scope and version checks happen in ykt.net.sync/ykt.signed before commit();
-# here each owner validates the payload with its own parser, switches
-# atomically (temp file + rename, or the deny list's two slots) and swaps the
-# object the decider uses only after the new one loaded. Any exception leaves
-# the last good copy in force; sync records the reason.
+# The downloadable kinds as a table: for each, where it lives, the owner's
+# parser that validates it, and how it goes live. The signature, kind, scope
+# and version checks happen in ykt.net.sync/ykt.sec.signed before commit();
+# here the owner's parser must accept the payload before anything is written,
+# the switch is atomic (ykt.fs.replace_file, or the deny list's two slots),
+# and the new object goes live only after it loaded. Any exception leaves the
+# last good copy in force; sync records the reason.
+#
+# make_sync() takes what it needs, not the App: the http client and device
+# credentials, the deny list, an error sink err(where, exc) and a swap
+# callback swap(kind, obj) that puts a new table in force.
 import json
 import os
 
@@ -11,25 +16,62 @@ from ykt.sec import signed
 from ykt.net import sync
 from ykt.sec import sigverify
 from ykt.compat import read_file
+from ykt.fs import join, replace_file
 
 _VERSIONS = "data/versions.json"
 _DELTA = "data/dl_delta.bin"
 _DELTA_MAX = 8192
 
 
-def _join(root, name):
-    return name if not root else root + "/" + name
+def _fares(b):
+    from ykt.rules import fares
+
+    return fares.FareTable(b)
 
 
-def replace_file(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    try:
-        os.remove(path)   # littlefs rename onto an existing file is atomic, but FAT's is not
-    except OSError:
-        pass
-    os.rename(tmp, path)
+def _catalog(b):
+    from ykt.rules import catalog
+
+    return catalog.Catalog(b)
+
+
+def _ents(b):
+    from ykt.rules import fares
+
+    return fares.Entitlements(b)
+
+
+# One row per kind that lives in a file:
+#   (kind, file under the root, parse(bytes) -> the object that goes live, largest payload)
+# How each goes live: "keys" replaces the shared keyring in place
+# (sync.KeysHandler, which also refuses a ring that would lock the device
+# out); the tables are handed to swap(kind, obj). The deny list has no file:
+# it streams into its free slot (DenyListHandler below).
+FILES = (
+    ("keys", "data/keys.bin", sigverify.parse_keys, sigverify.KEYS_MAX),
+    ("fares", "data/fares.bin", _fares, 32768),
+    ("catalog", "data/catalog.bin", _catalog, 32768),
+    ("entitlements", "data/ents.bin", _ents, 1 << 18),
+)
+TABLES = ("fares", "catalog", "entitlements")
+
+
+def _row(kind):
+    for r in FILES:
+        if r[0] == kind:
+            return r
+    raise ValueError("no file kind %s" % kind)
+
+
+def path(root, kind):
+    return join(root, _row(kind)[1])
+
+
+def load(root, kind):
+    """The kind's object from its file, parsed as a download would be (boot).
+    Raises OSError (no file) or ValueError (refused by its parser)."""
+    r = _row(kind)
+    return r[2](read_file(join(root, r[1]), r[3]))
 
 
 class Versions:
@@ -38,7 +80,7 @@ class Versions:
     (the payload on flash is at least as new as what is recorded)."""
 
     def __init__(self, root):
-        self.path = _join(root, _VERSIONS)
+        self.path = join(root, _VERSIONS)
         self.v = {}
         try:
             d = json.loads(read_file(self.path, 2048, False))
@@ -57,21 +99,22 @@ class Versions:
 
 
 class FileHandler(sync.Handler):
-    """A table that lives in one file: validate with load(bytes) -> object,
-    then replace the file and hand the object to install(obj)."""
+    """A kind that lives in one file (a FILES row): validate with its parser,
+    replace the file, then live(kind, obj) puts the object in force."""
 
-    def __init__(self, name, root, fname, parse, install, versions, max_len=32768):
-        super().__init__(name, max_len)
-        self.path = _join(root, fname)
+    def __init__(self, row, root, live, versions):
+        kind, fname, parse, max_len = row
+        super().__init__(kind, max_len)
+        self.path = join(root, fname)
         self.parse = parse
-        self.install = install
+        self.live = live
         self.versions = versions
-        self.ver = versions.get(name)
+        self.ver = versions.get(kind)
 
     def commit(self, hdr, sink, payload):
         obj = self.parse(bytes(payload))    # raises on a bad table: nothing changes
         replace_file(self.path, payload)
-        self.install(obj)
+        self.live(self.name, obj)
         self.ver = hdr.version
         self.versions.set(self.name, hdr.version)
 
@@ -140,7 +183,7 @@ class DenyListHandler(sync.Handler):
     def __init__(self, dl, root):
         super().__init__("denylist", 1 << 22, (signed.K_DENYLIST, signed.K_DENYLIST_DELTA))
         self.dl = dl
-        self.delta_path = _join(root, _DELTA)
+        self.delta_path = join(root, _DELTA)
         # A delta survives reboots on flash and is applied again on top of the image.
         self.held = None
         try:
@@ -175,38 +218,26 @@ class DenyListHandler(sync.Handler):
             self.held = data
 
 
-def load_keyring(root):
-    return sigverify.parse_keys(read_file(_join(root, "data/keys.bin"), 4200))
-
-
-def make_sync(app, key):
-    """The Sync service for an App, or None if the device has no trusted keys."""
-    root = app.root
+def make_sync(root, http, device_id, key, clock, denylist, swap, err, interval_s=60):
+    """The Sync service, or None when the device has no trusted keys (err is
+    told why). swap(kind, obj): a new table (a TABLES kind) is on flash and
+    parsed; put it in force. err(where, exc): the error sink."""
     try:
-        ring = load_keyring(root)
+        ring = load(root, "keys")
     except (OSError, ValueError) as e:
-        app._err("keys", e)
+        err("keys", e)
         return None
     vers = Versions(root)
-    handlers = [sync.KeysHandler(ring, vers.get("keys"),
-                                 lambda payload, ver: (replace_file(_join(root, "data/keys.bin"), payload),
-                                                       vers.set("keys", ver)))]
-    if app.denylist is not None:
-        handlers.append(DenyListHandler(app.denylist, root))
-    from ykt.rules import catalog
-    from ykt.rules import fares
+    kpath = path(root, "keys")
 
-    def _set(attr):
-        def install(obj):
-            if app.decider is not None:
-                setattr(app.decider, attr, obj)
-            else:
-                app._load_tables()   # the first complete set makes the device able to decide
-        return install
+    def persist(payload, ver):
+        replace_file(kpath, payload)
+        vers.set("keys", ver)
 
-    handlers.append(FileHandler("fares", root, "data/fares.bin", fares.FareTable, _set("fares"), vers))
-    handlers.append(FileHandler("catalog", root, "data/catalog.bin", catalog.Catalog, _set("catalog"), vers))
-    handlers.append(FileHandler("entitlements", root, "data/ents.bin", fares.Entitlements,
-                                _set("entitlements"), vers, max_len=1 << 18))
-    return sync.Sync(app.http, app.device_id, key, ring, handlers, clock=app.clock,
-                     interval_s=app.cfg.get("sync_interval_s", 60))
+    handlers = [sync.KeysHandler(ring, vers.get("keys"), persist)]
+    if denylist is not None:
+        handlers.append(DenyListHandler(denylist, root))
+    for row in FILES:
+        if row[0] in TABLES:
+            handlers.append(FileHandler(row, root, swap, vers))
+    return sync.Sync(http, device_id, key, ring, handlers, clock=clock, interval_s=interval_s)

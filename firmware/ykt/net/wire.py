@@ -1,7 +1,10 @@
-# The uplink wire format, defined once: the device encodes tap batches and
-# decodes the back office's replies; the back office imports this module to
-# decode batches and sign replies. docs/protocol.md lays the bytes out and
-# tests/fw/t_wire.py pins them.
+# The uplink wire format, defined once: every constant, the MACs, the device's
+# half (encode tap batches, decode the back office's replies, sign requests).
+# The back office's half (decode batches, seal replies, check request
+# signatures) is yktsrv.wiresrv in host_tools/: it imports its constants and
+# MACs from here, and this module never imports it (the device never loads
+# server code). docs/protocol.md lays the bytes out and tests/fw/t_wire.py
+# pins them.
 #
 # Batch (POST /v1/taps body), little-endian:
 #  off size field
@@ -68,9 +71,9 @@ PATH_TAPS = "/v1/taps"
 PATH_HEARTBEAT = "/v1/heartbeat"
 PATH_TIME = "/v1/time"
 PATH_SYNC = "/v1/sync/"
-_REPLY_DOMAIN = b"ykt-reply-v1\n"
-_TAPS_PREFIX = b"POST /v1/taps\n"
-_HDR_FMT = "<4sBBIIHI8sI"     # first 32 bytes of the header
+REPLY_DOMAIN = b"ykt-reply-v1\n"
+TAPS_PREFIX = b"POST /v1/taps\n"
+HDR_FMT = "<4sBBIIHI8sI"     # first 32 bytes of the header (both halves parse it)
 
 
 class WireError(Exception):
@@ -101,7 +104,9 @@ def new_nonce():
     return bytes(r) + struct.pack("<I", _nonce_ctr)
 
 
-def _mac(key, prefix, data, n=None):
+def mac(key, prefix, data, n=None):
+    """HMAC-SHA256(key, prefix + data[:n])[:MAC_LEN]: batches and replies
+    (the back office's half uses it too)."""
     h = HMAC256(key)
     h.update(prefix)
     h.update(data if n is None else memoryview(data)[:n])
@@ -241,7 +246,7 @@ class BatchWriter:
         struct.pack_into("<4sBBIIHI8s", b, 0, MAGIC_BATCH, VERSION, flags, self.device_id,
                          self.first_seq, self.count, req_time & 0xFFFFFFFF, nonce)
         n = self.n
-        b[n:n + MAC_LEN] = _mac(key, _TAPS_PREFIX, b, n)
+        b[n:n + MAC_LEN] = mac(key, TAPS_PREFIX, b, n)
         self.nonce = bytes(nonce)
         # self.n stays at the end of the records: a retry re-seals the same
         # taps with a fresh nonce and flags
@@ -270,7 +275,7 @@ def decode_reply(body, key, device_id, nonce, kind):
         raise WireError("truncated", "reply of %d bytes" % len(body))
     if len(body) > REPLY_SIZE:
         raise WireError("oversized", "reply of %d bytes" % len(body))
-    if not equal(_mac(key, _REPLY_DOMAIN, body, 28), bytes(body[28:44])):
+    if not equal(mac(key, REPLY_DOMAIN, body, 28), bytes(body[28:44])):
         raise WireError("bad_mac", "reply MAC mismatch")
     magic, ver, k, status, z, dev, value, rn, st = struct.unpack_from("<4sBBBBII8sI", body, 0)
     if ver != VERSION:
@@ -292,7 +297,8 @@ def decode_ack(body, key, device_id, nonce):
 # --- request authentication for GET /v1/sync, GET /v1/time, POST /v1/heartbeat
 
 
-def _req_mac(key, method, path, device_id, ts, nonce_hex, body):
+def req_mac(key, method, path, device_id, ts, nonce_hex, body):
+    """The MAC of an X-YKT-Auth request signature (both halves)."""
     h = HMAC256(key)
     h.update(("%s %s\n%d:%d:%s\n" % (method, path, device_id, ts, nonce_hex)).encode())
     if body:
@@ -310,50 +316,4 @@ def sign_request(device_id, key, method, path, body=b"", ts=0, nonce=None):
     if nonce is None:
         nonce = new_nonce()
     nh = _hex(nonce)
-    return "%d:%d:%s:%s" % (device_id, ts, nh, _hex(_req_mac(key, method, path, device_id, ts, nh, body)))
-
-
-# --- back-office side: lives in wire_srv.py, loaded only when used -----------
-
-
-def peek_header(body):
-    """(device_id, first_seq, count, req_time, nonce, flags) after framing
-    checks, without the key: the server needs the device id to find it."""
-    from yktsrv import wiresrv as wire_srv
-
-    return wire_srv.peek_header(body)
-
-
-def decode_batch(body, key_lookup, path=PATH_TAPS):
-    """Authenticate and decode a batch. key_lookup(device_id) -> key or None.
-    Returns (device_id, [taprec.Tap]); raises WireError. The MAC is checked
-    before any record is parsed."""
-    from yktsrv import wiresrv as wire_srv
-
-    return wire_srv.decode_batch(body, key_lookup, path)
-
-
-def decode_fields(body, key_lookup, path=PATH_TAPS):
-    """decode_batch as field tuples in taprec order (the back office's path)."""
-    from yktsrv import wiresrv as wire_srv
-
-    return wire_srv.decode_fields(body, key_lookup, path)
-
-
-def encode_reply(key, kind, device_id, value, nonce, server_time, status=RS_OK):
-    from yktsrv import wiresrv as wire_srv
-
-    return wire_srv.encode_reply(key, kind, device_id, value, nonce, server_time, status)
-
-
-def encode_ack(key, device_id, acked_seq, nonce, server_time, status=RS_OK):
-    from yktsrv import wiresrv as wire_srv
-
-    return wire_srv.encode_reply(key, RK_ACK, device_id, acked_seq, nonce, server_time, status)
-
-
-def verify_request(auth, method, path, body, key_lookup):
-    """Server side: -> (device_id, ts, nonce bytes); raises WireError."""
-    from yktsrv import wiresrv as wire_srv
-
-    return wire_srv.verify_request(auth, method, path, body, key_lookup)
+    return "%d:%d:%s:%s" % (device_id, ts, nh, _hex(req_mac(key, method, path, device_id, ts, nh, body)))

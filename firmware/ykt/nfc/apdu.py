@@ -110,8 +110,9 @@ def bcd_date(buf, o):
 
 
 def digits(buf, o, n):
-    """n ASCII digits at buf[o:] as an int, or BAD."""
-    if o < 0 or n < 0 or o + n > len(buf):
+    """n ASCII digits at buf[o:] as an int, or BAD. n <= 9 keeps the value a
+    small int on a 32-bit port (no allocation); longer runs are refused."""
+    if o < 0 or n < 0 or n > 9 or o + n > len(buf):
         return BAD
     v = 0
     for k in range(o, o + n):
@@ -127,7 +128,7 @@ def citizen_birth(buf, o, n):
     characters 7..14 (1-based) are YYYYMMDD. The ID itself is not kept."""
     if n != 18 or o < 0 or o + 18 > len(buf):
         return BAD
-    if digits(buf, o, 17) < 0:
+    if digits(buf, o, 9) < 0 or digits(buf, o + 9, 8) < 0:
         return BAD
     c = buf[o + 17]
     if not (0x30 <= c <= 0x39 or c == 0x58 or c == 0x78):

@@ -29,15 +29,17 @@ class PN532_HSU:
         self.wv = Views(pn.out)
 
     def wakeup(self):
-        self.n = 0
-        self._drain()
+        self.drain()
         self.uart.write(_WAKE)
         self.bytes += len(_WAKE)
         self.clock.sleep_ms(2)
         self.t_last = self.clock.ticks_ms()
         return True
 
-    def _drain(self):
+    def drain(self):
+        """Drop what is buffered here and what waits in the UART (a stale
+        reply, half a frame)."""
+        self.n = 0
         u = self.uart
         for _ in range(16):  # bounded: at most 16 x 32 stale bytes dropped
             k = u.any()

@@ -18,6 +18,7 @@ class PN532_I2C:
 
     def bind(self, pn):
         self.clock = pn.clock
+        self.buf = pn.buf
         self.rv = Views(pn.buf)
         self.wv = Views(pn.out)
 
@@ -60,6 +61,11 @@ class PN532_I2C:
             return False
         self.bytes += n + 1
         return True
+
+    def drain(self):
+        """Drop what the chip still holds (a stale reply, half a frame)."""
+        if self.ready():
+            self.read(self.buf, 64)
 
     def wipe(self):
         pass

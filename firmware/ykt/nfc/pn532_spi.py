@@ -40,6 +40,7 @@ class PN532_SPI:
 
     def bind(self, pn):
         self.clock = pn.clock
+        self.buf = pn.buf
         self.rv = Views(pn.buf)
         self.tv = Views(self.tx)
 
@@ -92,6 +93,11 @@ class PN532_SPI:
             self.cs.value(1)
         self.bytes += n + 1
         return True
+
+    def drain(self):
+        """Drop what the chip still holds (a stale reply, half a frame)."""
+        if self.ready():
+            self.read(self.buf, 64)
 
     def wipe(self):
         t = self.tx

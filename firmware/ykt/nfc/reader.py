@@ -93,22 +93,12 @@ class Reader:
         c.sleep_ms(10)       # oscillator start-up before the first command
         self.resets += 1
 
-    def _drain(self):
-        # Drop whatever the chip still holds (stale reply, half frame).
-        pn = self.pn
-        t = pn.t
-        if t.stream:
-            t.n = 0
-            t._drain()
-        elif t.ready():
-            t.read(pn.buf, 64)
-
     def _ladder(self, resync=True):
         """Resync, then hardware reset, then fault. Returns True if healthy."""
         pn = self.pn
         if resync:
             pn.abort()
-            self._drain()
+            pn.t.drain()        # whatever the chip still holds: a stale reply, half a frame
             if self._init_chip():
                 return self._healthy()
         if self.rst is not None:

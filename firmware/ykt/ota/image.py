@@ -1,35 +1,35 @@
-# Over-the-air update of the MicroPython interpreter image itself, through
-# the ESP32's own OTA partitions (esp32.Partition: get_next_update, set_boot,
-# mark_app_valid_cancel_rollback), with the same trial-and-rollback rule as
-# the application slots (otaboot):
+# A whole firmware image (the MicroPython interpreter with the application
+# frozen in) through the ESP32's own OTA partitions (esp32.Partition:
+# get_next_update, set_boot, mark_app_valid_cancel_rollback), with the same
+# trial-and-rollback rule as the application slots (otaboot). The updater
+# (ykt.ota.updater) hands it downloads whose envelope kind is K_FIRMWARE;
+# this is how boards without PSRAM, which run frozen code, get full updates.
 #
 # 1. ImageWriter streams a signed envelope (ykt.sec.signed, kind K_FIRMWARE,
 #    version = ota.ver_int, key usage U_RELEASES) straight into the OTA
 #    partition that is not running, one 4096-byte block at a time (bounded RAM;
 #    nothing there boots until set_boot). The payload must start with the ESP
-#    image magic 0xE9 and fit the partition.
+#    image magic 0xE9 and fit the partition (else OSError).
 # 2. finish() checks the signature over everything that was written, then
 #    set_boot() and records app/fw.json {"v": version, "part": label}: the
 #    bootloader starts the image once as "pending".
 # 3. At the next boot otaboot sees app/fw.json: if the running partition is
-#    that label it runs the self-check within TRIAL_MS and only then calls
-#    mark_app_valid_cancel_rollback(); a failed check, a hang (watchdog) or a
-#    crash before Python runs resets while the image is still pending, and the
-#    ESP-IDF bootloader goes back to the previous image, which otaboot reports.
+#    that label it runs the image's own application under the self-check
+#    within TRIAL_MS and only then calls mark_app_valid_cancel_rollback(); a
+#    failed check, a hang (watchdog) or a crash before Python runs resets while
+#    the image is still pending, and the ESP-IDF bootloader goes back to the
+#    previous image, which otaboot records as a rollback of that version.
 # The Partition class is passed in (board layer); this module imports no esp32.
 import json
 
-from ykt.sec import signed
 from ykt.compat import const
-from ykt.ota.updater import OtaError, _ReleaseKeys
+from ykt.fs import join as _join, replace_file
+from ykt.sec import signed
+from ykt.sec import sigverify
+from ykt.sec.signed import K_FIRMWARE
 
-K_FIRMWARE = const(9)
 _BLOCK = const(4096)
 _ESP_MAGIC = const(0xE9)
-
-
-def _join(root, name):
-    return name if not root else root + "/" + name
 
 
 def record_path(root):
@@ -81,7 +81,7 @@ class ImageWriter:
         running = part_cls(part_cls.RUNNING)
         self.target = running.get_next_update()
         self.sink = _PartSink(self.target)
-        self.reader = signed.Reader(_ReleaseKeys(keyring), (K_FIRMWARE,), have_version,
+        self.reader = signed.Reader(sigverify.UsageKeys(keyring, sigverify.U_RELEASES), (K_FIRMWARE,), have_version,
                                     self.sink.size, device_id, self.sink)
 
     def feed(self, mv):
@@ -92,9 +92,8 @@ class ImageWriter:
         hdr = self.reader.finish()   # raises signed.SignedError: never set_boot
         self.sink._flush()
         if self.sink.total == 0:
-            raise OtaError("bad_manifest", "empty image")
+            raise OSError(22, "empty image")
         label = self.target.info()[4]
-        from ykt.journal import replace_file
         import os
 
         try:

@@ -1,23 +1,36 @@
-# Over-the-air update of the application, as a bounded non-blocking state
-# machine stepped from the main loop (like ykt.net.sync): every step() does one
-# HTTP step, or reads/writes at most _IO bytes of flash, and returns.
+# Over-the-air updates, as a bounded non-blocking state machine stepped from
+# the main loop (like ykt.net.sync): every step() does one HTTP step, or
+# reads/writes at most _IO bytes of flash, and returns. The download is a
+# signed envelope (ykt.sec.signed, version = ver_int(), key usage U_RELEASES)
+# of one of two kinds, dispatched on the envelope's kind:
+#   K_RELEASE   an application bundle: the ykt package, into an A/B slot
+#               (otaboot), for boards that load the application from flash
+#   K_FIRMWARE  a whole firmware image (interpreter + frozen application) into
+#               the next ESP32 OTA app partition (ykt.ota.image), for boards
+#               without PSRAM that run frozen code; needs the board layer's
+#               esp32.Partition (part=), else it is refused as wrong_kind
 #
 #   IDLE -> OFFER     GET /v1/ota/offer?have=V&board=B&st=S[&rb=R]  (X-YKT-Auth)
 #                     204: nothing; 200: {"version","size","url"} (<= 512 B JSON)
 #   -> DOWNLOAD       GET url with "Range: bytes=<have>-" appended to ota/dl.part
 #                     (206 resumes, 200 restarts); interrupted -> resumes later,
-#                     even after a reboot (ota/dl.json says which bundle it is)
-#   -> VERIFY         ota/dl.part streamed through ykt.sec.signed.Reader: kind
-#                     K_RELEASE, version > running, size bound, signed by a key
-#                     with usage U_RELEASES; nothing is installed unless it verifies
-#   -> INSTALL        manifest checks (board, minimum interpreter, version), then
-#                     the files are written into the slot that is NOT active
-#                     (otaboot.install_slot) and the slot is staged (one rename)
+#                     even after a reboot (ota/dl.json says which download it is)
+#   -> VERIFY         ota/dl.part streamed through ykt.sec.signed.Reader: version
+#                     > running, size bound, signed by a release key; nothing is
+#                     installed unless it verifies. An image is written into the
+#                     partition in the same pass (ImageWriter: it never boots
+#                     unless the signature verified)
+#   -> INSTALL        bundle: manifest checks (board, minimum interpreter,
+#                     version), then the files are written into the slot that is
+#                     NOT active (otaboot.install_slot) and the slot is staged
+#                     (one rename); an image skips it (set_boot is done)
 #   -> READY          reboot_wanted: the app resets at an idle moment; otaboot
-#                     runs the new version on trial (self-check, rollback)
+#                     runs the new version on trial (self-check, rollback; an
+#                     image that fails it is rolled back by the bootloader)
 #
 # Bundle = signed envelope (ykt.sec.signed, kind K_RELEASE, version = ver_int())
-# whose payload is:
+# whose payload is (built on the host by yktsrv.bundle; the Installer below is
+# the device's parser):
 #  off size field (little-endian)
 #   0   4   magic "YKTB"
 #   4   1   format (1)
@@ -34,12 +47,16 @@ from ykt.sec import signed
 from ykt.sec import sigverify
 from ykt.net import wire
 from ykt.compat import const, ticks_ms, ticks_diff, ticks_add
+from ykt.fs import join as _join, replace_file
 
-K_RELEASE = const(8)
+K_RELEASE = signed.K_RELEASE    # the two OTA envelope kinds (defined with the others in ykt.sec.signed)
+K_FIRMWARE = signed.K_FIRMWARE
 MAGIC = b"YKTB"
 FORMAT = const(1)
 MAN_SIZE = const(28)
-MAX_BUNDLE = 1536 * 1024       # bounds the download (and the flash it takes)
+MAX_BUNDLE = 1536 * 1024       # bounds a bundle's payload (and the flash it takes)
+MAX_DOWNLOAD = MAX_BUNDLE + 8192   # any download: a payload of 1.5 MB (a bundle, or an image
+                                   # the size of an OTA app partition) plus header and signature
 _IO = const(1024)              # flash bytes per step
 _FLUSH = const(8192)           # download persisted at least this often
 U_RELEASES = sigverify.U_RELEASES
@@ -84,23 +101,9 @@ class OtaError(Exception):
         self.code = code
 
 
-class _ReleaseKeys:
-    # Only keys trusted for releases may sign a bundle: a download key
-    # (deny lists, fares) cannot replace the application.
-    def __init__(self, ring):
-        self.ring = ring
-
-    def get(self, kid, usage=0):
-        return self.ring.get(kid, U_RELEASES)
-
-
 class _Null:
     def write(self, b):
         pass
-
-
-def _join(root, name):
-    return name if not root else root + "/" + name
 
 
 def _rm(path):
@@ -164,7 +167,9 @@ def _mkdirs(path):
             pass
 
 
-def _check_path(p):
+def check_path(p):
+    """A slot path: relative, no .., letters, digits and ._-/ only (the
+    host's bundle builder applies the same rule)."""
     if not p or p[0] == "/" or ".." in p or "//" in p:
         raise OtaError("bad_path", p)
     for c in p:
@@ -239,7 +244,7 @@ class Installer:
                 return True
             n = self._read(1)[0]
             p = self._read(n).decode()
-            _check_path(p)
+            check_path(p)
             self.rem = struct.unpack("<I", self._read(4))[0]
             if self.rem > self.left:
                 raise OtaError("bad_manifest", "file beyond the payload")
@@ -273,20 +278,26 @@ class Installer:
 class Updater:
     """Background updater. running: version string now running (default:
     otaboot's record, else ykt.VERSION). interp: this interpreter's version
-    as interp_int (None = not checked, e.g. CPython). board: the board name."""
+    as interp_int (None = not checked, e.g. CPython). board: the board name.
+    part: the esp32.Partition class when firmware images can be installed
+    (board layer: Board.ota_partitions()), else None."""
 
     def __init__(self, http, device_id, key, keyring, root="", board="", interp=None,
-                 clock=None, interval_s=900, running=None, max_bytes=MAX_BUNDLE):
+                 clock=None, interval_s=900, running=None, max_bytes=MAX_DOWNLOAD, part=None):
         self.http = http
         self.device_id = device_id
         self.key = key
-        self.keys = _ReleaseKeys(keyring)
+        self.keyring = keyring
+        self.keys = sigverify.UsageKeys(keyring, U_RELEASES)   # only release keys sign an update
         self.root = root
         self.board = board
         self.interp = interp
         self.clock = clock
         self.interval_ms = interval_s * 1000
         self.max_bytes = max_bytes
+        self.part = part
+        self.image = None           # label of the partition an image was written to
+        self._img = False
         import otaboot
 
         self.boot = otaboot
@@ -418,12 +429,9 @@ class Updater:
         if self.rolled_back and self.rolled_back[0] == o["version"]:
             return self._idle()     # rolled back here once: wait for a newer one
         self.offer = {"version": o["version"], "size": size, "url": url}
-        from ykt.journal import replace_file
-        import json as _j
-
         _mkdirs(_join(self.root, "ota"))
         _rm(self.dl)
-        replace_file(self.meta, _j.dumps(self.offer).encode())
+        replace_file(self.meta, json.dumps(self.offer).encode())
         hp.release(self)
         self._start_download()
 
@@ -491,10 +499,24 @@ class Updater:
 
     # --- verification and install ---------------------------------------------
     def _begin_verify(self):
+        """Dispatch on the envelope's kind (byte 5 of its header): an image goes
+        through ykt.ota.image's writer, anything else must be a release."""
         self.http.release(self)
-        self._reader = signed.Reader(self.keys, (K_RELEASE,), ver_int(self.running),
-                                     self.max_bytes, self.device_id, _Null())
         self._f = open(self.dl, "rb")
+        hdr = self._f.read(signed.HDR_SIZE)
+        self._f.seek(0)
+        have = ver_int(self.running)
+        self._img = len(hdr) == signed.HDR_SIZE and hdr[5] == K_FIRMWARE and self.part is not None
+        if self._img:
+            from ykt.ota import image
+
+            try:
+                self._reader = image.ImageWriter(self.part, self.keyring, have, self.device_id)
+            except OSError:
+                return self._refuse("no_partition")
+        else:
+            self._reader = signed.Reader(self.keys, (K_RELEASE,), have, MAX_BUNDLE,
+                                         self.device_id, _Null())
         self.state = VERIFY
 
     def _refuse(self, code):
@@ -515,9 +537,13 @@ class Updater:
             if n:
                 self._reader.feed(memoryview(self._buf)[:n])
                 return
+            if self._img:
+                return self._image_done()
             hdr = self._reader.finish()
         except signed.SignedError as e:
             return self._refuse(e.code)
+        except OSError as e:        # the image's partition: not an app image, too large, empty, flash
+            return self._refuse("image %s" % (e.args[-1] if e.args else "flash"))
         self._close()
         self._reader = None
         self._hdr = hdr
@@ -538,6 +564,17 @@ class Updater:
         except (OSError, ValueError):
             return self._refuse("bad_manifest")
         self.state = INSTALL
+
+    def _image_done(self):
+        """The image is in the partition: verify the signature, then set_boot
+        and otaboot's record (ImageWriter.finish). The bootloader runs it once
+        on trial at the next reset."""
+        self._close()
+        self.image = self._reader.finish(self.root)
+        self._reader = None
+        self._discard()
+        self.reboot_wanted = True
+        self.state = READY
 
     def _install_step(self):
         if self._inst is None:
@@ -589,28 +626,3 @@ def otaboot_version(root):
     import otaboot
 
     return otaboot.status(root)["pending"]
-
-
-def manifest(version, min_interp, boards, nfiles):
-    """The payload's fixed part and board list (host release tool, tests)."""
-    vs = version.encode()
-    if len(vs) > 16:
-        raise ValueError("version string too long")
-    ver_int(version)
-    b = bytearray(MAGIC)
-    b.append(FORMAT)
-    b.append(len(boards))
-    b.extend(struct.pack("<HI", nfiles, min_interp))
-    b.extend(vs + b"\x00" * (16 - len(vs)))
-    for name in boards:
-        n = name.encode()
-        b.append(len(n))
-        b.extend(n)
-    return bytes(b)
-
-
-def file_entry(path, size):
-    """Header of one file entry; the file's bytes follow it."""
-    p = path.encode()
-    _check_path(path)
-    return bytes([len(p)]) + p + struct.pack("<I", size)

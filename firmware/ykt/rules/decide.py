@@ -1,9 +1,11 @@
 # The rule engine: one card read plus local state (catalog, fares,
 # entitlements, deny list, recent taps) -> outcome, reason, provisional fare,
-# concession and a feedback kind. Offline: nothing here waits for anything.
-# Every decision fills the caller's taprec.Tap and sets .last_text (a message
-# key of ykt.ui.feedback). Hot path: no allocation except the keyed token's
-# hashlib objects (two SHA-256 contexts and digests, measured by bench_decide).
+# concession, and what the rider is shown. Offline: nothing here waits for
+# anything. Every decision fills the caller's taprec.Tap and returns one small
+# int, kind | message id << 3 (ykt.outcome: FB_* kind, M_* message; split it
+# with outcome.kind_of / outcome.msg_of). Hot path: no allocation except the
+# keyed token's hashlib objects (two SHA-256 contexts and digests, measured by
+# bench_decide).
 #
 # Order of the rules (first match wins):
 #   reader fault / read error -> UID-only or foreign card -> refused QR code
@@ -19,23 +21,18 @@ from ykt import cardread as CR
 from ykt.rules import catalog as C
 from ykt.rules import fares as F
 from ykt.compat import const
-
-FB_ACCEPT = const(1)
-FB_CONCESSION = const(2)
-FB_GREEN = const(3)
-FB_ALREADY = const(4)   # accept-style "already paid"
-FB_DENY = const(5)
-FB_ERROR = const(6)     # read failed: tap again
-FB_FAULT = const(7)     # reader fault or device not configured: call staff
-FB_NAMES = ("", "accept", "concession", "green", "already", "deny", "error", "fault")
+from ykt.outcome import (FB_ACCEPT, FB_CONCESSION, FB_GREEN, FB_ALREADY, FB_DENY, FB_ERROR, FB_FAULT,
+                         M_OK, M_CONCESSION, M_TRANSFER, M_ALREADY_PAID, M_GREEN, M_IDENTITY, M_EXIT,
+                         M_DENY_LOST, M_EXPIRED, M_NOT_YET_VALID, M_REGION, M_UNSUPPORTED,
+                         M_PASSBACK, M_DAILY_LIMIT, M_NO_TIME, M_NOT_CONFIGURED, M_READ_FAILED,
+                         M_READER_FAULT, KIND_BITS)
 
 _T0 = const(1700000000)  # times are kept relative to 2023-11-14: small ints on the ESP32
-_DENY_KEYS = ("", "deny_lost", "deny_suspended", "deny_cancelled", "deny_replaced")
 _DOMAIN_CARD = b"ykt-card-v1\x00"  # must equal ykt.sec.token's domain (tested)
-# feedback message keys of refused QR codes (existing ykt.ui.feedback messages;
-# a used code says "tap again": the holder's app shows a fresh one)
-_QR_KEYS = {T.R_QR_EXPIRED: "expired", T.R_QR_NOT_YET_VALID: "not_yet_valid",
-            T.R_QR_REPLAY: "read_failed", T.R_NO_TRUSTED_TIME: "no_time"}
+# messages of refused QR codes (a used code says "tap again": the holder's
+# app shows a fresh one)
+_QR_MSGS = {T.R_QR_EXPIRED: M_EXPIRED, T.R_QR_NOT_YET_VALID: M_NOT_YET_VALID,
+            T.R_QR_REPLAY: M_READ_FAILED, T.R_NO_TRUSTED_TIME: M_NO_TIME}
 
 
 def _pad(key, v):
@@ -75,7 +72,6 @@ class Decider:
         self._opad = _pad(token_key, 0x5C)
         self.stop = profile.stop      # a bus may update it (stop announcements)
         self.stage = 0                # ferry stage chosen on the device (stage mode)
-        self.last_text = "idle"
         self._day = -1
         self._ymd = 0
         self._wday = 0
@@ -102,11 +98,10 @@ class Decider:
             self._wday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
         return (loc % 86400) // 60
 
-    def _end(self, tap, outcome, reason, fb, key):
+    def _end(self, tap, outcome, reason, fb, msg):
         tap.outcome = outcome
         tap.reason = reason
-        self.last_text = key
-        return fb
+        return fb | msg << KIND_BITS
 
     # -- the decision --------------------------------------------------
     def decide(self, cr, now_s, time_trusted, tap):
@@ -135,15 +130,15 @@ class Decider:
         # 1. the read itself
         err = cr.error
         if err == CR.ERR_READER:
-            return self._end(tap, T.OUT_ERROR, T.R_READER_FAULT, FB_FAULT, "reader_fault")
+            return self._end(tap, T.OUT_ERROR, T.R_READER_FAULT, FB_FAULT, M_READER_FAULT)
         if cr.kind == CR.KIND_UID_ONLY or err == CR.ERR_UNSUPPORTED or err == CR.ERR_UNKNOWN_APP:
             if cr.uid_len:
                 # Token of the UID (never the UID itself) lets the back office spot clones.
                 self._token(memoryview(cr.uid)[:cr.uid_len], tok)
             tap.flags |= T.F_UID_ONLY
-            return self._end(tap, T.OUT_DENY, T.R_UNSUPPORTED, FB_DENY, "unsupported")
+            return self._end(tap, T.OUT_DENY, T.R_UNSUPPORTED, FB_DENY, M_UNSUPPORTED)
         if err != CR.OK or cr.kind == CR.KIND_NONE:
-            return self._end(tap, T.OUT_ERROR, T.R_READ_FAILED, FB_ERROR, "read_failed")
+            return self._end(tap, T.OUT_ERROR, T.R_READ_FAILED, FB_ERROR, M_READ_FAILED)
         qr = cr.kind == CR.KIND_QR
         if qr:
             # e-SSC QR (ykt.qr.qrtoken verified it): its signed holder token is the
@@ -154,13 +149,13 @@ class Decider:
                 tok[k] = src[k]
             if cr.qr_reason:
                 r = cr.qr_reason
-                return self._end(tap, T.OUT_DENY, r, FB_DENY, _QR_KEYS.get(r, "unsupported"))
+                return self._end(tap, T.OUT_DENY, r, FB_DENY, _QR_MSGS.get(r, M_UNSUPPORTED))
 
         # 2. configuration in force
         entry = self.catalog.get(p.entry) if self.catalog is not None else None
         if entry is None or (fares is None and entry.kind != C.K_MUSEUM and entry.kind != C.K_LIBRARY) \
                 or (fares is not None and fares.entry != p.entry):
-            return self._end(tap, T.OUT_DENY, T.R_NOT_CONFIGURED, FB_FAULT, "not_configured")
+            return self._end(tap, T.OUT_DENY, T.R_NOT_CONFIGURED, FB_FAULT, M_NOT_CONFIGURED)
 
         # 3. identity: the keyed token, never the card number
         if not qr:
@@ -170,7 +165,7 @@ class Decider:
         if dl is not None:
             st = dl.lookup(tok)
             if 1 <= st <= 4:
-                return self._end(tap, T.OUT_DENY, T.R_DENY_LOST + st - 1, FB_DENY, _DENY_KEYS[st])
+                return self._end(tap, T.OUT_DENY, T.R_DENY_LOST + st - 1, FB_DENY, M_DENY_LOST + st - 1)
 
         # 5. validity dates, only against a trusted date
         minute = 0
@@ -179,13 +174,13 @@ class Decider:
             minute = self._today(now_s)
             ymd = self._ymd
             if cr.expiry_date and ymd > cr.expiry_date:
-                return self._end(tap, T.OUT_DENY, T.R_EXPIRED, FB_DENY, "expired")
+                return self._end(tap, T.OUT_DENY, T.R_EXPIRED, FB_DENY, M_EXPIRED)
             if cr.issue_date and ymd < cr.issue_date:
-                return self._end(tap, T.OUT_DENY, T.R_NOT_YET_VALID, FB_DENY, "not_yet_valid")
+                return self._end(tap, T.OUT_DENY, T.R_NOT_YET_VALID, FB_DENY, M_NOT_YET_VALID)
 
         # 6. the catalog entry must accept the issuing region
         if not entry.accepts(cr.region):
-            return self._end(tap, T.OUT_DENY, T.R_REGION, FB_DENY, "region")
+            return self._end(tap, T.OUT_DENY, T.R_REGION, FB_DENY, M_REGION)
 
         # 7. per-kind guards, on the recent-tap memory
         rel = now_s - _T0 if now_s > _T0 else now_s
@@ -199,15 +194,15 @@ class Decider:
         if gate:
             if p.direction == C.DIR_EXIT:
                 rc.inside[i] = 0
-                return self._end(tap, T.OUT_ACCEPT, T.R_EXIT, FB_ACCEPT, "exit")
+                return self._end(tap, T.OUT_ACCEPT, T.R_EXIT, FB_ACCEPT, M_EXIT)
             pb = fares.passback_s if fares is not None else 0
             if rc.inside[i] and rel - rc.inside[i] < pb:
-                return self._end(tap, T.OUT_DENY, T.R_PASSBACK, FB_DENY, "passback")
+                return self._end(tap, T.OUT_DENY, T.R_PASSBACK, FB_DENY, M_PASSBACK)
         elif kind == C.K_FERRY and fares.mode == F.MODE_OD and p.ferry_mode == "tapout":
             ins = rc.inside[i]
             if ins and rel - ins < fares.trip_max_s:
                 if rel - ins < dt and rc.in_stop[i] == self.stop:
-                    return self._end(tap, T.OUT_ACCEPT, T.R_ALREADY_PAID, FB_ALREADY, "already_paid")
+                    return self._end(tap, T.OUT_ACCEPT, T.R_ALREADY_PAID, FB_ALREADY, M_ALREADY_PAID)
                 exiting = True
                 tap.direction = C.DIR_EXIT
                 tap.stage = rc.in_stop[i] & 0xFF
@@ -219,14 +214,14 @@ class Decider:
                 base = fares.od_max(self.stop)
         else:
             if rc.last[i] and rel - rc.last[i] < dt:
-                return self._end(tap, T.OUT_ACCEPT, T.R_ALREADY_PAID, FB_ALREADY, "already_paid")
+                return self._end(tap, T.OUT_ACCEPT, T.R_ALREADY_PAID, FB_ALREADY, M_ALREADY_PAID)
         if base < 0:
             base = 0
 
         # 8. no trusted time: open, record, invent no fare (the back office prices it)
         if not time_trusted:
             self._commit(i, rel, gate, exiting, 0, False)
-            return self._end(tap, T.OUT_ACCEPT, T.R_NO_TRUSTED_TIME, FB_ACCEPT, "no_time")
+            return self._end(tap, T.OUT_ACCEPT, T.R_NO_TRUSTED_TIME, FB_ACCEPT, M_NO_TIME)
         return self._price(cr, tap, entry, i, rel, minute, ymd, base, gate, exiting)
 
     def _price(self, cr, tap, entry, i, rel, minute, ymd, base, gate, exiting):
@@ -289,7 +284,7 @@ class Decider:
                 rc.free_n[i] = 0
             if rc.free_n[i] >= fares.daily_free:
                 if fares.daily_act == F.DL_DENY:
-                    return self._end(tap, T.OUT_DENY, T.R_DAILY_LIMIT, FB_DENY, "daily_limit")
+                    return self._end(tap, T.OUT_DENY, T.R_DAILY_LIMIT, FB_DENY, M_DAILY_LIMIT)
                 fare = base
                 conc = T.C_NONE
                 reason = T.R_DAILY_LIMIT
@@ -311,18 +306,18 @@ class Decider:
             rc.free_n[i] += 1
         self._commit(i, rel, gate, exiting, fare, paid)
         if gate and green:
-            return self._end(tap, T.OUT_ACCEPT, T.R_GREEN_CHANNEL, FB_GREEN, "green")
+            return self._end(tap, T.OUT_ACCEPT, T.R_GREEN_CHANNEL, FB_GREEN, M_GREEN)
         if identity:
-            return self._end(tap, T.OUT_ACCEPT, T.R_IDENTITY_ENTRY, FB_ACCEPT, "identity")
+            return self._end(tap, T.OUT_ACCEPT, T.R_IDENTITY_ENTRY, FB_ACCEPT, M_IDENTITY)
         if exiting:
-            return self._end(tap, T.OUT_ACCEPT, T.R_EXIT, FB_ACCEPT if conc == T.C_NONE else FB_CONCESSION, "exit")
+            return self._end(tap, T.OUT_ACCEPT, T.R_EXIT, FB_ACCEPT if conc == T.C_NONE else FB_CONCESSION, M_EXIT)
         if reason == T.R_CONCESSION:
-            return self._end(tap, T.OUT_ACCEPT, reason, FB_CONCESSION, "concession")
+            return self._end(tap, T.OUT_ACCEPT, reason, FB_CONCESSION, M_CONCESSION)
         if reason == T.R_TRANSFER:
-            return self._end(tap, T.OUT_ACCEPT, reason, FB_CONCESSION, "transfer")
+            return self._end(tap, T.OUT_ACCEPT, reason, FB_CONCESSION, M_TRANSFER)
         if reason == T.R_DAILY_LIMIT:
-            return self._end(tap, T.OUT_ACCEPT, reason, FB_ACCEPT, "daily_limit")
-        return self._end(tap, T.OUT_ACCEPT, T.R_OK, FB_ACCEPT, "ok")
+            return self._end(tap, T.OUT_ACCEPT, reason, FB_ACCEPT, M_DAILY_LIMIT)
+        return self._end(tap, T.OUT_ACCEPT, T.R_OK, FB_ACCEPT, M_OK)
 
     def _commit(self, i, rel, gate, exiting, fare, paid):
         """State changes of an accepted tap (a refused tap changes nothing)."""

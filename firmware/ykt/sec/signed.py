@@ -36,7 +36,10 @@ K_CATALOG = const(4)
 K_ENTITLEMENTS = const(5)
 K_CONFIG = const(6)
 K_KEYS = const(7)
-KIND_NAMES = ("", "denylist", "denylist-delta", "fares", "catalog", "entitlements", "config", "keys")
+K_RELEASE = const(8)     # OTA: an application bundle (ykt.ota.updater)
+K_FIRMWARE = const(9)    # OTA: a whole firmware image (ykt.ota.image)
+KIND_NAMES = ("", "denylist", "denylist-delta", "fares", "catalog", "entitlements", "config", "keys",
+              "release", "firmware")
 
 
 def kind_code(name):

@@ -25,6 +25,7 @@ KID_LEN = const(8)
 MAX_KEYS = const(8)
 _MIN_NLEN = const(256)       # RSA-2048 at least
 _MAX_NLEN = const(512)       # RSA-4096 at most: bounds RAM and verify time
+KEYS_MAX = const(4161)       # largest trusted-keys file: 1 + MAX_KEYS * (8 + _MAX_NLEN)
 # DER DigestInfo prefix for SHA-256 (RFC 8017 sec. 9.2 note 1)
 _DI_SHA256 = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
 
@@ -106,6 +107,19 @@ def parse_keys(buf):
     if off != len(buf):
         raise ValueError("trailing bytes after keys")
     return ring
+
+
+class UsageKeys:
+    """A view of a keyring that finds only keys trusted for `usage`, whatever
+    the caller asks: a release must be signed by a release key, so a
+    download key (deny lists, fares) cannot replace the firmware."""
+
+    def __init__(self, ring, usage):
+        self.ring = ring
+        self.usage = usage
+
+    def get(self, kid, usage=0):
+        return self.ring.get(kid, self.usage)
 
 
 class Keyring:

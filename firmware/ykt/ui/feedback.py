@@ -3,50 +3,13 @@
 # attendant, and bilingual display text. Hardware comes from the board layer
 # (Pin / PWM / display objects, any of them None). Nothing here sleeps: show()
 # starts a pattern and step(now_ms), called every loop iteration, advances it.
+# What to show comes as a kind and a message id (ykt.outcome); the texts and
+# their display flags are that module's table.
 from ykt.compat import const, ticks_ms, ticks_diff, ticks_add
 from ykt import taprec as T
 
-# Feedback kinds: same numbers as ykt.rules.decide.FB_* (kept here so the glyph
-# builder and the board layer need not import the rule engine).
-FB_ACCEPT = const(1)
-FB_CONCESSION = const(2)
-FB_GREEN = const(3)
-FB_ALREADY = const(4)
-FB_DENY = const(5)
-FB_ERROR = const(6)
-FB_FAULT = const(7)
-
-# Message keys (decide.last_text) -> (Chinese, English). The Chinese glyphs
-# in glyphs.bin are built from exactly these strings (`ykt glyphs build`).
-MESSAGES = {
-    "idle": ("请刷卡", "Tap card"),
-    "ok": ("刷卡成功", "Accepted"),
-    "concession": ("优惠", "Concession"),
-    "transfer": ("换乘优惠", "Transfer"),
-    "already_paid": ("已付款", "Already paid"),
-    "green": ("绿色通道", "Green channel"),
-    "identity": ("身份核验通过", "ID checked"),
-    "exit": ("行程结束", "Exit OK"),
-    "deny_lost": ("卡已挂失", "Card lost"),
-    "deny_suspended": ("卡已挂起", "Card suspended"),
-    "deny_cancelled": ("卡已注销", "Card cancelled"),
-    "deny_replaced": ("卡已补换", "Card replaced"),
-    "expired": ("卡已过期", "Card expired"),
-    "not_yet_valid": ("卡未启用", "Not yet valid"),
-    "region": ("不受理此地区卡", "Region refused"),
-    "unsupported": ("不支持此卡", "Card unsupported"),
-    "passback": ("请勿重复进入", "Already inside"),
-    "daily_limit": ("今日优惠已用完", "Daily limit"),
-    "no_time": ("时间未校准", "Fare later"),
-    "not_configured": ("设备未配置", "Not configured"),
-    "read_failed": ("请重新刷卡", "Tap again"),
-    "reader_fault": ("读卡器故障", "Reader fault"),
-}
-# Concession labels by taprec C_* code.
-CONCESSIONS = (("", ""), ("老年半价", "Senior half"), ("老年免费", "Senior free"),
-               ("残疾人", "Disabled"), ("陪同人员", "Companion"), ("优抚对象", "Military care"),
-               ("现役军人", "Soldier"), ("消防救援", "Fire rescue"), ("儿童", "Child"))
-PROVISIONAL = ("暂定", "provisional")
+from ykt.outcome import (FB_ALREADY, FB_DENY, FB_GREEN, FB_FAULT, M_IDLE, MESSAGES, CONCESSIONS,
+                         PROVISIONAL, HIDE_FARE, SHOW_CONC)
 
 # LED colours (r, g, b) per kind.
 _COLOURS = ((0, 0, 0), (0, 1, 0), (0, 1, 1), (0, 1, 1), (0, 1, 0), (1, 0, 0), (1, 1, 0), (1, 0, 1))
@@ -92,14 +55,13 @@ class Feedback:
         self._assist_on = False
         self._led_at = 0
         self._led_on = False
-        self._texts = {}
+        self._texts = ()
         if display is not None:
-            # Glyph indices are resolved once, so a tap renders without lookups.
-            for k in MESSAGES:
-                self._texts[k] = display.prepare(MESSAGES[k][0])
+            # Glyph indices are resolved once, so a tap renders by message id without lookups.
+            self._texts = tuple(display.prepare(m[1]) for m in MESSAGES)
             self._conc = tuple(display.prepare(c[0]) for c in CONCESSIONS)
             self._prov = display.prepare(PROVISIONAL[0])
-            self._screen(self._texts["idle"], MESSAGES["idle"][1], -1)
+            self._idle()
         self._all_off()
 
     def _all_off(self):
@@ -123,8 +85,12 @@ class Feedback:
     def _screen(self, zh, en, fare):
         self.display.screen(zh, en, fare, self._prov if fare >= 0 else None)
 
-    def show(self, kind, tap, text_key, now_ms=None):
-        """Start the feedback for one decision (returns at once)."""
+    def _idle(self):
+        self._screen(self._texts[M_IDLE], MESSAGES[M_IDLE][2], -1)
+
+    def show(self, kind, tap, msg, now_ms=None):
+        """Start the feedback for one decision (returns at once): kind FB_*,
+        msg an M_* id (ykt.outcome)."""
         now = ticks_ms() if now_ms is None else now_ms
         self.kind = kind
         self._led(kind)
@@ -150,16 +116,13 @@ class Feedback:
         self._pat_at = now
         self._tone()
         if self.display is not None:
-            fare = tap.fare if (accept and kind != FB_ALREADY and text_key != "identity"
-                                and text_key != "no_time") else -1
-            if (text_key == "concession" or text_key == "exit") and tap.concession:
-                self.display.screen(self._conc[tap.concession], CONCESSIONS[tap.concession][1], fare,
-                                    self._prov if fare >= 0 else None)
+            m = MESSAGES[msg]
+            flags = m[3]
+            fare = tap.fare if (accept and kind != FB_ALREADY and not flags & HIDE_FARE) else -1
+            if flags & SHOW_CONC and tap.concession:
+                self._screen(self._conc[tap.concession], CONCESSIONS[tap.concession][1], fare)
             else:
-                zh = self._texts.get(text_key)
-                if zh is None:
-                    zh = self._texts["read_failed"]
-                self._screen(zh, MESSAGES.get(text_key, MESSAGES["read_failed"])[1], fare)
+                self._screen(self._texts[msg], m[2], fare)
 
     def _tone(self):
         if self.pwm is None:
@@ -192,7 +155,7 @@ class Feedback:
             self._led(0)
             self.kind = 0
             if self.display is not None:
-                self._screen(self._texts["idle"], MESSAGES["idle"][1], -1)
+                self._idle()
 
     def busy(self):
         """True while a pattern, pulse or message is still running."""

@@ -137,9 +137,13 @@ class Chip:
         self.feed_wdt()
 
     def feed_wdt(self):
+        if not self.wdt_timeout_ms:
+            if self.wdt_event is not None:
+                vclock.cancel(self.wdt_event)
+            return
         if self.wdt_event is not None:
-            vclock.cancel(self.wdt_event)
-        if self.wdt_timeout_ms:
+            vclock.reschedule(self.wdt_event, self.wdt_timeout_ms * 1000)
+        else:
             self.wdt_event = vclock.schedule(self.wdt_timeout_ms * 1000, self._wdt_fire)
 
     def stop_wdt(self):

@@ -1,45 +1,91 @@
-# The firmware's heap budget inside a simulator process. The simulated chip
-# (fake machine, PN532, cards, flash) shares the interpreter's heap with the
-# firmware but does not exist on the device, so the launcher
-# (ykt_tools/sim/mp.py) starts the interpreter with the budget plus its
-# simulator allowance and passes the budget in bytes in YKT_FW_HEAP; once the
-# virtual hardware is built, a ballast block takes away everything above the
-# budget. The firmware then has exactly that budget to live in (e.g. 256K
-# on the 64-bit unix port: docs/design.md, "Heap"): it hits MemoryError where the device
-# would.
+# The firmware's heap budget inside a simulator process, and what the firmware
+# really uses of it.
+#
+# The simulated chip (fake machine, PN532, cards, flash) shares the
+# interpreter's heap with the firmware but does not exist on the device. The
+# launcher (ykt_tools/sim/mp.py) starts the interpreter with the budget plus an
+# allowance for the chip and passes the budget in YKT_FW_HEAP (bytes, or
+# "board": the board file's heap_bytes). Once the virtual hardware is built,
+# apply() places a ballast block that takes away everything above the budget,
+# so the firmware hits MemoryError where the device would.
+#
+# Two accountings (docs/runtime.md):
+# - frozen (micropython32, YKT_FROZEN=1): the firmware is frozen into the
+#   interpreter as on a PSRAM-less board, its code lives in the image and the
+#   budget covers everything the firmware holds on the heap: its modules' RAM
+#   (globals, classes, function objects), data and transients. Firmware
+#   modules the simulator imported before the budget applied (the board file
+#   validator) are measured at import and charged to the firmware.
+# - proxy (the 64-bit port loading .py): the firmware's modules are imported
+#   before the ballast and left out as if frozen; the budget covers data.
+#   Objects are about twice their ESP32 size there, so these figures are a
+#   proxy, labelled as 64-bit wherever they are reported.
+#
+# YKT_FW_RESERVE (bytes) holds back part of the budget: a run that has no
+# MemoryError with a 16 KiB reserve proves 16 KiB to spare, fragmentation
+# included.
 import gc
 import os
 
-#
-# Code is treated as frozen (docs/design.md, "Heap"): the budget stands for an
-# ESP32 whose firmware is frozen into flash (or a board with PSRAM), where
-# module code lives in flash, not on the heap. So the firmware modules are imported
-# before the ballast is placed, their heap is reported as code_bytes, and the
-# budget covers the firmware's data. heap figures "code included" add both.
 _ballast = None
-base = 0          # heap in use by the simulator (and frozen code) when the budget was applied
-code_bytes = 0    # heap the firmware's modules take when imported (frozen on the device)
+base = 0           # heap held by the simulator (and the ballast) when the budget was applied
+code_bytes = 0     # proxy: heap the firmware's modules take when imported (frozen on the device)
+pre_bytes = 0      # frozen: firmware module RAM allocated before the budget applied
+reserve = 0
 applied = False
+frozen = os.getenv("YKT_FROZEN") == "1"
+_budget = None
+live = 0           # firmware heap after the last collection the simulator saw
+live_peak = 0
+peak = 0           # most the firmware held at once: live + what one loop step allocated
+burst_peak = 0     # most one loop step allocated
+_SAMPLE_MS = 2000  # idle live-heap samples, at the loop's own idle-collection cadence
+_sampled_at = -_SAMPLE_MS
 
 
 def budget():
+    return _budget if _budget is not None else _env_budget()
+
+
+def _env_budget():
     v = os.getenv("YKT_FW_HEAP")
-    return int(v) if v else None
+    return int(v) if v and v != "board" else None
 
 
-def apply():
-    """Leave exactly the firmware budget free (MicroPython only; once)."""
-    global _ballast, base, applied, code_bytes
-    b = budget()
+def firmware_import(name):
+    """Import a firmware module for the simulator's own use before the budget
+    applies (World validates the board file); on a frozen runtime its RAM is
+    charged to the firmware all the same."""
+    mods = __import__("sys").modules
+    if applied or not frozen or name in mods or not hasattr(gc, "mem_alloc"):
+        return __import__(name, None, None, ("_",))
+    global pre_bytes
+    gc.collect()
+    a0 = gc.mem_alloc()
+    m = __import__(name, None, None, ("_",))
+    gc.collect()
+    pre_bytes += gc.mem_alloc() - a0
+    return m
+
+
+def apply(board_heap=None):
+    """Leave exactly the firmware's budget free (MicroPython only; once).
+    board_heap: the board's heap_bytes, used when YKT_FW_HEAP is "board"."""
+    global _ballast, base, applied, code_bytes, reserve, _budget
+    v = os.getenv("YKT_FW_HEAP")
+    b = board_heap if v == "board" else _env_budget()
     if applied or b is None or not hasattr(gc, "mem_free"):
         return
     applied = True
+    _budget = b
+    reserve = int(os.getenv("YKT_FW_RESERVE") or 0)
     gc.collect()
-    a0 = gc.mem_alloc()
-    _freeze_firmware()
-    gc.collect()
-    code_bytes = gc.mem_alloc() - a0
-    extra = gc.mem_free() - b
+    if not frozen:
+        a0 = gc.mem_alloc()
+        _import_firmware()
+        gc.collect()
+        code_bytes = gc.mem_alloc() - a0
+    extra = gc.mem_free() - (b - reserve - pre_bytes)
     while extra > 0 and _ballast is None:
         try:
             _ballast = bytearray(extra)
@@ -49,7 +95,7 @@ def apply():
     base = gc.mem_alloc()
 
 
-def _freeze_firmware():
+def _import_firmware():
     import ykt
 
     _import_tree(ykt.__file__.rsplit("/", 1)[0], "ykt")
@@ -70,6 +116,66 @@ def _import_tree(d, pkg):
 
 
 def firmware_bytes(alloc):
-    """Heap attributable to the firmware: allocation above the simulator's base
-    (the ballast counts as the simulator's)."""
-    return alloc - base if applied else alloc
+    """Heap the firmware holds when the interpreter has `alloc` allocated: on a
+    frozen runtime everything above the simulator's base plus the module RAM
+    charged before it; on the proxy, code included."""
+    if not applied:
+        return alloc
+    return alloc - base + (pre_bytes if frozen else code_bytes)
+
+
+def collected():
+    """Call right after a gc.collect(): samples the firmware's live heap."""
+    global live, live_peak, peak
+    if not applied:
+        return
+    live = firmware_bytes(gc.mem_alloc())
+    if live > live_peak:
+        live_peak = live
+    if live > peak:
+        peak = live
+
+
+def step(app):
+    """One firmware loop iteration, measured: what it allocated (garbage
+    included, a conservative figure) on top of the live heap."""
+    global peak, burst_peak
+    if not applied:
+        return app.step()
+    global _sampled_at
+    a0 = gc.mem_alloc()
+    busy = app.step()
+    d = gc.mem_alloc() - a0
+    if d > 0:   # a collection inside the step makes d small or negative: the sample is lost, not wrong
+        if d > burst_peak:
+            burst_peak = d
+        if live + d > peak:
+            peak = live + d
+    if not busy:
+        import vclock
+
+        now = vclock.now_ms()
+        if now - _sampled_at >= _SAMPLE_MS:
+            _sampled_at = now
+            gc.collect()
+            collected()
+    return busy
+
+
+def carry(rep):
+    """Keep the high-water marks of the interpreter a reset ended."""
+    global peak, live_peak, burst_peak
+    if rep:
+        peak = max(peak, rep.get("heap_peak_bytes", 0))
+        live_peak = max(live_peak, rep.get("heap_live_peak_bytes", 0))
+        burst_peak = max(burst_peak, rep.get("heap_step_burst_bytes", 0))
+
+
+def report():
+    """The heap figures every simulator run prints."""
+    return {"heap_budget_bytes": budget() or -1, "heap_reserve_bytes": reserve,
+            "heap_peak_bytes": peak if applied else -1, "heap_live_peak_bytes": live_peak if applied else -1,
+            "heap_step_burst_bytes": burst_peak if applied else -1,
+            "heap_module_bytes": pre_bytes if frozen else code_bytes,
+            "heap_accounting": "frozen" if frozen else "proxy-64bit-code-excluded",
+            "heap_simulator_bytes": base}

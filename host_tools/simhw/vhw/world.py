@@ -55,8 +55,9 @@ class World:
 
     def __init__(self, board="bus_validator", uid=None, timing=None, root=None, fresh=True,
                  epoch=1795000000, flash_path=None, net=True, start_us=0):
-        from ykt import boardcfg
+        from vhw import heapbudget
 
+        boardcfg = heapbudget.firmware_import("ykt.boardcfg")
         if fresh:
             vclock.reset(start_us=start_us, epoch=epoch)
             bus.reset()
@@ -68,7 +69,7 @@ class World:
         feats = b.get("features", {})
         self.chip = _chip.configure(mcu=b["mcu"], flash_mb=b.get("flash_mb", 4), unique_id=uid,
                                     table=boardcfg.partition_table(b),
-                                    psram=bool(feats.get("psram")), flash_path=flash_path)
+                                    psram=b["psram"], flash_path=flash_path)
         if net:
             netsim.configure("ykt-depot", "depot-wifi-key")
         self._attach_reader(timing)
@@ -85,9 +86,7 @@ class World:
         self.root = root
         self._mount()
         self._preload_chip()
-        from vhw import heapbudget
-
-        heapbudget.apply()
+        heapbudget.apply(b["heap_bytes"])
 
     def _preload_chip(self):
         # The fake machine/esp32/network modules are the chip, not firmware:
@@ -235,9 +234,17 @@ class World:
         return self.boot(log)
 
     def run(self, ms, app=None):
-        """Run the firmware loop for ms of virtual time. A watchdog or power
-        event surfaces as vclock.DeviceReset; the caller decides what to do."""
-        (app or self.app).run(ms)
+        """Run the firmware loop for ms of virtual time, its heap measured
+        (vhw.heapbudget). A watchdog or power event surfaces as
+        vclock.DeviceReset; the caller decides what to do."""
+        from vhw import heapbudget
+        from ykt.compat import ticks_ms, ticks_diff
+
+        app = app or self.app
+        start = ticks_ms()
+        while ticks_diff(ticks_ms(), start) < ms:
+            if not heapbudget.step(app):
+                vclock.sleep_ms(20)     # the loop's idle period (ykt.app._IDLE_MS)
 
 
 def boot_virtual_device(devdir, board):

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from ykt.net import wire
+from yktsrv import wiresrv
 from ykt.sec import signed as ksigned
 from ykt_tools.backoffice import ingest, ops
 from ykt_tools.backoffice import schema as S
@@ -117,7 +118,7 @@ async def taps_exchange(st, content_length, body):
     if _too_big(content_length) or len(body) > wire.MAX_BODY:
         return _fail("oversized", "limit %d bytes" % wire.MAX_BODY)
     try:
-        dev, recs = wire.decode_fields(body, st.keys.lookup)
+        dev, recs = wiresrv.decode_fields(body, st.keys.lookup)
     except wire.WireError as e:
         return _fail(e.code, e.msg)
     nonce = bytes(body[20:28])
@@ -132,11 +133,11 @@ async def taps_exchange(st, content_length, body):
     if res.status == ingest.GONE or key is None:
         return _fail("unknown_device", "device %d" % dev)
     if res.status == ingest.AHEAD:
-        return _fail("seq_ahead", body=wire.encode_ack(key, dev, res.ack, nonce, rx, wire.RS_REJECTED))
+        return _fail("seq_ahead", body=wiresrv.encode_ack(key, dev, res.ack, nonce, rx, wire.RS_REJECTED))
     h = [("X-YKT-New", str(res.new)), ("X-YKT-Dup", str(res.dups))]
     if res.gap:
         h.append(("X-YKT-Gap", "%d-%d" % res.gap))
-    return 200, h, wire.encode_ack(key, dev, res.ack, nonce, rx), OCTET
+    return 200, h, wiresrv.encode_ack(key, dev, res.ack, nonce, rx), OCTET
 
 
 class TapsFastPath:
@@ -173,7 +174,7 @@ class TapsFastPath:
 
 
 def _auth(request, body=b""):
-    return wire.verify_request(request.headers.get("x-ykt-auth"), request.method, _full_path(request),
+    return wiresrv.verify_request(request.headers.get("x-ykt-auth"), request.method, _full_path(request),
                                body, request.app.state.keys.lookup)
 
 
@@ -185,7 +186,7 @@ async def get_time(request: Request):
     except wire.WireError as e:
         return _err(e.code, e.msg)
     t = now()
-    return Response(wire.encode_reply(request.app.state.keys.lookup(dev), wire.RK_TIME, dev, t, nonce, t),
+    return Response(wiresrv.encode_reply(request.app.state.keys.lookup(dev), wire.RK_TIME, dev, t, nonce, t),
                     media_type=OCTET)
 
 
@@ -242,7 +243,7 @@ async def post_heartbeat(request: Request):
         vals["requests"] = 0      # delivered by this reply; if it is lost the device still syncs on its interval
         c.execute(update(S.devices).where(S.devices.c.id == dev).values(**vals))
         c.execute(S.heartbeats.insert().values(device=dev, at=t, body=vals["status"]))
-    return Response(wire.encode_reply(request.app.state.keys.lookup(dev), wire.RK_HEARTBEAT, dev, flags, nonce, t),
+    return Response(wiresrv.encode_reply(request.app.state.keys.lookup(dev), wire.RK_HEARTBEAT, dev, flags, nonce, t),
                     media_type=OCTET)
 
 

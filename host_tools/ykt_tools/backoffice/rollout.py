@@ -1,6 +1,7 @@
-"""Staged distribution of application bundles (docs/operations.md).
+"""Staged distribution of releases (docs/operations.md): application bundles
+and firmware images, served alike (the device dispatches on the envelope's kind).
 
-An operator uploads a signed bundle (`ykt release build`) as a release, then
+An operator uploads a signed release (`ykt release build [--image FILE]`), then
 starts a roll-out of it to a target (every device, one catalog entry
 "entry:301", or one board "board:bus_validator"), in stages:
   canary   only the listed canary devices are offered the bundle
@@ -52,15 +53,15 @@ def ensure_tables(eng):
 
 
 def add_release(eng, blob):
-    """Store a bundle (checked for format; devices check the signature).
-    -> {"id", "version", "size"}."""
+    """Store a bundle or a firmware image (checked for format; devices check
+    the signature). -> {"id", "version", "size", "kind"}."""
     ensure_tables(eng)
     try:
         h = signed.parse_header(blob)
     except signed.SignedError as e:
         raise RolloutError("not a signed bundle: %s" % e.code) from e
-    if h.kind != ota.K_RELEASE:
-        raise RolloutError("not a release bundle (kind %d)" % h.kind)
+    if h.kind not in (ota.K_RELEASE, ota.K_FIRMWARE):
+        raise RolloutError("not a release bundle or firmware image (kind %d)" % h.kind)
     from ykt_tools.build import release as rel
     import os
     import tempfile
@@ -69,7 +70,7 @@ def add_release(eng, blob):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
-        info = rel.inspect_bundle(tmp)
+        info = rel.inspect_release(tmp)
     except rel.ReleaseError as e:
         raise RolloutError(str(e)) from e
     finally:
@@ -81,7 +82,7 @@ def add_release(eng, blob):
             version=info["version"], vint=h.version, boards=json.dumps(info["boards"]),
             min_interp=info["min_interp"], size=len(blob), sha256=hashlib.sha256(blob).hexdigest(),
             blob=bytes(blob), created=now())).inserted_primary_key[0]
-    return {"id": rid, "version": info["version"], "size": len(blob)}
+    return {"id": rid, "version": info["version"], "size": len(blob), "kind": info["kind"]}
 
 
 def start_rollout(eng, release_id, target="all", canary=(), percent=0, note=""):
@@ -318,11 +319,11 @@ def _guard(fn, *a):
         raise HTTPException(400, str(e))
 
 
-@admin_router.post("/releases", summary="Upload a signed bundle (body: the .ykb file)")
+@admin_router.post("/releases", summary="Upload a signed release (body: the .ykb bundle or signed image)")
 async def upload_release(request: Request, op=Depends(admin.writer)):
     blob = await request.body()
-    if len(blob) > ota.MAX_BUNDLE + 4096:
-        raise HTTPException(413, "bundle too large")
+    if len(blob) > ota.MAX_DOWNLOAD:
+        raise HTTPException(413, "release too large")
     r = _guard(add_release, request.app.state.eng, blob)
     _audit(request, op, "release.add", r["version"])
     return r

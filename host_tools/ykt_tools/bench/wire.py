@@ -56,13 +56,14 @@ def run(args):
     from ykt import taprec
     from ykt.net import httpc
     from ykt.net import wire
+    from yktsrv import wiresrv
 
     taps = _taps(args.taps)
     key = b"k" * 32
     body = wire.encode_batch(7, key, taps, 1795000000, b"12345678")
     req = httpc.request_bytes("POST", "192.0.2.10", wire.PATH_TAPS,
                               (("Content-Type", "application/octet-stream"),), body)
-    ack = wire.encode_ack(key, 7, taps[-1].seq, b"12345678", 1795000000)
+    ack = wiresrv.encode_ack(key, 7, taps[-1].seq, b"12345678", 1795000000)
     k3, k2 = signing.generate_key(3072), signing.generate_key(2048)
     params = {
         "taps": [taprec.pack(t).hex() for t in taps],

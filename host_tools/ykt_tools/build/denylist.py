@@ -1,7 +1,10 @@
 """Deny-list builder (CPython): card status export (CSV) -> image / delta.
 
-The formats come from the firmware (ykt.rules.dlformat, yktsrv.dlbuild) and tokens
-from ykt.sec.token, so the back office and the device cannot disagree.
+The formats come from the firmware (ykt.rules.dlformat) and its portable host
+half (yktsrv.dlbuild: the image encoder and decoder, and the read-only block
+devices a host looks an image up through), tokens from ykt.sec.token, so the
+back office and the device cannot disagree. This module adds what only a host
+needs: CSV input, wall-clock defaults, size statistics.
 
 CSV: a header row, then one row per card. Columns (case-insensitive):
   token    16 hex digits: the keyed card token, or
@@ -17,7 +20,6 @@ CSV: a header row, then one row per card. Columns (case-insensitive):
 import csv
 import datetime
 import hashlib
-import os
 import sys
 
 from ykt_tools import FIRMWARE, SIMHW
@@ -213,28 +215,3 @@ def describe(data):
             "min_bytes_per_entry": round(mn / 8 / n, 4) if n else None,
             "ratio_to_min": round(len(data) * 8 / mn, 4) if n else None,
             "file_sha256": hashlib.sha256(data).hexdigest()}
-
-
-class FileDev:
-    """Read-only block device over an image file (esp32.Partition protocol)."""
-
-    def __init__(self, path):
-        self.f = open(path, "rb")
-        self.n = os.fstat(self.f.fileno()).st_size // F.BLOCK
-
-    def readblocks(self, b, buf, off=0):
-        self.f.seek(b * F.BLOCK + off)
-        self.f.readinto(buf)
-
-    def ioctl(self, op, arg):
-        return self.n if op == 4 else (F.BLOCK if op == 5 else 0)
-
-
-class BlankDev:
-    """An erased one-block slot (the reader needs two)."""
-
-    def readblocks(self, b, buf, off=0):
-        buf[:] = b"\xff" * len(buf)
-
-    def ioctl(self, op, arg):
-        return 1 if op == 4 else (F.BLOCK if op == 5 else 0)

@@ -1,5 +1,6 @@
 """Build firmware/ykt/ui/glyphdata.py: the 16x16 GNU Unifont glyphs of exactly
-the Chinese characters that firmware/ykt/ui/feedback.py displays (format in
+the Chinese characters the device can display (the texts of firmware/ykt/outcome.py,
+the one message table; format in
 firmware/ykt/ui/display.py). The glyphs are a bytes constant in a module, so
 a frozen image keeps them in flash and they cost no heap. Unifont is GPL-2+
 with the font embedding exception."""
@@ -20,12 +21,9 @@ OUTPUT = os.path.join(FIRMWARE, "ykt", "ui", "glyphdata.py")
 
 def message_chars():
     """Sorted code points of every non-ASCII character the firmware shows."""
-    from ykt.ui import feedback
+    from ykt import outcome
 
-    texts = [zh for zh, _en in feedback.MESSAGES.values()]
-    texts += [zh for zh, _en in feedback.CONCESSIONS]
-    texts.append(feedback.PROVISIONAL[0])
-    return sorted({ord(ch) for t in texts for ch in t if ord(ch) > 0x7F})
+    return sorted({ord(ch) for t in outcome.texts() for ch in t if ord(ch) > 0x7F})
 
 
 def read_unifont(path, wanted):

@@ -130,12 +130,13 @@ def _info(args):
 
 
 def _lookup(args):
-    from ykt_tools.build import denylist as B
+    from ykt_tools.build import denylist  # noqa: F401  (puts firmware/ on the path)
+    from yktsrv.dlbuild import FileDev, BlankDev
     from ykt.rules.denylist import DenyList
     from ykt.rules.dlformat import DenyListError, STATUS_NAMES
 
     try:
-        dl = DenyList(B.FileDev(args.image), B.BlankDev())
+        dl = DenyList(FileDev(args.image), BlankDev())
         if dl.slot < 0:
             return _err("%s: not a valid image (%s)" % (args.image, dl.boot_reasons[0]))
         if args.delta:

@@ -1,5 +1,5 @@
-"""`ykt release build|inspect|keygen` (application bundles for over-the-air
-updates, docs/operations.md) and `ykt ota-powercut [--full]` (power cuts
+"""`ykt release build|inspect|keygen` (application bundles and firmware images
+for over-the-air updates, docs/operations.md) and `ykt ota-powercut [--full]` (power cuts
 during an update on the real MicroPython + littlefs). Exit 2 on bad input,
 1 when a bundle is refused or the sweep finds a violation."""
 import json
@@ -7,11 +7,14 @@ import sys
 
 
 def register(sub):
-    p = sub.add_parser("release", help="build, inspect and sign application bundles for OTA updates")
+    p = sub.add_parser("release", help="build, inspect and sign application bundles and firmware images for OTA")
     rs = p.add_subparsers(dest="release_cmd", required=True)
-    b = rs.add_parser("build", help="compile the firmware and write a signed bundle")
+    b = rs.add_parser("build", help="compile the firmware and write a signed bundle (or sign a firmware image)")
     b.add_argument("--version", required=True, help="MAJOR.MINOR.PATCH, higher than what devices run")
-    b.add_argument("--out", required=True, help="bundle file to write (e.g. ykt-1.4.2.ykb)")
+    b.add_argument("--out", required=True, help="file to write (e.g. ykt-1.4.2.ykb)")
+    b.add_argument("--image", default=None, metavar="FILE",
+                   help="sign this ESP32 firmware image (.bin with the application frozen in) instead of "
+                        "building a bundle: a full update for boards without PSRAM")
     b.add_argument("--key", required=True, help="release private key (PEM, from `ykt release keygen`)")
     b.add_argument("--key-password-env", default=None, help="environment variable holding the PEM password")
     b.add_argument("--min-interp", default="1.22", help="minimum MicroPython version (default 1.22)")
@@ -19,8 +22,8 @@ def register(sub):
     b.add_argument("--march", default="xtensawin", help="mpy-cross -march (default xtensawin: ESP32)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_build)
-    i = rs.add_parser("inspect", help="check a bundle as a device would and list it")
-    i.add_argument("bundle")
+    i = rs.add_parser("inspect", help="check a bundle or firmware image as a device would and list it")
+    i.add_argument("bundle", help="the signed release file (bundle or image)")
     i.add_argument("--key", action="append", default=[],
                    help="release key (PEM, private or public) to verify against; repeatable")
     i.add_argument("--board", default=None)
@@ -58,7 +61,13 @@ def _build(args):
     try:
         key = signing.load_private(args.key, _pw(args.key_password_env))
         boards = [b.strip() for b in args.boards.split(",") if b.strip()]
-        rep = release.build_bundle(args.version, args.out, key, args.min_interp, boards, args.march)
+        if args.image:
+            if boards:
+                raise release.ReleaseError("--boards does not apply to an image: target the roll-out "
+                                           "at a board (board:<name>) instead")
+            rep = release.build_image(args.version, args.image, args.out, key)
+        else:
+            rep = release.build_bundle(args.version, args.out, key, args.min_interp, boards, args.march)
     except (release.ReleaseError, ValueError, OSError, TypeError) as e:
         print("ykt release build: %s" % e, file=sys.stderr)
         return 2
@@ -67,6 +76,9 @@ def _build(args):
         return 1
     if args.json:
         print(json.dumps(rep, sort_keys=True))
+    elif rep["kind"] == "image":
+        print("%s: firmware image version %s for %s, %d bytes (image %d), key %s"
+              % (args.out, rep["version"], rep["chip"], rep["bytes"], rep["payload"], rep["key"]))
     else:
         print("%s: version %s, %d files, %d bytes, key %s, min MicroPython %s, boards %s"
               % (args.out, rep["version"], rep["files"], rep["bytes"], rep["key"], rep["min_interp"],
@@ -90,16 +102,24 @@ def _inspect(args):
 
     try:
         ring = release.release_keyring([_load_pub(p) for p in args.key]) if args.key else None
-        info = release.inspect_bundle(args.bundle, ring, board=args.board)
+        info = release.inspect_release(args.bundle, ring, board=args.board)
     except release.ReleaseError as e:
         print("ykt release inspect: %s" % e, file=sys.stderr)
         return 1
     except (OSError, ValueError) as e:
         print("ykt release inspect: %s" % e, file=sys.stderr)
         return 2
+    info["verified"] = ring is not None
+    if info["kind"] == "image":
+        if args.json:
+            print(json.dumps(info, sort_keys=True))
+        else:
+            print("firmware image version %s for %s (chip id %d), %d bytes, image sha256 %s, key %s, signature %s"
+                  % (info["version"], info["chip"], info["chip_id"], info["bytes"], info["sha256"], info["kid"],
+                     "verified" if ring is not None else "NOT checked (no --key)"))
+        return 0
     files = info.pop("files")
     info["files"] = [[dp, len(d)] for dp, d in files]
-    info["verified"] = ring is not None
     if args.json:
         print(json.dumps(info, sort_keys=True))
     else:

@@ -18,7 +18,12 @@ def register(sub):
     p.add_argument("--board", default="bus_validator", help="board name in boards/ or a board file")
     p.add_argument("--runtime", default="micropython", choices=sorted(mp.RUNTIMES),
                    help="interpreter to run the firmware on (default micropython: the 64-bit unix port)")
-    p.add_argument("--heap", default="256K", help="the firmware's heap budget (default 256K: ESP32-like)")
+    p.add_argument("--heap", default=None, help="the firmware's heap budget: a size (256K) or \"board\" (each board file's heap_bytes); default: board on micropython32, 256K on the 64-bit proxy")
+    p.add_argument("--reserve", default=None,
+                   help="part of the budget held back, so a run without MemoryError proves it spare "
+                        "(default 16K on micropython32, 0 otherwise)")
+    p.add_argument("--heap-report", action="store_true",
+                   help="print a census of what holds the heap at its high-water mark")
     p.add_argument("--seconds", type=int, default=10, help="virtual seconds to run after boot")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--pty", action="store_true", help="device mode: serve the REPL on a pseudo-terminal")
@@ -32,7 +37,16 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+def heap_args(args):
+    """Fill in the runtime's default budget and reserve (docs/runtime.md)."""
+    if args.heap is None:
+        args.heap = mp.default_heap(args.runtime)
+    if args.reserve is None:
+        args.reserve = "16K" if mp.is_frozen(args.runtime) else 0
+
+
 def run(args):
+    heap_args(args)
     if args.mode == "device":
         return _device(args)
     if args.scenario or args.riders:
@@ -55,7 +69,7 @@ def _board_arg(name):
 def _boot(args):
     board = _board_arg(args.board)
     r = mp.run(args.runtime, os.path.join(SIMHW, "simboot.py"), ["--board", board, "--seconds", args.seconds],
-               fw_heap=args.heap, stream=None if args.json else sys.stdout.write)
+               fw_heap=args.heap, fw_reserve=args.reserve, stream=None if args.json else sys.stdout.write)
     rc, res, out = r.rc, r.json, r.out
     if res is not None and "board_error" in res:
         print(res["board_error"], file=sys.stderr)
@@ -67,9 +81,10 @@ def _boot(args):
     if args.json:
         print(json.dumps(res, indent=2, sort_keys=True))
     else:
-        print("runtime %s heap %s: free %d bytes, high-water %d bytes, %d loop iterations"
-              % (res["runtime"], args.heap if res["runtime"] == "micropython" else "-",
-                 res["heap_free_bytes"], res["heap_peak_bytes"], res["loops"]))
+        print("runtime %s (%s accounting): heap budget %d bytes (%d held in reserve), high-water %d bytes, "
+              "%d MemoryErrors, %d loop iterations"
+              % (args.runtime, res["heap_accounting"], res["heap_budget_bytes"], res["heap_reserve_bytes"],
+                 res["heap_peak_bytes"], res["memory_errors"], res["loops"]))
     return rc
 
 
@@ -79,7 +94,8 @@ def _device(args):
     from ykt_tools.sim.vdevice import VirtualDevice
 
     _board_arg(args.board)
-    dev = VirtualDevice(args.dir, board=args.board, heap=args.heap, link=args.link)
+    dev = VirtualDevice(args.dir, board=args.board, heap=args.heap if args.heap != mp.BOARD else "256K",
+                        link=args.link)
     print("virtual device %s (board %s) on %s" % (args.dir, args.board, dev.path), flush=True)
     if args.link:
         print("symlink: %s" % args.link, flush=True)

@@ -34,13 +34,30 @@ MICROPYTHON = "micropython"
 CPYTHON = "cpython"
 
 # name: (kind, where the binary is looked for in order (a bare name is looked
-# up on PATH), what makes it). micropython32 is the ESP32-faithful 32-bit unix
-# port with the firmware frozen in.
+# up on PATH), what makes it, firmware frozen in). micropython32 is the
+# ESP32-faithful 32-bit unix port with the firmware and the simulated chip
+# frozen in (docs/runtime.md): the runtime that stands for the device.
 RUNTIMES = {
-    "micropython": (MICROPYTHON, (os.path.join(ROOT, ".venv/bin/micropython"), "micropython"), "make setup"),
-    "micropython32": (MICROPYTHON, (os.path.join(ROOT, "build/micropython32/micropython"),), "make micropython32"),
-    "cpython": (CPYTHON, (sys.executable,), None),
+    "micropython": (MICROPYTHON, (os.path.join(ROOT, ".venv/bin/micropython"), "micropython"), "make setup", False),
+    "micropython32": (MICROPYTHON, (os.path.join(ROOT, "build/micropython32/micropython"),), "make micropython32",
+                      True),
+    "cpython": (CPYTHON, (sys.executable,), None, False),
 }
+DEVICE_RUNTIME = "micropython32"
+# A firmware budget of "board" is each board file's heap_bytes; the
+# interpreter then gets the largest board heap there is plus the allowance.
+BOARD = "board"
+
+
+def board_heap_max():
+    from ykt_tools import BOARDS
+
+    most = 0
+    for f in os.listdir(BOARDS):
+        if f.endswith(".json"):
+            with open(os.path.join(BOARDS, f)) as fh:
+                most = max(most, json.load(fh).get("heap_bytes", 0))
+    return most or 256 * 1024
 
 # Heap the simulated chip (fake machine, PN532, cards, flash) may use on top of
 # the firmware's budget; vhw.heapbudget's ballast returns what it leaves.
@@ -80,6 +97,41 @@ def binary(runtime):
     return p
 
 
+def is_frozen(runtime):
+    """True when the runtime has the firmware frozen in (its heap holds only
+    what a device's heap holds)."""
+    return _entry(runtime)[3]
+
+
+def default_heap(runtime):
+    """The firmware budget a simulator run gets unless told: each board's own
+    heap on the runtime that stands for the device; 256K on the 64-bit proxy
+    (objects about twice their ESP32 size, code left out as if frozen)."""
+    return BOARD if is_frozen(runtime) else "256K"
+
+
+def _frozen_sources():
+    """Files frozen into micropython32 (as make sees them)."""
+    out = []
+    for top in (FIRMWARE, SIMHW, os.path.join(HOST, "micropython32")):
+        for d, dirs, files in os.walk(top):
+            dirs[:] = [x for x in dirs if x != "__pycache__"]
+            out += [os.path.join(d, f) for f in files if f.endswith(".py")]
+    return out
+
+
+def stale(runtime):
+    """The frozen sources newer than the runtime's binary (its frozen
+    firmware would not be the firmware in the tree), or []."""
+    if not is_frozen(runtime):
+        return []
+    b = find(runtime)
+    if b is None:
+        return []
+    t = os.path.getmtime(b)
+    return sorted(p for p in _frozen_sources() if os.path.getmtime(p) > t)
+
+
 def parse_heap(s):
     """'256K', '1M' or a byte count (str or int) -> bytes."""
     if isinstance(s, int):
@@ -112,17 +164,23 @@ def in_process(extra=()):
             sys.path.insert(0, p)
 
 
-def environ(runtime, path=(), firmware=FIRMWARE, sim=True, host=True, fw_heap=None, env=None):
+def environ(runtime, path=(), firmware=FIRMWARE, sim=True, host=True, fw_heap=None, env=None, fw_reserve=0):
     """The child's environment: os.environ, the module path, the firmware's
-    heap budget (bytes, for vhw.heapbudget) and any `env` entries."""
+    heap budget (bytes or "board", for vhw.heapbudget), the part of it held
+    in reserve, the frozen flag and any `env` entries."""
     e = dict(os.environ)
+    e.pop("YKT_FROZEN", None)
+    if is_frozen(runtime):
+        e["YKT_FROZEN"] = "1"
+    if fw_reserve:
+        e["YKT_FW_RESERVE"] = str(parse_heap(fw_reserve))
     dirs = module_path(path, firmware, sim, host)
     if is_micropython(runtime):
         e["MICROPYPATH"] = ":".join([".frozen"] + dirs)
     else:
         e["PYTHONPATH"] = os.pathsep.join(dirs)
     if fw_heap is not None:
-        e["YKT_FW_HEAP"] = str(parse_heap(fw_heap))
+        e["YKT_FW_HEAP"] = BOARD if fw_heap == BOARD else str(parse_heap(fw_heap))
     e.update(env or {})
     return e
 
@@ -136,7 +194,7 @@ def command(runtime, script, args=(), heap=None, fw_heap=None, interactive=False
         if heap is not None and fw_heap is not None:
             raise ValueError("give heap (the interpreter's) or fw_heap (the firmware's budget), not both")
         if fw_heap is not None:
-            heap = parse_heap(fw_heap) + SIM_ALLOWANCE
+            heap = (board_heap_max() if fw_heap == BOARD else parse_heap(fw_heap)) + SIM_ALLOWANCE
         if heap is not None:
             cmd += ["-X", "heapsize=%d" % parse_heap(heap)]
     if interactive:
@@ -149,13 +207,18 @@ def command(runtime, script, args=(), heap=None, fw_heap=None, interactive=False
 
 
 def start(runtime, script, args=(), heap=None, fw_heap=None, path=(), firmware=FIRMWARE, sim=True, host=True,
-          env=None, cwd=ROOT, interactive=False, **popen):
+          env=None, cwd=ROOT, interactive=False, fw_reserve=0, **popen):
     """Start a worker; returns the Popen. By default stdout and stderr come
-    merged as text through a pipe (for finish()); popen overrides that."""
+    merged as text through a pipe (for finish()); popen overrides that.
+    Refuses a frozen runtime older than the firmware it would stand for."""
+    old = stale(runtime)
+    if old:
+        raise Missing("%s is older than %s (and %d more): run `%s`"
+                      % (runtime, os.path.relpath(old[0], ROOT), len(old) - 1, _entry(runtime)[2]))
     kw = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
     kw.update(popen)
     return subprocess.Popen(command(runtime, script, args, heap, fw_heap, interactive),
-                            env=environ(runtime, path, firmware, sim, host, fw_heap, env), cwd=cwd, **kw)
+                            env=environ(runtime, path, firmware, sim, host, fw_heap, env, fw_reserve), cwd=cwd, **kw)
 
 
 class Result:

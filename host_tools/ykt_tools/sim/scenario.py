@@ -19,7 +19,8 @@ import time
 from ykt_tools import ROOT, SIMHW
 from ykt_tools.sim import mp
 
-CHUNK_MS = 10000   # devices run in lock-step slices; the back office's clock is within half a slice
+CHUNK_MS = 10000
+SPARE = 16384      # heap every device must have to spare at its high-water mark (docs/design.md, budgets)   # devices run in lock-step slices; the back office's clock is within half a slice
 
 
 def _fw_import():
@@ -52,11 +53,12 @@ def parse_hms(s):
 
 
 class DeviceProc:
-    def __init__(self, name, runtime, heap, log):
+    def __init__(self, name, runtime, heap, log, reserve=0):
         self.name = name
         self.log = log
         # heap is the firmware's budget (the launcher adds the simulated chip's allowance)
-        self.p = mp.start(runtime, os.path.join(SIMHW, "devproc.py"), fw_heap=heap, stdin=subprocess.PIPE,
+        self.p = mp.start(runtime, os.path.join(SIMHW, "devproc.py"), fw_heap=heap, fw_reserve=reserve,
+                          stdin=subprocess.PIPE,
                           stderr=subprocess.PIPE, bufsize=1)
         self._err = []
         threading.Thread(target=self._drain, daemon=True).start()
@@ -98,10 +100,12 @@ class DeviceProc:
 
 
 class Runner:
-    def __init__(self, sc, runtime="micropython", heap="256K", workdir=None, out=sys.stdout, quiet=False):
+    def __init__(self, sc, runtime="micropython", heap="256K", workdir=None, out=sys.stdout, quiet=False,
+                 reserve=0):
         self.sc = sc
         self.runtime = runtime
         self.heap = heap
+        self.reserve = reserve
         self.out = out
         self.quiet = quiet
         self.workdir = workdir or tempfile.mkdtemp(prefix="ykt-run-")
@@ -176,7 +180,7 @@ class Runner:
             kind = {"turnstile": "gate", "ferry_validator": "ferry"}.get(prof.get("board"), "validator")
             reg = api.provision_device(self.db, d["name"], kind=kind,
                                        entry=prof["entry"], device_id=d.get("id", 1001 + i))
-            proc = DeviceProc(d["name"], self.runtime, self.heap, self.log)
+            proc = DeviceProc(d["name"], self.runtime, self.heap, self.log, self.reserve)
             init = {"cmd": "init", "board": d.get("board", prof["board"]), "device_id": reg["id"],
                              "backoffice": self.base_url, "dev_key": reg["key"], "tok_key": reg["token_key"],
                              "keyring": reg["keyring"].hex() if isinstance(reg["keyring"], (bytes, bytearray))
@@ -316,7 +320,7 @@ class Runner:
         r = d["proc"].recv()
         while "restart" in r:
             d["proc"].close()
-            proc = DeviceProc(d["spec"]["name"], self.runtime, self.heap, self.log)
+            proc = DeviceProc(d["spec"]["name"], self.runtime, self.heap, self.log, self.reserve)
             msg = dict(d["init"])
             msg["resume"] = r["restart"]
             proc.call(msg)
@@ -411,9 +415,17 @@ class Runner:
             journaled = st["next_seq"] - 1
             n, distinct, mx = rows.get(d["id"], (0, 0, 0))
             out["devices"][name] = {"journaled": journaled, "committed": n, "backlog": st["backlog"],
-                                    "heap_peak_bytes": st["heap_peak_bytes"], "memory_errors": st["memory_errors"],
+                                    "memory_errors": st["memory_errors"],
                                     "versions": st["versions"], "errors": st["errors"],
                                     "sync_errors": st.get("sync_errors", [])}
+            for k in st:
+                if k.startswith("heap_") or k == "psram":
+                    out["devices"][name][k] = st[k]
+            dv = out["devices"][name]
+            if (mp.is_frozen(self.runtime) and dv["heap_budget_bytes"] > 0
+                    and dv["heap_peak_bytes"] > dv["heap_budget_bytes"] - SPARE):
+                self.failures.append("%s: heap peak %d B leaves less than %d B of its %d B budget"
+                                     % (name, dv["heap_peak_bytes"], SPARE, dv["heap_budget_bytes"]))
             out["taps_journaled"] += journaled
             out["taps_committed"] += n
             out["lost"] += max(0, journaled - n)
@@ -473,7 +485,7 @@ def cli(args):
         sc = load(os.path.join(ROOT, "scenarios", "soak.json"))
     if args.riders:
         sc = random_riders(sc, args.riders, args.hours or 24, args.seed)
-    r = Runner(sc, runtime=args.runtime, heap=args.heap, quiet=args.json)
+    r = Runner(sc, runtime=args.runtime, heap=args.heap, quiet=args.json, reserve=args.reserve)
     t0 = time.time()
     try:
         r.setup()
@@ -500,8 +512,9 @@ def print_report(r, rep):
         p("  %-40s %5d" % (k, v))
     p("== journaled vs committed")
     for name, d in rep["devices"].items():
-        p("  %-10s journaled %5d  committed %5d  backlog %d  heap peak %d B  memory errors %d"
-          % (name, d["journaled"], d["committed"], d["backlog"], d["heap_peak_bytes"], d["memory_errors"]))
+        p("  %-10s journaled %5d  committed %5d  backlog %d  heap peak %d of %d B (%s)  memory errors %d"
+          % (name, d["journaled"], d["committed"], d["backlog"], d["heap_peak_bytes"],
+             d.get("heap_budget_bytes", -1), d.get("heap_accounting", "?"), d["memory_errors"]))
     p("  total      journaled %5d  committed %5d  lost %d  duplicates %d"
       % (rep["taps_journaled"], rep["taps_committed"], rep["lost"], rep["duplicates"]))
     p("== settlement for the day")

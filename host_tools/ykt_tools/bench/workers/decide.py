@@ -9,6 +9,7 @@ from ykt.rules import recent
 from ykt.rules import decide
 from ykt.ui import feedback
 from ykt.ui import display
+from ykt import outcome as O
 from ykt.sec.token import card_token
 D = sys.argv[1]   # the compiled tables
 N = int(sys.argv[2])   # taps per board kind
@@ -93,12 +94,13 @@ for board, entry, fname, has_disp, stop in BOARDS:
         t0 = time.ticks_us()
         k = d.decide(cr, now, True, tap)
         t1 = time.ticks_us()
-        fb.show(k, tap, d.last_text, ms)
+        fb.show(k & O.KIND_MASK, tap, k >> O.KIND_BITS, ms)
         fb.step(ms)
         t2 = time.ticks_us()
         dec[r] = time.ticks_diff(t1, t0)
         full[r] = time.ticks_diff(t2, t0)
-        kinds[d.last_text] = kinds.get(d.last_text, 0) + 1
+        m = O.key(k >> O.KIND_BITS)
+        kinds[m] = kinds.get(m, 0) + 1
     # heap bytes allocated per decision / per full tap in steady state
     gc.collect()
     gc.disable()
@@ -111,7 +113,7 @@ for board, entry, fname, has_disp, stop in BOARDS:
         now += 7
         ms = (now % 1000000) * 1000
         k = d.decide(cards[r % NC], now, True, tap)
-        fb.show(k, tap, d.last_text, ms)
+        fb.show(k & O.KIND_MASK, tap, k >> O.KIND_BITS, ms)
         fb.step(ms)
     a2 = gc.mem_alloc()
     gc.enable()

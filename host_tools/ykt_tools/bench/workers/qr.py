@@ -10,6 +10,7 @@ from ykt.rules import recent
 from ykt.rules import decide
 from ykt.ui import feedback
 from ykt.ui import display
+from ykt import outcome as O
 from ykt.sec import sigverify
 from ykt.qr import qrtoken
 from ykt.qr import qrscan
@@ -101,14 +102,15 @@ for i in range(N, 2 * N):
     t2 = time.ticks_us()
     j.append(tap)
     t3 = time.ticks_us()
-    fb.show(k, tap, d.last_text, 1000)
+    fb.show(k & O.KIND_MASK, tap, k >> O.KIND_BITS, 1000)
     t4 = time.ticks_us()
     full.append(time.ticks_diff(t4, t0))
     parts[0].append(time.ticks_diff(t1, t0))
     parts[1].append(time.ticks_diff(t2, t1))
     parts[2].append(time.ticks_diff(t3, t2))
     parts[3].append(time.ticks_diff(t4, t3))
-    kinds[d.last_text] = kinds.get(d.last_text, 0) + 1
+    m = O.key(k >> O.KIND_BITS)
+    kinds[m] = kinds.get(m, 0) + 1
 ver.sort()
 full.sort()
 out["verify_median_us"] = ver[len(ver) // 2]

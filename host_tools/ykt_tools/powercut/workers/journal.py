@@ -9,9 +9,11 @@ Method (littlefs' own emulated-bd testing, SQLite's crash tests):
 1. Format a NOR-flash block device (vhw/lfsdev.py), mount littlefs, and run
    a deterministic scenario once: taps appended, uploads (pending) and acks,
    segment rotation and deletion, a full journal refusing taps, a reboot, and
-   a file-based config switch (write cfg.tmp, rename over cfg). Every program
-   and erase is logged with the oracle events (append/ack/switch start and
-   return, as write counters).
+   downloads going live through the firmware's own path (ykt.net.syncsetup's
+   kinds table: a trusted-keys rotation, the device's trust anchor, and a fare
+   table; each written with ykt.fs.replace_file, then versions.json). Every
+   program and erase is logged with the oracle events (append/ack/switch
+   start and return, as write counters).
 2. Cut point (c, tear): writes 0..c-1 land, write c lands torn (none, start,
    middle, end). The image is rebuilt from the log, which is exactly what an
    in-process cut leaves: that equality is itself checked by re-running the
@@ -21,9 +23,13 @@ Method (littlefs' own emulated-bd testing, SQLite's crash tests):
    append returned (feedback given) and is not acked is present exactly once
    with its exact bytes; only the in-flight tap may additionally appear; the
    cursor is between the last returned and the last started ack; no frame is
-   corrupt; next_seq is above every seq ever returned or stored; the config is
-   the old or the new version, never a mix. Then one more tap is appended and
-   the journal reopened: it is there once, with a never-used seq.
+   corrupt; next_seq is above every seq ever returned or stored. After the
+   boot's leftover cleanup (ykt.fs.remove_leftovers: a .tmp is a replacement
+   that never got renamed) no .tmp is left, data/keys.bin and data/fares.bin
+   load as boot loads them (syncsetup.load) and are each the old or the new
+   version, never neither and never a mix, and versions.json never claims a
+   version newer than the file. Then one more tap is appended and the journal
+   reopened: it is there once, with a never-used seq.
 """
 import sys
 
@@ -34,7 +40,9 @@ SEG_RECS = 16
 CAP_SEGS = 4
 MOUNT = "/pc"
 JDIR = MOUNT + "/j"
-CFG = MOUNT + "/cfg"
+DATA = MOUNT + "/data"
+DEV = 1
+KINDS = ("keys", "fares")        # the downloads switched, alternately
 
 
 class Rng:
@@ -77,27 +85,70 @@ def _tap(i):
     return t
 
 
-def cfg_bytes(version):
-    """A config file of 300 bytes (spans several program units): version,
-    a version-dependent body, and a CRC, so a mix of two versions is caught."""
-    from binascii import crc32
+def kind_bytes(kind, version):
+    """The payload of a download of `kind` at `version`, deterministic and
+    distinct per version (a mix of two versions fails to parse or compare).
+    keys: one RSA-2048 download key whose modulus carries the version (the
+    lockout check needs a download key); fares: a flat fare table whose base
+    fare carries it. Both span several program units."""
     import struct
-
-    body = bytearray(292)
-    for k in range(292):
-        body[k] = (version * 37 + k) & 0xFF
-    b = bytearray(struct.pack("<I", version)) + body
-    return bytes(b + struct.pack("<I", crc32(b)))
-
-
-def cfg_parse(data):
     from binascii import crc32
-    import struct
 
-    if len(data) != 300 or crc32(data[:296]) != struct.unpack_from("<I", data, 296)[0]:
-        return None
-    v = struct.unpack_from("<I", data, 0)[0]
-    return v if bytes(data) == cfg_bytes(v) else None
+    if kind == "keys":
+        n = bytearray(256)
+        n[0] = 0xC0
+        struct.pack_into(">I", n, 1, version)
+        for k in range(5, 256):
+            n[k] = (version * 37 + k) & 0xFF
+        return bytes(bytearray(struct.pack("<BBBIH", 1, 1, 1, 65537, 256)) + n)
+    from ykt.rules import fares as F
+
+    body = struct.pack(F._PFMT, 100 + version, 30, 0, 0, 0, 0, 0, 0, 0, 0, 14400, 0, 0,
+                       0, 0, 0, 0, 0, 0, 0)
+    return struct.pack(F.HDR_FMT, b"YKTF", F.FORMAT_VERSION, F.MODE_FLAT, version, 301, 0, len(body),
+                       crc32(body) & 0xFFFFFFFF) + body
+
+
+def _provision():
+    """The device as provisioned: version 1 of each kind on flash."""
+    import os
+    from ykt.fs import replace_file
+    from ykt.net import syncsetup
+
+    try:
+        os.mkdir(DATA)
+    except OSError:
+        pass
+    for kind in KINDS:
+        replace_file(syncsetup.path(MOUNT, kind), kind_bytes(kind, 1))
+
+
+def _sync():
+    """The firmware's sync service on MOUNT (no network: commits are driven
+    by the scenario), and what went live through the swap callback."""
+    from ykt.net import syncsetup
+
+    live = []
+    s = syncsetup.make_sync(MOUNT, None, DEV, b"k" * 32, None, None,
+                            lambda kind, obj: live.append((kind, obj.version)), _raise)
+    return s, live
+
+
+def _raise(where, e):
+    raise e
+
+
+def _switch(s, kind, version):
+    """A download of `kind` goes live, as after its signature verified."""
+    from ykt.sec import signed
+
+    hdr = signed.Header()
+    hdr.version = version
+    for h in s.handlers:
+        if h.name == kind:
+            h.commit(hdr, None, kind_bytes(kind, version))
+            return
+    raise AssertionError("no handler for %s" % kind)
 
 
 def _journal(rng_seed):
@@ -110,10 +161,12 @@ def _journal(rng_seed):
 def scenario(bd, ev, taps):
     """The workload. ev(kind, value) records oracle events with bd.writes."""
     from ykt import taprec
-    from ykt.journal import JournalFull, replace_file
+    from ykt.journal import JournalFull
 
     j = _journal(1234).open()
-    cfg_v = 0
+    sy, _live = _sync()
+    ver = {k: 1 for k in KINDS}
+    nsw = 0
     for i in range(taps):
         if i == 70 or i == 260:  # a clean reboot: the next tap opens a new segment
             j.close()
@@ -135,22 +188,23 @@ def scenario(bd, ev, taps):
                 j.ack(up)
                 ev("ack_ret", up)
         if i % 23 == 11:
-            cfg_v += 1
-            ev("cfg_start", cfg_v)
-            replace_file(CFG, cfg_bytes(cfg_v))
-            ev("cfg_ret", cfg_v)
+            kind = KINDS[nsw % len(KINDS)]
+            nsw += 1
+            ver[kind] += 1
+            ev("cfg_start", (kind, ver[kind]))
+            _switch(sy, kind, ver[kind])
+            ev("cfg_ret", (kind, ver[kind]))
     j.close()
 
 
 def _fresh_device():
     import vfs
     from vhw.lfsdev import LfsBlockDev
-    from ykt.journal import replace_file
 
     bd = LfsBlockDev(BLOCKS, BSIZE)
     vfs.VfsLfs2.mkfs(bd)
     vfs.mount(vfs.VfsLfs2(bd, mtime=False), MOUNT)
-    replace_file(CFG, cfg_bytes(0))
+    _provision()
     return bd
 
 
@@ -187,8 +241,8 @@ class Oracle:
         self.inflight = None    # (seq) of an append started but not returned
         self.ack_ret = 0
         self.ack_max = 0
-        self.cfg_ok = set()
-        cfg_ret = 0
+        self.cfg_ok = {}        # kind -> versions its file may hold
+        cfg_ret = {k: 1 for k in KINDS}
         cfg_started = None
         pending_seq = None
         for w, kind, val in events:
@@ -208,12 +262,14 @@ class Oracle:
             elif kind == "cfg_start":
                 cfg_started = val
             elif kind == "cfg_ret":
-                cfg_ret = val
+                cfg_ret[val[0]] = val[1]
                 cfg_started = None
         self.inflight = pending_seq
-        self.cfg_ok.add(cfg_ret)
+        self.cfg_ret = cfg_ret
+        for k in KINDS:
+            self.cfg_ok[k] = {cfg_ret[k]}
         if cfg_started is not None:
-            self.cfg_ok.add(cfg_started)
+            self.cfg_ok[cfg_started[0]].add(cfg_started[1])
 
 
 def check_image(img, o):
@@ -230,13 +286,7 @@ def check_image(img, o):
     except OSError as e:
         return ["mount failed: %r" % (e,)]
     try:
-        try:
-            with open(CFG, "rb") as f:
-                v = cfg_parse(f.read())
-        except OSError:
-            v = None
-        if v is None or v not in o.cfg_ok:
-            bad.append("config is %r, expected one of %r" % (v, sorted(o.cfg_ok)))
+        bad += _check_files(o)
         j = Journal(JDIR, KEY, capacity_bytes=CAP_SEGS * BSIZE, seg_recs=SEG_RECS, rng=Rng(7)).open()
         bad += _check_journal(j, o, None)
         ever = max([0] + list(o.returned.keys()))
@@ -265,6 +315,49 @@ def check_image(img, o):
         bad.append("exception: %r" % (e,))
     finally:
         _umount()
+    return bad
+
+
+def _check_files(o):
+    """The downloads after a cut, through the boot's own steps: leftover
+    cleanup, then the files loaded as boot loads them."""
+    import os
+    from ykt import fs
+    from ykt.net import syncsetup
+
+    bad = []
+    fs.remove_leftovers(MOUNT)
+    fs.remove_leftovers(DATA)
+    left = [n for n in os.listdir(DATA) if n.endswith(fs.TMP)]
+    if left:
+        bad.append("leftovers after boot cleanup: %r" % left)
+    held = syncsetup.Versions(MOUNT)
+    for kind in KINDS:
+        ok = sorted(o.cfg_ok[kind])
+        try:
+            obj = syncsetup.load(MOUNT, kind)
+            with open(syncsetup.path(MOUNT, kind), "rb") as f:
+                raw = f.read()
+        except Exception as e:  # neither old nor new: the file is gone or refused
+            bad.append("%s does not load: %r (expected version %r)" % (kind, e, ok))
+            continue
+        v = None
+        for cand in ok:
+            if raw == kind_bytes(kind, cand):
+                v = cand
+        if v is None:
+            bad.append("%s is none of versions %r" % (kind, ok))
+            continue
+        if kind == "fares" and obj.version != v:
+            bad.append("fares parsed as version %d, file is %d" % (obj.version, v))
+        if kind == "keys" and obj.keys[0].n >> 2008 != 0xC0 << 32 | v:
+            bad.append("keys parsed with another modulus than version %d" % v)
+        # versions.json is written after the file: it may lag by the switch
+        # in flight (one repeated download), never claim more than the file
+        rec = held.get(kind)
+        ret = o.cfg_ret[kind]
+        if rec > v or (rec < ret and not (rec == 0 and ret == 1)):
+            bad.append("versions.json holds %s %d, the file %d (last switch returned %d)" % (kind, rec, v, ret))
     return bad
 
 
@@ -316,13 +409,11 @@ def live_image(c, tear, taps):
         bd.cut_after_writes(c, tear)
         chip = None
     else:
-        from ykt.journal import replace_file
-
         chip = FlashChip(BLOCKS * BSIZE)
         bd = FlashBlockDev(chip, 0, BLOCKS)
         vfs.VfsLfs2.mkfs(bd)
         vfs.mount(vfs.VfsLfs2(bd, mtime=False), MOUNT)
-        replace_file(CFG, cfg_bytes(0))
+        _provision()
         chip.cut_after_writes(c + 1, tear)  # its n counts the cut write itself
     try:
         scenario(bd, lambda k, v: None, taps)
