@@ -9,6 +9,7 @@
 # main.py and otaboot.py are the boot part: they stay outside the A/B
 # application slots because they choose the slot. The ykt package is the
 # application: an OTA bundle carries exactly it.
+metadata(description="ykt-gate validator and gate firmware", version="0.1.0")
 module("main.py")
 module("otaboot.py")
 package("ykt")
