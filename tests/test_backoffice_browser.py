@@ -190,7 +190,7 @@ def test_dashboard_in_each_language(browser, tmp_path, lang):
         page.select_option("#lookup-by", "card_no")
         page.fill("#lookup-value", "A12345678")
         page.click("#lookup-submit")
-        page.wait_for_function("document.getElementById('lookup-msg').dataset.status === '501'")
+        page.wait_for_function("document.getElementById('lookup-msg').dataset.status === 'registry_missing'")
         assert page.inner_text("#lookup-msg") == _catalog(lang)["lookup.registry"]
         # layout holds with this language's text, wide and narrow
         for w in (1280, 820):

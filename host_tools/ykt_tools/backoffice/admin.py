@@ -310,7 +310,7 @@ class DaySummary(BaseModel):
 def day_summary(request: Request, day: int = Path(ge=19700101, le=99991231), op=Depends(operator)):
     """One service day: taps per hour by device and by route, outcomes and
     refusal reasons, revenue and concession value."""
-    return dash.day(request.app.state.eng, day)
+    return _run(dash.day, request.app.state.eng, day)    # a day that is no date (20261399): 400
 
 
 class Report(BaseModel):
@@ -446,7 +446,8 @@ class Lookup(BaseModel):
 
 @router.get("/admin/api/lookup", response_model=Lookup, responses=_errs(
     s400="malformed identity",
-    s501="a card number or citizen ID needs the card registry, not in this back office yet"))
+    s422="invalid parameters; or, with X-YKT-Error: registry_missing, a card number or citizen ID, which "
+         "only the card registry resolves (not in this back office yet)"))
 def lookup(request: Request, card_no: Optional[str] = Query(None, max_length=9),
            citizen_id: Optional[str] = Query(None, max_length=18),
            card_id: Optional[str] = Query(None, max_length=32), token: Optional[str] = Query(None, max_length=16),
@@ -454,7 +455,12 @@ def lookup(request: Request, card_no: Optional[str] = Query(None, max_length=9),
     """A card's status, arrears and pseudonymous tap history. The identity
     typed is tokenized and never stored, logged or returned."""
     eng = request.app.state.eng
-    r = _run(dash.lookup, eng, card_no=card_no, citizen_id=citizen_id, card_id=card_id, token=token)
+    try:
+        r = _run(dash.lookup, eng, card_no=card_no, citizen_id=citizen_id, card_id=card_id, token=token)
+    except HTTPException as e:
+        if e.status_code == 422:
+            raise HTTPException(422, e.detail, headers={"X-YKT-Error": dash.REGISTRY_MISSING})
+        raise
     with eng.begin() as c:
         auth.audit(c, _actor(op), "card.lookup", "token:" + r["token"], by=r["resolved_by"])
     return r

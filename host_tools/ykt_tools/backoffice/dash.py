@@ -138,16 +138,22 @@ def health(eng):
 # registry (issue 16, not in this back office yet): registry_token() is the
 # one function to point at the registry's API when it lands. Until then it
 # resolves the identification code itself (what the card-status form takes
-# too) and answers 501 for a card number or citizen ID, saying why.
+# too) and refuses a card number or citizen ID (422, X-YKT-Error:
+# registry_missing), saying why.
+
+REGISTRY_MISSING = "registry_missing"
+
 
 def registry_token(eng, card_no=None, citizen_id=None, card_id=None):
-    """-> (token bytes, how it was resolved); OpError 501 for what only the
-    registry can resolve."""
+    """-> (token bytes, how it was resolved); OpError 422 with .code
+    REGISTRY_MISSING for what only the registry can resolve."""
     if card_id:
         return ops.tokenize(eng, card_id=card_id), "card_id"
     if card_no or citizen_id:
-        raise OpError("finding a card by %s needs the card registry (issue 16), which this back office "
-                      "does not have yet" % ("card number" if card_no else "citizen ID"), 501)
+        e = OpError("finding a card by %s needs the card registry (issue 16), which this back office "
+                    "does not have yet" % ("card number" if card_no else "citizen ID"), 422)
+        e.code = REGISTRY_MISSING
+        raise e
     raise OpError("give a card number, a citizen ID or a card identification code")
 
 

@@ -19,7 +19,8 @@
     const body = await r.json().catch(() => ({}));
     if (!r.ok) {
       const d = body.detail;
-      throw Object.assign(new Error(typeof d === "string" ? d : t("error.http", {status: r.status})), {status: r.status});
+      throw Object.assign(new Error(typeof d === "string" ? d : t("error.http", {status: r.status})),
+                          {status: r.status, code: r.headers.get("X-YKT-Error")});
     }
     return body;
   }
@@ -364,8 +365,8 @@
       $("lookup-msg").dataset.status = "200";
     } catch (e) {
       state.lookup = null;
-      $("lookup-msg").textContent = e.status === 501 ? t("lookup.registry") : t("lookup.failed", {msg: e.message});
-      $("lookup-msg").dataset.status = String(e.status || "");
+      $("lookup-msg").textContent = e.code === "registry_missing" ? t("lookup.registry") : t("lookup.failed", {msg: e.message});
+      $("lookup-msg").dataset.status = e.code || String(e.status || "");
     }
     $("lookup-value").value = "";     // the identity is not kept in the page
     renderLookup();
