@@ -8,7 +8,6 @@ in both languages (nothing runs off the page or out of its box). SKIPs with
 a reason when /usr/bin/chromium is missing (outside CI; CI fails instead)."""
 import json
 import os
-import time
 
 import pytest
 

@@ -41,7 +41,7 @@ def day(eng, d):
     with readonly(eng).connect() as c:
         names = {r.id: r.name for r in c.execute(select(S.devices.c.id, S.devices.c.name))}
         rider = S.taps.c.reason.not_in(SHIFT_REASONS)
-        hour = ((S.taps.c.t - t0) / 3600).label("h")
+        hour = ((S.taps.c.t - t0) // 3600).label("h")     # floor division on both backends
         per_dev = c.execute(select(hour, S.taps.c.device, func.count()).where(S.taps.c.day == d, rider)
                             .group_by("h", S.taps.c.device)).all()
         per_route = c.execute(select(hour, S.taps.c.entry, func.count()).where(S.taps.c.day == d, rider)
