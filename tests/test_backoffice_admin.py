@@ -154,9 +154,10 @@ def _ingest(eng, rows):
         ing.close()
 
 
-def _tap(dev, seq, tok, t, fare, conc=0, reason=0, entry=301, fv=7):
-    return (dev, seq, service_day(t), t, bytes.fromhex(tok), 0, reason, fare, conc, 0, entry, 1, 1, 0, 1,
-            fv, 1, t)
+def _tap(dev, seq, tok, t, fare, conc=0, reason=0, entry=301, fv=7, outcome=0, shift=0, flags=0):
+    """A row in ingest.COLS order."""
+    return (dev, seq, service_day(t), t, bytes.fromhex(tok), outcome, reason, fare, conc, flags, entry, 1, 1, 0, 1,
+            fv, 1, shift, t)
 
 
 def test_settlement_transfers_limits_caps_and_trail(bo):

@@ -121,7 +121,7 @@ def test_truncated_oversized_malformed(bo):
     assert r.status_code == 400 and r.headers["x-ykt-error"] in ("truncated", "malformed")
     # reserved ctl bits in an authentic body: malformed
     bad = bytearray(good[:-16])
-    bad[52] |= 0x80
+    bad[wire.HDR_SIZE] |= 0x80
     bad += hmac_sha256(key, b"POST /v1/taps\n" + bytes(bad))[:16]
     r = _post(bo, bad)
     assert r.status_code == 400 and r.headers["x-ykt-error"] == "malformed"
@@ -365,14 +365,14 @@ def test_tap_stored_above_seq_max_is_still_deduplicated(db_url):
 
 
 def test_binary_copy_layout():
-    """pg_copy_binary is PostgreSQL's binary COPY layout: signature, 18
+    """pg_copy_binary is PostgreSQL's binary COPY layout: signature, 19
     length-prefixed big-endian fields per row, trailer."""
     rows = _rows(3, [1, 2])
     blob = ingest.pg_copy_binary(rows)
     assert blob[:11] == b"PGCOPY\n\xff\r\n\x00" and blob[-2:] == b"\xff\xff"
-    # per row: field count, 18 length words, 4 int8 + 13 int4 values, the 8-byte token
-    assert len(blob) == 19 + 2 * (2 + 18 * 4 + 4 * 8 + 13 * 4 + 8) + 2
-    assert blob[19:21] == b"\x00\x12" and blob[21:29] == b"\x00\x00\x00\x04\x00\x00\x00\x03"
+    # per row: field count, 19 length words, 5 int8 + 13 int4 values, the 8-byte token
+    assert len(blob) == 19 + 2 * (2 + 19 * 4 + 5 * 8 + 13 * 4 + 8) + 2
+    assert blob[19:21] == b"\x00\x13" and blob[21:29] == b"\x00\x00\x00\x04\x00\x00\x00\x03"
     with pytest.raises(ValueError):
         ingest.pg_copy_binary([rows[0][:4] + (b"short",) + rows[0][5:]])
 

@@ -64,7 +64,8 @@ def test_dashboard_shows_canary_then_whole_fleet(browser, tmp_path):
         page.click("#login-submit")
         page.wait_for_selector("#rollout-table tr[data-rollout]")
         row = page.inner_text("#rollout-table tr[data-rollout='%d']" % rid)
-        assert "0.2.0" in row and "entry:301" in row and "canary" in row and "1/6" in row, row
+        assert "0.2.0" in row and "entry:301" in row and "1/6" in row, row
+        assert page.get_attribute("#rollout-table tr[data-rollout='%d'] td.stage" % rid, "data-stage") == "canary"
         r = _row(page, rid)
         assert r["live"] == "1" and r["trial"] == "1" and r["offered"] == "0", r
 
@@ -76,7 +77,8 @@ def test_dashboard_shows_canary_then_whole_fleet(browser, tmp_path):
         page.wait_for_function("document.querySelector(\"#rollout-table tr[data-rollout='%d'] td.live\")"
                                ".textContent === '6'" % rid, timeout=15000)
         row = page.inner_text("#rollout-table tr[data-rollout='%d']" % rid)
-        assert "6/6" in row and "all" in row, row
+        assert "6/6" in row, row
+        assert page.get_attribute("#rollout-table tr[data-rollout='%d'] td.stage" % rid, "data-stage") == "all"
         assert page.eval_on_selector("#rollout-table tr[data-rollout='%d'] meter" % rid, "m => m.value") == 6
     finally:
         stop()

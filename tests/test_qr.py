@@ -197,7 +197,7 @@ def _ingest(eng, rows):
 def _tap(dev, seq, tok, t, fare=200, flags=0, outcome=0, reason=0, entry=301):
     from ykt_tools.backoffice.db import service_day
     return (dev, seq, service_day(t), t, bytes.fromhex(tok), outcome, reason, fare, 0, flags, entry, 1, 1, 0, 1,
-            7, 1, t)
+            7, 1, 0, t)
 
 
 def test_backoffice_qr_key_provisioned_issue_verifies(eng, capsys):
@@ -298,3 +298,71 @@ def test_backoffice_settles_qr_with_card_taps(eng):
     assert settle.settlements(eng, day) == [{"token": A, "taps": 2, "provisional": 400, "amount": 200}]
     assert [(c["device"], c["rule"]) for c in settle.charges(eng, day, A)] == [
         (d1, "provisional"), (d2, "transfer")]
+
+
+def test_backoffice_accepts_codes_of_an_issuer_key_it_is_given(eng, tmp_path, capsys):
+    """Production: the national e-SSC platform signs ride codes; the back
+    office is given its public key and the fleet trusts it through the keys
+    file. The back office's own key is a test issuer. A rotation trusts both
+    platform keys, then retires the old one."""
+    from cryptography.hazmat.primitives import serialization
+    from ykt_tools.build import qr
+    from ykt_tools.backoffice import api, keys, ops, qrissue
+    from ykt_tools.backoffice.errors import OpError
+    from ykt_tools.cli.main import main
+
+    def pem(k):
+        return k.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def ring():
+        """What a device trusts after its next sync: the keys file's payload."""
+        from ykt_tools.build import signing
+        with eng.connect() as c:
+            return sigverify.parse_keys(signing.keys_payload(keys.trusted_entries(c)))
+
+    api.provision_device(eng, "gate-1", kind="gate", entry=5101)      # the test issuer's key exists
+    platform, platform2 = qr.new_key(2048), qr.new_key(2048)          # play the national platform
+    t0 = 1795700000
+    code = qr.to_text(qr.mint(platform, "00112233445566aa", 0, 0, 450100, 30, t0))
+    assert qr.verify(code, ring(), t0 + 5)[0] == T.R_QR_UNKNOWN_KEY
+    r = qrissue.add_issuer(eng, "national e-SSC platform", pem(platform), actor="t")
+    assert qr.verify(code, ring(), t0 + 5)[0] == 0                    # accepted once the key is given
+    iss = qrissue.issuers(eng)
+    assert [(x["issuer"], x["test"]) for x in iss] == [(qrissue.TEST_ISSUER, True),
+                                                       ("national e-SSC platform", False)]
+    assert r["kid"] == iss[1]["kid"]
+    with pytest.raises(OpError) as e:
+        qrissue.add_issuer(eng, "again", pem(platform))
+    assert e.value.status == 409
+    with pytest.raises(OpError) as e:
+        qrissue.add_issuer(eng, "too big", pem(qr.new_key(3072)))
+    assert e.value.status == 422
+    # the platform rotates: both trusted, then the old one retired
+    qrissue.add_issuer(eng, "national e-SSC platform (2027)", pem(platform2))
+    code2 = qr.to_text(qr.mint(platform2, "00112233445566aa", 0, 0, 450100, 30, t0))
+    assert qr.verify(code, ring(), t0 + 5)[0] == 0 and qr.verify(code2, ring(), t0 + 5)[0] == 0
+    with pytest.raises(OpError):
+        qrissue.add_issuer(eng, "a third", pem(qr.new_key(2048)))      # a rotation overlap at most
+    qrissue.retire_issuer(eng, r["kid"])
+    assert qr.verify(code, ring(), t0 + 5)[0] == T.R_QR_UNKNOWN_KEY and qr.verify(code2, ring(), t0 + 5)[0] == 0
+    # the back office's own codes still verify (tests, demos) and rotating its
+    # own key keeps the given issuer
+    own = qrissue.issue(eng, "00112233445566aa", iat=t0)
+    assert qr.verify(own["text"], ring(), t0 + 5)[0] == 0
+    qrissue.rotate_qr_key(eng)
+    assert qr.verify(code2, ring(), t0 + 5)[0] == 0
+    # the CLI: `ykt qr issue` says it is a test issuer
+    kp = tmp_path / "qr.pem"
+    assert main(["qr", "keygen", "-o", str(kp)]) == 0
+    capsys.readouterr()
+    assert main(["qr", "issue", "--key", str(kp), "--token", "00112233445566aa", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "TEST ISSUER" in err and '"issuer": "test"' in out
+    pp = tmp_path / "platform.pem"
+    pp.write_bytes(pem(qr.new_key(2048)))
+    assert main(["backoffice", "qr-issuer", "list", "--db", eng.url_str]) == 0
+    assert main(["backoffice", "qr-issuer", "add", "--db", eng.url_str, "--name", "p", "--pub", str(pp)]) == 0
+    pp.write_bytes(pem(qr.new_key(2048)))
+    assert main(["backoffice", "qr-issuer", "add", "--db", eng.url_str, "--name", "q", "--pub", str(pp)]) == 2  # two at most
+    assert ops.trusted_keys_payload(eng) is not None

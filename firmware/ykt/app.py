@@ -19,6 +19,7 @@ _GC_MS = const(2000)        # idle collection period
 _WDT_MS = const(8000)
 _MAX_CONFIG = const(8192)
 _NVS_KEYS = ("dev_key", "jrnl_key", "tok_key", "wifi_key")
+_SHIFT_FILE = "data/shift.bin"   # the driver shift in force (bus validators), kept across resets
 # Directories whose files are replaced with ykt.fs.replace_file: a .tmp left
 # by a power cut never got renamed, so the file it was for is still valid.
 _TMP_DIRS = ("data", "ota", "app")
@@ -65,6 +66,7 @@ class App:
         self.tap = taprec.Tap()
         self.reader = None
         self.feedback = None
+        self.voice = None         # ykt.ui.voice.Voice on boards that declare "voice"
         self.decider = None
         self.journal = None
         self.denylist = None
@@ -120,6 +122,8 @@ class App:
         self._boot_state()
         self._between()
         self._boot_net()
+        if self.voice is not None:
+            self.voice.clock = self.clock   # quiet hours follow the trusted clock
         if self.qr is not None:
             self._boot_qr()
         # Boot-only code (board file validation, the board layer) leaves the
@@ -205,6 +209,23 @@ class App:
         for k in ("led", "buzzer", "relay", "assist"):
             if hw.has(k):
                 hw.found[k] = "gpio"
+        if hw.has("voice"):
+            self._boot_voice(hw)
+
+    def _boot_voice(self, hw):
+        # Imported only here: a board without a voice module never loads it.
+        try:
+            from ykt.ui.voice import Voice
+            from ykt.rules.catalog import profile_from
+
+            p = self.profile
+            cfg = p.voice if p is not None else profile_from({"device": "-", "entry": 1,
+                                                              "board": "bus_validator"}).voice
+            uart, driver = hw.voice_uart()
+            self.voice = Voice(uart, driver, cfg, p.tz_min if p is not None else 480)
+        except (ImportError, ValueError, OSError) as e:
+            self._err("voice", e)
+            hw.missing["voice"] = "voice module not started: %s" % e
 
     def _boot_reader(self):
         from ykt.nfc.pn532 import PN532
@@ -285,6 +306,45 @@ class App:
         self.decider = Decider(self.profile, cat, ft, ents, self.denylist,
                                Recent(self.profile.recent_cap), tok)
         self.found["decisions"] = "entry %d stop %d" % (self.profile.entry, self.profile.stop)
+        self._load_shift()
+
+    def _load_shift(self):
+        """The driver shift open before a reset stays open (its sign-on tap is
+        on flash; the next sign-off or another driver's sign-on ends it)."""
+        p = join(self.root, _SHIFT_FILE)
+        if not exists(p):
+            return
+        try:
+            import struct
+            from binascii import crc32
+
+            b = read_file(p, 64)
+            if len(b) == 20 and b[0:4] == b"YKSH" and crc32(b[0:16]) == struct.unpack_from("<I", b, 16)[0]:
+                self.decider.shift = struct.unpack_from("<I", b, 4)[0]
+                self.decider.shift_tok[:] = b[8:16]
+                if self.decider.shift:
+                    self.found["shift"] = "open since seq %d" % self.decider.shift
+            else:
+                self._err("shift", "shift file damaged: no shift open")
+        except (OSError, ValueError) as e:
+            self._err("shift", e)
+
+    def _save_shift(self):
+        """After a shift tap is on flash (not on a rider's tap path)."""
+        import struct
+        from binascii import crc32
+        from ykt.fs import replace_file
+
+        d = self.decider
+        b = bytearray(20)
+        b[0:4] = b"YKSH"
+        struct.pack_into("<I", b, 4, d.shift)
+        b[8:16] = d.shift_tok
+        struct.pack_into("<I", b, 16, crc32(memoryview(b)[0:16]))
+        try:
+            replace_file(join(self.root, _SHIFT_FILE), b)
+        except OSError as e:
+            self._err("shift", e)
 
     def _boot_net(self):
         url = self.cfg.get("backoffice")
@@ -397,16 +457,27 @@ class App:
             r = d.decide(cr, now, trusted, tap)
         if not trusted:
             tap.flags |= taprec.F_TIME_UNTRUSTED
+        shift = tap.reason == taprec.R_SHIFT_ON or tap.reason == taprec.R_SHIFT_OFF
         if self.journal is not None:
+            if tap.reason == taprec.R_SHIFT_ON:
+                tap.shift = self.journal.next_seq   # a shift is named by its sign-on tap's seq
             try:
                 self.journal.append(tap)
             except Exception as e:  # journal full or flash error: no green light without a record
                 self._err("journal", e)
                 r = decision(FB_FAULT, M_JOURNAL_FULL)
+                shift = False
+        elif shift:
+            r = decision(FB_FAULT, M_JOURNAL_FULL)   # a shift needs its tap on flash
+            shift = False
         self.taps += 1
         kind = r & KIND_MASK
         msg = r >> KIND_BITS
         self.feedback.show(kind, tap, msg)
+        if self.voice is not None:
+            self.voice.say(msg, tap.concession)   # after LED, buzzer and relay: one UART write
+        if shift and d.shift_done(tap):
+            self._save_shift()
         if self.on_event is not None:
             self.on_event(tap, kind, msg)
         return kind
@@ -433,6 +504,8 @@ class App:
         self.feedback.step(ticks_ms())
         if self.clock is not None:
             self.clock.step()
+        if self.voice is not None:
+            self.voice.step(now)
         online = self.wlan is None or self.wlan.isconnected()
         if online:
             for part in self._net:

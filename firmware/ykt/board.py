@@ -116,6 +116,21 @@ class Board:
         return machine.UART(q.get("uart", 2), baudrate=q.get("baud", 9600), tx=self.cfg["pins"]["QR_TX"],
                             rx=self.cfg["pins"]["QR_RX"], timeout=0, rxbuf=512)
 
+    def voice_uart(self):
+        """(machine.UART, driver name) for the voice module, or None."""
+        if not self.has("voice"):
+            return None
+        v = self.cfg["voice"]
+        pins = self.cfg["pins"]
+        self.found["voice"] = "%s on uart%d %d baud" % (v["driver"], v.get("uart", 1), v.get("baud", 9600))
+        if "VOICE_RX" in pins:
+            u = machine.UART(v.get("uart", 1), baudrate=v.get("baud", 9600), tx=pins["VOICE_TX"],
+                             rx=pins["VOICE_RX"], timeout=0, rxbuf=256)
+        else:   # the usual wiring: the driver only sends, the module's replies go unheard
+            u = machine.UART(v.get("uart", 1), baudrate=v.get("baud", 9600), tx=pins["VOICE_TX"],
+                             timeout=0, rxbuf=256)
+        return u, v["driver"]
+
     # --- system -----------------------------------------------------------
     def watchdog(self, timeout_ms=_WDT_MS):
         return machine.WDT(timeout=timeout_ms)

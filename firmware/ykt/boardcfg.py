@@ -23,10 +23,10 @@ TRANSPORTS = {
 }
 KINDS = ("bus_validator", "ferry_validator", "turnstile", "gate")
 # Roles the firmware knows; anything else is a typo in the board file.
-INPUT_ROLES = ("PN532_IRQ", "PN532_MISO", "PN532_RX", "QR_RX", "BUTTON")
+INPUT_ROLES = ("PN532_IRQ", "PN532_MISO", "PN532_RX", "QR_RX", "BUTTON", "VOICE_RX")
 OUTPUT_ROLES = ("PN532_SCL", "PN532_SDA", "PN532_SCK", "PN532_MOSI", "PN532_CS",
                 "PN532_TX", "PN532_RST", "LED_R", "LED_G", "LED_B", "BUZZER",
-                "RELAY", "ASSIST", "DISP_SCL", "DISP_SDA", "QR_TX", "STATUS_LED")
+                "RELAY", "ASSIST", "DISP_SCL", "DISP_SDA", "QR_TX", "STATUS_LED", "VOICE_TX")
 ROLES = INPUT_ROLES + OUTPUT_ROLES
 FEATURE_ROLES = {
     "led": ("LED_R", "LED_G", "LED_B"),
@@ -35,7 +35,12 @@ FEATURE_ROLES = {
     "assist": ("ASSIST",),
     "display": ("DISP_SCL", "DISP_SDA"),
     "qr": ("QR_TX", "QR_RX"),
+    "voice": ("VOICE_TX",),   # VOICE_RX is optional: the driver only sends
 }
+# UART MP3 voice modules (ykt.ui.voice): the DFPlayer Mini family (7E .. EF
+# frames) and the JQ8900 family (AA .. checksum frames). Both run at 9600 baud
+# out of the box.
+VOICE_DRIVERS = ("dfplayer", "jq8900")
 _MAX_BOARD_BYTES = 8192
 # MicroPython's heap on a module without PSRAM: 56 KB at start, grown once to
 # about 112 KB; the rest of internal RAM stays with Wi-Fi and one TLS session
@@ -155,6 +160,22 @@ def validate(b, src="<board>"):
         _int(src, "qr.baud", q.get("baud", 9600), 1200, 921600)
         if tr == "hsu" and q.get("uart", 2) == reader.get("id", 1):
             raise BoardError(src, "qr.uart", "shares the reader's UART")
+    if feats.get("voice"):
+        v = b.get("voice")
+        if type(v) is not dict:
+            raise BoardError(src, "voice", "missing, required by features.voice")
+        for k in v:
+            if k not in ("driver", "uart", "baud"):
+                raise BoardError(src, "voice." + k, "unknown setting (known: driver, uart, baud)")
+        if v.get("driver") not in VOICE_DRIVERS:
+            raise BoardError(src, "voice.driver", "unknown driver %r (known: %s)"
+                             % (v.get("driver"), ", ".join(VOICE_DRIVERS)))
+        vu = _int(src, "voice.uart", v.get("uart", 1), 1, 2)
+        _int(src, "voice.baud", v.get("baud", 9600), 2400, 115200)
+        if tr == "hsu" and vu == reader.get("id", 1):
+            raise BoardError(src, "voice.uart", "shares the reader's UART")
+        if feats.get("qr") and vu == b["qr"].get("uart", 2):
+            raise BoardError(src, "voice.uart", "shares the QR scanner's UART")
     flash_mb = _int(src, "flash_mb", b.get("flash_mb", 4), 4, 32)
     _layout(b, src, flash_mb * 1024 * 1024)
     _heap(b, src)

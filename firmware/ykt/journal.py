@@ -4,14 +4,16 @@
 # the simulator, and on plain files under CPython. Format (docs/reliability.md):
 #
 #  dir/XXXXXXXX.seg  segment, XXXXXXXX = hex seq of its first record
-#     header 20 B: b"YKS1" | base u32 | salt u32 | kcv u32 | crc32(bytes 0..15) u32
-#     frames 36 B: AES-CTR(taprec bytes 4..35) 32 B | crc32(plain 36-byte taprec) u32
+#     header 20 B: b"YKS2" | base u32 | salt u32 | kcv u32 | crc32(bytes 0..15) u32
+#     frames 40 B: AES-CTR(taprec bytes 4..39) 36 B | crc32(plain 40-byte taprec) u32
 #     (the seq, bytes 0..3 of the taprec, is implicit: base + frame index)
+#     A b"YKS1" segment (tap record format 1, before driver shifts) has 36-byte
+#     frames over the 36-byte record; it is read as shift 0 and never written.
 #  dir/ack           upload cursor, 12 B: b"YKA1" | acked seq u32 | crc32(bytes 0..7) u32
 #                    replaced atomically (ykt.fs.replace_file: ack.tmp, renamed over ack)
 #
 # Why this shape:
-# - One append = one write of 36 bytes + flush (lfs_file_sync): durable on
+# - One append = one write of 40 bytes + flush (lfs_file_sync): durable on
 #   return. littlefs commits a sync atomically, and the per-frame CRC (over the
 #   plaintext, so over key, salt and position too) drops a torn tail anywhere
 #   else; records are never read past the first invalid tail frame.
@@ -35,9 +37,9 @@ from ykt.sec.crypt import Ctr
 from ykt.fs import replace_file, remove_leftovers
 
 _HDR = const(20)
-_FRAME = const(36)
-_ENC = const(32)
-SEG_RECS = const(454)      # 20 + 454*36 = 16364 B: exactly 4 littlefs blocks of 4 KiB
+_FRAME = const(40)         # format 2 frame (taprec.SIZE 40 = 4 implicit + 36 encrypted)
+_FRAME_V1 = const(36)      # format 1 frame, read only
+SEG_RECS = const(408)      # 20 + 408*40 = 16340 B: 4 littlefs blocks of 4 KiB
 _ENOENT = const(2)
 _EEXIST = const(17)
 _ENOSPC = const(28)
@@ -74,6 +76,8 @@ class Journal:
         self._reserve = reserve_blocks  # kept free for littlefs copy-on-write and config switches
         self._rng = rng or os.urandom
         self._frame = bytearray(_FRAME)
+        self._fmv = memoryview(self._frame)
+        self._rf = _FRAME      # frame size of the segment being read (YKS1: 36)
         self._pt = bytearray(taprec.SIZE)
         self._hdr = bytearray(_HDR)
         self._f = None
@@ -98,7 +102,13 @@ class Journal:
     def _read_hdr(self, f, base):
         """Salt of a segment, or None if its header is missing or torn."""
         b = self._hdr
-        if f.readinto(b) != _HDR or b[0:4] != b"YKS1" or _u32(b, 4) != base:
+        if f.readinto(b) != _HDR or _u32(b, 4) != base:
+            return None
+        if b[0:4] == b"YKS2":
+            self._rf = _FRAME
+        elif b[0:4] == b"YKS1":
+            self._rf = _FRAME_V1
+        else:
             return None
         if crc32(memoryview(b)[0:16]) != _u32(b, 16):
             return None
@@ -107,11 +117,19 @@ class Journal:
         return _u32(b, 8)
 
     def _decode(self, salt, seq):
-        """self._frame -> self._pt (plaintext taprec); False if the CRC fails."""
+        """self._frame (a frame of the segment last opened, self._rf bytes)
+        -> self._pt (plaintext format-2 taprec); False if the CRC fails."""
         pt = self._pt
+        enc = self._rf - 4
         struct.pack_into("<I", pt, 0, seq)
-        self._ctr.xor(salt, seq, self._frame, 0, pt, 4, _ENC)
-        return crc32(pt) == _u32(self._frame, _ENC)
+        self._ctr.xor(salt, seq, self._frame, 0, pt, 4, enc)
+        if enc == _FRAME - 4:
+            return crc32(pt) == _u32(self._frame, enc)
+        # format 1: a 36-byte record, no shift
+        ok = crc32(memoryview(pt)[0:_FRAME_V1]) == _u32(self._frame, enc)
+        for i in range(_FRAME_V1, _FRAME):
+            pt[i] = 0
+        return ok
 
     def _flash_bytes(self, size):
         # littlefs stores a file in whole blocks; blocks after the first lose
@@ -192,13 +210,15 @@ class Journal:
             if salt is None:
                 self.dropped += size
                 return 0
-            n = (size - _HDR) // _FRAME
+            fs = self._rf
+            n = (size - _HDR) // fs
+            fr = self._fmv[0:fs]
             while n > 0:
-                f.seek(_HDR + (n - 1) * _FRAME)
-                if f.readinto(self._frame) == _FRAME and self._decode(salt, base + n - 1):
+                f.seek(_HDR + (n - 1) * fs)
+                if f.readinto(fr) == fs and self._decode(salt, base + n - 1):
                     break
                 n -= 1
-            self.dropped += size - _HDR - n * _FRAME
+            self.dropped += size - _HDR - n * fs
             return n
         finally:
             f.close()
@@ -235,7 +255,7 @@ class Journal:
             raise JournalFull()
         self._salt = _u32(self._rng(4), 0)
         h = self._hdr
-        h[0:4] = b"YKS1"
+        h[0:4] = b"YKS2"
         struct.pack_into("<III", h, 4, base, self._salt, self._ctr.kcv)
         struct.pack_into("<I", h, 16, crc32(memoryview(h)[0:16]))
         f = open(self._seg_path(base), "wb")
@@ -274,8 +294,8 @@ class Journal:
         pt = self._pt
         fr = self._frame
         taprec.pack_into(pt, 0, tap)
-        self._ctr.xor(self._salt, seq, pt, 4, fr, 0, _ENC)
-        struct.pack_into("<I", fr, _ENC, crc32(pt))
+        self._ctr.xor(self._salt, seq, pt, 4, fr, 0, _FRAME - 4)
+        struct.pack_into("<I", fr, _FRAME - 4, crc32(pt))
         try:
             self._f.write(fr)
             self._f.flush()
@@ -321,9 +341,11 @@ class Journal:
                             self.corrupt += end - seq
                             seq = end
                         else:
-                            f.seek(_HDR + (seq - base) * _FRAME)
+                            fs = self._rf
+                            fr = self._fmv[0:fs]
+                            f.seek(_HDR + (seq - base) * fs)
                             while n < max_n and seq < end:
-                                if f.readinto(self._frame) == _FRAME and self._decode(salt, seq):
+                                if f.readinto(fr) == fs and self._decode(salt, seq):
                                     sink(self._pt)
                                     n += 1
                                 else:
@@ -342,16 +364,18 @@ class Journal:
         return out
 
     def pending_into(self, buf, after=None):
-        """Fill buf with plaintext 36-byte taprecs after the cursor (or after
-        `after`); returns the count. No per-record allocation."""
+        """Fill buf with plaintext taprecs (taprec.SIZE bytes each, format 2
+        even from a format-1 segment) after the cursor (or after `after`);
+        returns the count. No per-record allocation."""
         mv = memoryview(buf)
         pos = [0]
+        sz = taprec.SIZE
 
         def sink(pt):
-            mv[pos[0]:pos[0] + _FRAME] = pt
-            pos[0] += _FRAME
+            mv[pos[0]:pos[0] + sz] = pt
+            pos[0] += sz
 
-        return self._read(after, len(buf) // _FRAME, sink)
+        return self._read(after, len(buf) // sz, sink)
 
     # --- acknowledgement and rotation -------------------------------------
 

@@ -58,6 +58,9 @@ M_NOT_CONFIGURED = const(19)
 M_READ_FAILED = const(20)
 M_READER_FAULT = const(21)
 M_JOURNAL_FULL = const(22)
+M_DENY_UNPAID = const(23)
+M_SHIFT_ON = const(24)
+M_SHIFT_OFF = const(25)
 
 # id -> (key, Chinese, English, display flags). The key names the message in
 # logs (the simulator's tap lines, the scenario report).
@@ -86,6 +89,9 @@ MESSAGES = (
     ("reader_fault", "读卡器故障", "Reader fault", 0),
     # shown as "tap again" until a text of its own is chosen (it needs no new glyphs)
     ("journal_full", "请重新刷卡", "Tap again", 0),
+    ("deny_unpaid", "账户欠费", "Fare unpaid", 0),
+    ("shift_on", "司机签到", "Driver on", HIDE_FARE),
+    ("shift_off", "司机签退", "Driver off", HIDE_FARE),
 )
 
 # Concession labels by taprec C_* code, and the mark of a provisional fare.

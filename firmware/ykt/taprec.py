@@ -1,6 +1,9 @@
-# The tap record: one fixed 36-byte little-endian layout, defined once and
-# used by the journal (encrypted at rest), the uplink batch and the back office
-# (which imports this module). Test vectors in tests/fw/t_taprec.py pin the bytes.
+# The tap record: one fixed 40-byte little-endian layout (format 2), defined
+# once and used by the journal (encrypted at rest), the uplink batch and the
+# back office (which imports this module). Test vectors in tests/fw/t_taprec.py
+# pin the bytes. Format 1 was bytes 0..35 alone (no shift): the journal still
+# reads segments of it (shift = 0) and the back office still decodes batches
+# of wire format 1, so a device updated with taps pending loses none.
 #
 #  off size field
 #   0   4   seq        per-device sequence number, never repeats
@@ -18,12 +21,16 @@
 #  28   4   dl_ver     deny-list version in force
 #  32   2   fare_ver   fare table version in force
 #  34   2   cat_ver    catalog version in force
+#  36   4   shift      driver shift in force on this device: the seq of the shift's
+#                      sign-on tap (R_SHIFT_ON), 0 = no shift (format 2)
 import struct
 
 from ykt.compat import const
 
-SIZE = const(36)
-_FMT = "<II8sBBHBBHHBBIHH"
+FORMAT = const(2)
+SIZE = const(40)
+SIZE_V1 = const(36)             # format 1: no shift field
+_FMT = "<II8sBBHBBHHBBIHHI"
 
 OUT_ACCEPT = const(0)
 OUT_DENY = const(1)
@@ -37,6 +44,8 @@ R_ALREADY_PAID = const(3)      # double tap on a bus within N seconds: no second
 R_GREEN_CHANNEL = const(4)
 R_IDENTITY_ENTRY = const(5)    # free identity-checked entry (museum, library)
 R_EXIT = const(6)              # gate exit / ferry tap-out
+R_SHIFT_ON = const(7)          # a driver's staff card signed on: the tap's seq names the shift
+R_SHIFT_OFF = const(8)         # the same staff card signed off (shift = the shift it ends)
 R_DENY_LOST = const(16)
 R_DENY_SUSPENDED = const(17)
 R_DENY_CANCELLED = const(18)
@@ -55,6 +64,7 @@ R_QR_REPLAY = const(30)
 R_QR_MALFORMED = const(31)
 R_QR_UNKNOWN_KEY = const(32)
 R_NOT_CONFIGURED = const(33)   # no catalog entry / fare table loaded
+R_DENY_UNPAID = const(36)      # on the deny list for a returned collection (arrears); 34, 35: issue 16
 R_READ_FAILED = const(48)      # card removed / timeout / malformed (see cardread error)
 R_READER_FAULT = const(49)
 
@@ -77,7 +87,7 @@ F_OFFLINE_LIST = const(0x10)    # deny list older than its freshness limit
 
 class Tap:
     __slots__ = ("seq", "time", "token", "outcome", "reason", "fare", "concession", "flags",
-                 "entry", "stop", "direction", "stage", "dl_ver", "fare_ver", "cat_ver")
+                 "entry", "stop", "direction", "stage", "dl_ver", "fare_ver", "cat_ver", "shift")
 
     def __init__(self):
         self.token = bytearray(8)
@@ -100,13 +110,14 @@ class Tap:
         self.dl_ver = 0
         self.fare_ver = 0
         self.cat_ver = 0
+        self.shift = 0
 
 
 def pack_into(buf, off, t):
     # t.token goes in as the bytearray it is: a bytes() copy would allocate per tap
     struct.pack_into(_FMT, buf, off, t.seq, t.time, t.token, t.outcome, t.reason, t.fare,
                      t.concession, t.flags, t.entry, t.stop, t.direction, t.stage, t.dl_ver,
-                     t.fare_ver, t.cat_ver)
+                     t.fare_ver, t.cat_ver, t.shift)
 
 
 def pack(t):
@@ -122,7 +133,7 @@ def unpack_from(buf, off=0, t=None):
     if t is None:
         t = Tap()
     (t.seq, t.time, tok, t.outcome, t.reason, t.fare, t.concession, t.flags, t.entry, t.stop,
-     t.direction, t.stage, t.dl_ver, t.fare_ver, t.cat_ver) = v
+     t.direction, t.stage, t.dl_ver, t.fare_ver, t.cat_ver, t.shift) = v
     t.token[:] = tok
     return t
 
@@ -131,4 +142,4 @@ def to_dict(t):
     return {"seq": t.seq, "time": t.time, "token": "".join("%02x" % b for b in t.token),
             "outcome": t.outcome, "reason": t.reason, "fare": t.fare, "concession": t.concession,
             "flags": t.flags, "entry": t.entry, "stop": t.stop, "direction": t.direction,
-            "stage": t.stage, "dl_ver": t.dl_ver, "fare_ver": t.fare_ver, "cat_ver": t.cat_ver}
+            "stage": t.stage, "dl_ver": t.dl_ver, "fare_ver": t.fare_ver, "cat_ver": t.cat_ver, "shift": t.shift}

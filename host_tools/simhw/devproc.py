@@ -24,6 +24,7 @@ from vhw import heapbudget
 COARSE_MS = 2000     # idle stepping when no card is near and no feedback is running
 FINE_MS = 20         # the firmware's own idle period
 BUSY_MS = 300        # after an event, run fine at least this long (then while feedback runs)
+VOICE_WINDOW_MS = 200  # a tap's prompt starts within this (a UART frame, then the module)
 
 
 def _hex(s):
@@ -106,6 +107,32 @@ class Device:
         d["at"] = vclock.now_ms()
         self.taps.append(d)
 
+    def _taps_out(self, flush=False):
+        """The taps to report now. On a board with a voice module each tap
+        gets the prompts the simulated module started after it and before the
+        next tap, within VOICE_WINDOW_MS (the frame takes ~10 ms on the line
+        at 9600 baud): [track, volume] pairs, as heard. A tap whose window is
+        still open waits for the next slice (flush: report everything)."""
+        v = self.w.voice
+        if v is None:
+            taps, self.taps = self.taps, []
+            return taps
+        now = vclock.now_ms()
+        for d in self.taps:
+            d["voice"] = []
+        for t_us, track, vol in v.played:
+            ms = t_us // 1000
+            owner = None
+            for d in self.taps:
+                if d["at"] <= ms:
+                    owner = d
+            if owner is not None and ms - owner["at"] <= VOICE_WINDOW_MS:
+                owner["voice"].append([track, vol])
+        out = [d for d in self.taps if flush or now - d["at"] > VOICE_WINDOW_MS]
+        self.taps = [d for d in self.taps if not (flush or now - d["at"] > VOICE_WINDOW_MS)]
+        v.played = [p for p in v.played if p[0] // 1000 >= now - 2 * VOICE_WINDOW_MS] if self.taps else []
+        return out
+
     def _apply(self, ev):
         w = self.w
         if "card" in ev:
@@ -163,7 +190,7 @@ class Device:
             except MemoryError:
                 self.memory_errors += 1
                 return self._restart("soft", "MemoryError", events[i:], until)
-        taps, self.taps = self.taps, []
+        taps = self._taps_out()
         resets, self.resets = self.resets, []
         gc.collect()
         heapbudget.collected()
@@ -177,7 +204,7 @@ class Device:
         st["flash_path"] = self.flash_path
         st["memory_errors"] = self.memory_errors + (self.app.memory_errors if self.app is not None else 0)
         st["heap"] = heapbudget.report()   # the high-water marks outlive the interpreter
-        taps, self.taps = self.taps, []
+        taps = self._taps_out(flush=True)
         resets, self.resets = self.resets, []
         return {"t": vclock.now_ms(), "taps": taps, "resets": resets, "restart": st,
                 "rest": rest, "until": until}

@@ -8,7 +8,8 @@
 #   u32 first bucket, u16 buckets nb, u16 entries ne,
 #   u16 samples: entries before bucket i*2^s of this block, i = 1..(nb-1)>>s,
 #   unary bucket sizes: per bucket, one 1-bit per entry then a 0-bit,
-#   records: (64-k)-bit token remainder + 2-bit (status-1), MSB first,
+#   records: (64-k)-bit token remainder + 2-bit (status-1), MSB first (3-bit
+#   in a format-2 image, which holds unpaid entries),
 #   zero pad, CRC-32 of bytes 0..4091 stored little-endian in 4092..4095.
 # The directory has one entry per group of 2^g buckets: the data block where
 # the group starts and, if the next block starts inside the group, the offset
@@ -41,8 +42,8 @@ def choose_k(n):
     return k if k < F.MAX_K else F.MAX_K
 
 
-def _fits(nb, ne, k, ss, fill):
-    return F.block_layout(nb, ne, k, ss)[2] <= fill
+def _fits(nb, ne, k, ss, fill, sb):
+    return F.block_layout(nb, ne, k, ss, sb)[2] <= fill
 
 
 def _pack_bits(items, width, nbytes):
@@ -55,9 +56,9 @@ def _pack_bits(items, width, nbytes):
     return (acc << pad).to_bytes(nbytes, "big") if nbytes else b""
 
 
-def _data_block(fb, counts, toks, stats, i0, ne, k, ss):
+def _data_block(fb, counts, toks, stats, i0, ne, k, ss, sb):
     nb = len(counts)
-    u, r, end = F.block_layout(nb, ne, k, ss)
+    u, r, end = F.block_layout(nb, ne, k, ss, sb)
     blk = bytearray(F.BLOCK)
     struct.pack_into(">IHH", blk, 0, fb, nb, ne)
     # samples and unary
@@ -76,8 +77,8 @@ def _data_block(fb, counts, toks, stats, i0, ne, k, ss):
     nu = r - u
     blk[u:r] = (acc << (nu * 8 - bits)).to_bytes(nu, "big")
     rmask = (1 << (64 - k)) - 1
-    w = 64 - k + F.STATUS_BITS
-    recs = ((((toks[i] & rmask) << 2) | (stats[i] - 1)) for i in range(i0, i0 + ne))
+    w = 64 - k + sb
+    recs = ((((toks[i] & rmask) << sb) | (stats[i] - 1)) for i in range(i0, i0 + ne))
     blk[r:end] = _pack_bits(recs, w, end - r)
     crc = binascii.crc32(memoryview(blk)[0:F.BLK_PAYLOAD]) & 0xFFFFFFFF
     struct.pack_into("<I", blk, F.BLK_PAYLOAD, crc)
@@ -101,7 +102,8 @@ def _choose_g(k, fbs):
 
 
 def encode_image(toks, stats, version, created=0, sample_shift=F.SAMPLE_SHIFT, fill=F.BLK_PAYLOAD):
-    """toks: 64-bit ints strictly ascending; stats: 1..4 each. Returns bytes.
+    """toks: 64-bit ints strictly ascending; stats: 1..5 each (any 5, unpaid:
+    a format-2 image). Returns bytes.
     fill < 4092 leaves blocks part empty (tests: many blocks from few entries)."""
     return b"".join(encode_blocks(toks, stats, version, created, sample_shift, fill))
 
@@ -114,7 +116,7 @@ def encode_blocks(toks, stats, version, created=0, sample_shift=F.SAMPLE_SHIFT, 
         raise BuildError("tokens and statuses differ in length")
     if not 0 < version <= 0xFFFFFFFF:
         raise BuildError("version must be 1 .. 2^32-1")
-    sc = [0, 0, 0, 0]
+    sc = [0, 0, 0, 0, 0]
     prev = -1
     for i in range(n):
         t = toks[i]
@@ -122,9 +124,10 @@ def encode_blocks(toks, stats, version, created=0, sample_shift=F.SAMPLE_SHIFT, 
             raise BuildError("tokens must be distinct 64-bit values in ascending order (index %d)" % i)
         prev = t
         s = stats[i]
-        if not F.ST_LOST <= s <= F.ST_REPLACED:
-            raise BuildError("status %r at index %d (1..4 allowed)" % (s, i))
+        if not F.ST_LOST <= s <= F.ST_UNPAID:
+            raise BuildError("status %r at index %d (1..5 allowed)" % (s, i))
         sc[s - 1] += 1
+    sb = F.STATUS_BITS + 1 if sc[4] else F.STATUS_BITS
     k = choose_k(n)
     ss = sample_shift
     r = 64 - k
@@ -142,7 +145,7 @@ def encode_blocks(toks, stats, version, created=0, sample_shift=F.SAMPLE_SHIFT, 
             c = 0
             while j + c < n and (toks[j + c] >> r) == b:
                 c += 1
-            if not _fits(len(counts) + 1, ne + c, k, ss, fill):
+            if not _fits(len(counts) + 1, ne + c, k, ss, fill, sb):
                 break
             counts.append(c)
             ne += c
@@ -151,7 +154,7 @@ def encode_blocks(toks, stats, version, created=0, sample_shift=F.SAMPLE_SHIFT, 
             raise BuildError("bucket %d holds too many tokens for one block: tokens must be "
                              "keyed hashes (uniform), not sequential numbers" % b)
         fbs.append(fb)
-        blocks.append(_data_block(fb, counts, toks, stats, i, ne, k, ss))
+        blocks.append(_data_block(fb, counts, toks, stats, i, ne, k, ss, sb))
         i += ne
         if _collect:
             _collect()  # MicroPython: keep the small heap unfragmented
@@ -182,7 +185,8 @@ def encode_blocks(toks, stats, version, created=0, sample_shift=F.SAMPLE_SHIFT, 
     hd.status_counts = tuple(sc)
     hd.sha256 = h.digest()
     head = bytearray(F.BLOCK)
-    head[0:F.HDR_SIZE] = hd.pack()
+    hb = hd.pack()                      # format 2 (84 bytes) only with unpaid entries
+    head[0:len(hb)] = hb
     return [head] + dirb + blocks
 
 
@@ -196,13 +200,13 @@ def iter_entries(image):
     if len(image) > total * F.BLOCK:
         raise F.DenyListError("trailing")
     mv = memoryview(image)
-    if any(mv[F.HDR_SIZE:F.BLOCK]):
+    if any(mv[hd.size:F.BLOCK]):
         raise F.DenyListError("bad_header", "header block padding not zero")
     if hashlib.sha256(mv[F.BLOCK:total * F.BLOCK]).digest() != hd.sha256:
         raise F.DenyListError("bad_hash")
     k = hd.k
     r = 64 - k
-    w = r + F.STATUS_BITS
+    w = r + hd.sb
     d0 = 1 + hd.dir_blocks
     nxt = 0
     seen = 0
@@ -213,7 +217,7 @@ def iter_entries(image):
         fb, nb, ne = struct.unpack_from(">IHH", blk, 0)
         if fb != nxt or nb == 0:
             raise F.DenyListError("bad_block", "data block %d bucket range" % bi)
-        u, ro, end = F.block_layout(nb, ne, k, hd.ss)
+        u, ro, end = F.block_layout(nb, ne, k, hd.ss, hd.sb)
         if end > F.BLK_PAYLOAD:
             raise F.DenyListError("bad_block", "data block %d overflows" % bi)
         ubits = int.from_bytes(blk[u:ro], "big")
@@ -228,7 +232,7 @@ def iter_entries(image):
                 if not (ubits >> pos) & 1:
                     break
                 v = (rec >> ((ne - 1 - e) * w)) & ((1 << w) - 1)
-                yield ((fb + bk) << r) | (v >> 2), (v & 3) + 1
+                yield ((fb + bk) << r) | (v >> hd.sb), (v & ((1 << hd.sb) - 1)) + 1
                 e += 1
         if e != ne:
             raise F.DenyListError("bad_block", "data block %d count" % bi)

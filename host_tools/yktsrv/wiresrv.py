@@ -8,23 +8,27 @@ import struct
 
 from ykt import taprec
 from ykt.sec.hmac256 import equal
-from ykt.net.wire import (WireError, MAGIC_BATCH, MAGIC_REPLY, VERSION, HDR_SIZE, MAC_LEN, MAX_COUNT,
-                          MAX_BODY, REPLY_SIZE, NONCE_LEN, CT_SEQ, CT_CODES, CT_FARE, CT_PLACE, CT_VERS,
-                          RK_ACK, RS_OK, PATH_TAPS, REPLY_DOMAIN, HDR_FMT, mac, req_mac)
+from ykt.net.wire import (WireError, MAGIC_BATCH, MAGIC_REPLY, VERSION, VERSION_V1, REPLY_VERSION, HDR_SIZE,
+                          HDR_SIZE_V1, MAC_LEN, MAX_COUNT, MAX_BODY, REPLY_SIZE, NONCE_LEN, CT_SEQ, CT_CODES,
+                          CT_FARE, CT_PLACE, CT_VERS, CT_SHIFT, RK_ACK, RS_OK, PATH_TAPS, REPLY_DOMAIN, HDR_FMT,
+                          mac, req_mac)
 
 
 def peek_header(body):
     """(device_id, first_seq, count, req_time, nonce, flags) after framing
-    checks, without the key: the server needs the device id to find it."""
+    checks, without the key: the server needs the device id to find it.
+    Batches of format 1 (no shift) and 2 are accepted."""
     if len(body) > MAX_BODY:
         raise WireError("oversized", "batch of %d bytes" % len(body))
     if len(body) < 4 or bytes(body[:4]) != MAGIC_BATCH:
         raise WireError("bad_magic", "not a tap batch")
-    if len(body) < HDR_SIZE + MAC_LEN:
+    if len(body) < HDR_SIZE_V1 + MAC_LEN:
+        raise WireError("truncated", "batch shorter than its header")
+    if body[4] not in (VERSION, VERSION_V1):
+        raise WireError("bad_version", "batch format %d" % body[4])
+    if body[4] == VERSION and len(body) < HDR_SIZE + MAC_LEN:
         raise WireError("truncated", "batch shorter than its header")
     magic, ver, flags, dev, first, count, rt, nonce, bt = struct.unpack_from(HDR_FMT, body, 0)
-    if ver != VERSION:
-        raise WireError("bad_version", "batch format %d" % ver)
     if not 0 < count <= MAX_COUNT:
         raise WireError("malformed", "count %d" % count)
     return dev, first, count, rt, bytes(nonce), flags
@@ -47,15 +51,15 @@ def _rd_varint(b, n, end):
 
 
 _BASE_FMT = "<BBHBBHHBBIHH"    # taprec bytes 16..36: the header's base record
-_CT_FIELDS = CT_CODES | CT_FARE | CT_PLACE | CT_VERS
+_CT_FIELDS = CT_CODES | CT_FARE | CT_PLACE | CT_VERS | CT_SHIFT
 
 
 def decode_fields(body, key_lookup, path=PATH_TAPS):
     """Authenticate and decode a batch into field tuples in taprec order
     (seq, time, token, outcome, reason, fare, concession, flags, entry, stop,
-    direction, stage, dl_ver, fare_ver, cat_ver); token is bytes. The MAC is
-    checked before any record is parsed. -> (device_id, [tuple]); raises
-    WireError. The back office's ingest path: no per-tap objects."""
+    direction, stage, dl_ver, fare_ver, cat_ver, shift); token is bytes. The
+    MAC is checked before any record is parsed. -> (device_id, [tuple]);
+    raises WireError. The back office's ingest path: no per-tap objects."""
     dev, first, count, rt, nonce, flags = peek_header(body)
     key = key_lookup(dev)
     if key is None:
@@ -68,15 +72,22 @@ def decode_fields(body, key_lookup, path=PATH_TAPS):
     seq = (first - 1) & 0xFFFFFFFF
     t = unpack("<I", b, 28)[0]
     (outcome, reason, fare, conc, fl, entry, stop, direc, stage, dlv, farev, catv) = unpack(_BASE_FMT, b, 32)
+    if b[4] == VERSION:
+        shift = unpack("<I", b, 52)[0]
+        n = HDR_SIZE
+        reserved = 0xC0
+    else:
+        shift = 0
+        n = HDR_SIZE_V1
+        reserved = 0xE0
     out = []
     add = out.append
-    n = HDR_SIZE
     for i in range(count):
         if n >= end:
             raise WireError("truncated", "batch ends after %d of %d taps" % (i, count))
         ctl = b[n]
         n += 1
-        if ctl & 0xE0:
+        if ctl & reserved:
             raise WireError("malformed", "reserved ctl bits")
         if i == 0 and ctl & CT_SEQ:
             raise WireError("malformed", "first tap has a seq gap")
@@ -99,7 +110,7 @@ def decode_fields(body, key_lookup, path=PATH_TAPS):
             raise WireError("malformed", "seq or time out of range")
         if ctl & _CT_FIELDS:
             need = (4 if ctl & CT_CODES else 0) + (2 if ctl & CT_FARE else 0) + \
-                (6 if ctl & CT_PLACE else 0) + (8 if ctl & CT_VERS else 0)
+                (6 if ctl & CT_PLACE else 0) + (8 if ctl & CT_VERS else 0) + (4 if ctl & CT_SHIFT else 0)
             if n + need > end:
                 raise WireError("truncated", "record fields cut")
             if ctl & CT_CODES:
@@ -117,7 +128,10 @@ def decode_fields(body, key_lookup, path=PATH_TAPS):
             if ctl & CT_VERS:
                 dlv, farev, catv = unpack("<IHH", b, n)
                 n += 8
-        add((seq, t, tok, outcome, reason, fare, conc, fl, entry, stop, direc, stage, dlv, farev, catv))
+            if ctl & CT_SHIFT:
+                shift = unpack("<I", b, n)[0]
+                n += 4
+        add((seq, t, tok, outcome, reason, fare, conc, fl, entry, stop, direc, stage, dlv, farev, catv, shift))
     if n != end:
         raise WireError("malformed", "%d bytes after the last tap" % (end - n))
     return dev, out
@@ -130,7 +144,7 @@ def decode_batch(body, key_lookup, path=PATH_TAPS):
     for r in rows:
         t = taprec.Tap()
         (t.seq, t.time, tok, t.outcome, t.reason, t.fare, t.concession, t.flags, t.entry, t.stop,
-         t.direction, t.stage, t.dl_ver, t.fare_ver, t.cat_ver) = r
+         t.direction, t.stage, t.dl_ver, t.fare_ver, t.cat_ver, t.shift) = r
         t.token[:] = tok
         taps.append(t)
     return dev, taps
@@ -138,7 +152,7 @@ def decode_batch(body, key_lookup, path=PATH_TAPS):
 
 def encode_reply(key, kind, device_id, value, nonce, server_time, status=RS_OK):
     b = bytearray(REPLY_SIZE)
-    struct.pack_into("<4sBBBBII8sI", b, 0, MAGIC_REPLY, VERSION, kind, status, 0, device_id,
+    struct.pack_into("<4sBBBBII8sI", b, 0, MAGIC_REPLY, REPLY_VERSION, kind, status, 0, device_id,
                      value & 0xFFFFFFFF, bytes(nonce), server_time & 0xFFFFFFFF)
     b[28:44] = mac(key, REPLY_DOMAIN, b, 28)
     return bytes(b)

@@ -95,3 +95,52 @@ def test_shipped_psramless_boards_fit_112k():
         b = boardcfg.load("boards/%s.json" % name)
         assert b["psram"] is False and b["heap_bytes"] <= boardcfg.SRAM_HEAP_MAX == 114688
     assert boardcfg.load("boards/ferry_validator.json")["psram"] is True
+
+
+def test_voice_module_declaration():
+    b = _bus()
+    assert boardcfg.has(boardcfg.validate(b, "bus"), "voice") and b["voice"]["driver"] == "dfplayer"
+    for change, want in (
+            (lambda x: x["pins"].pop("VOICE_TX"), "pins.VOICE_TX: missing role, required by features.voice"),
+            (lambda x: x.pop("voice"), "voice: missing, required by features.voice"),
+            (lambda x: x["voice"].update(driver="isd1820"), "voice.driver: unknown driver 'isd1820'"),
+            (lambda x: x["voice"].update(uart=0), "voice.uart: must be an integer in 1..2"),
+            (lambda x: x["voice"].update(baud=300), "voice.baud: must be an integer in 2400..115200"),
+            (lambda x: x["voice"].update(volume=20), "voice.volume: unknown setting"),
+            (lambda x: x["pins"].update(VOICE_TX=36), "input-only")):
+        b = _bus()
+        change(b)
+        assert want in _err(b), (want, _err(b))
+    b = _bus()
+    b["voice"]["driver"] = "jq8900"
+    b["pins"]["VOICE_RX"] = 34          # optional, input-only is fine for a receive line
+    assert boardcfg.validate(b, "bus")["voice"]["driver"] == "jq8900"
+    with open("boards/turnstile.json") as f:
+        t = json.loads(f.read())
+    t["features"]["voice"] = True
+    t["voice"] = {"driver": "dfplayer", "uart": 2}
+    t["pins"]["VOICE_TX"] = 32
+    assert "voice.uart: shares the QR scanner's UART" in _err(t)
+    with open("boards/ferry_validator.json") as f:
+        fy = json.loads(f.read())
+    fy["features"]["voice"] = True
+    fy["voice"] = {"driver": "jq8900", "uart": 1}
+    fy["pins"]["VOICE_TX"] = 10
+    assert "voice.uart: shares the reader's UART" in _err(fy)
+
+
+def test_profile_voice_settings():
+    from ykt.rules import catalog as C
+
+    base = {"device": "B", "entry": 301, "board": "bus_validator"}
+    assert C.profile_from(base).voice == (22, 10, 22 * 60, 6 * 60 + 30)
+    p = C.profile_from(dict(base, voice={"volume": 30, "quiet_volume": 0, "quiet_from": "23:15", "quiet_to": "05:00"}))
+    assert p.voice == (30, 0, 23 * 60 + 15, 5 * 60)
+    for v, want in (({"volume": 31}, "voice.volume"), ({"quiet_from": "7:00"}, "voice.quiet_from"),
+                    ({"quiet_to": "24:00"}, "no such time"), ({"loud": 1}, "voice.loud: unknown setting"),
+                    ("20", "voice: must be an object")):
+        try:
+            C.profile_from(dict(base, voice=v))
+            raise AssertionError("accepted %r" % (v,))
+        except C.ProfileError as e:
+            assert want in str(e), (want, str(e))

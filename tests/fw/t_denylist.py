@@ -98,7 +98,7 @@ def test_bucket_overflow_is_a_build_error():
 
 
 def test_build_rejects_bad_input():
-    for toks, st in (([2, 1], b"\x01\x01"), ([1, 1], b"\x01\x01"), ([1], b"\x05"), ([1], b"\x00"),
+    for toks, st in (([2, 1], b"\x01\x01"), ([1, 1], b"\x01\x01"), ([1], b"\x06"), ([1], b"\x00"),
                      ([1 << 64], b"\x01")):
         try:
             dlbuild.encode_image(toks, st, 1)
@@ -179,3 +179,31 @@ def test_image_file_looked_up_through_filedev():
     finally:
         dev.close()
         os.remove(path)
+
+
+def test_format_2_image_holds_unpaid_cards():
+    # A list with an `unpaid` entry (dlformat.ST_UNPAID, a returned
+    # collection) is written in format 2: 3-bit statuses and a fifth count.
+    # Lookups return every status exactly; the same set without unpaid
+    # entries stays format 1 (readable by firmware that predates the status).
+    toks = U.make_set(120, 11)
+
+    def st(v):
+        return F.ST_UNPAID if v % 7 == 0 else U.status_of(v)
+
+    assert any(st(t) == F.ST_UNPAID for t in toks)
+    dl, img = _install(toks, 21, status=st)
+    h = F.parse_header(img)
+    assert img[4] == F.FORMAT_UNPAID and h.size == F.HDR_SIZE_2 and h.sb == 3
+    assert len(h.status_counts) == 5 and h.status_counts[4] == sum(1 for t in toks if st(t) == F.ST_UNPAID)
+    assert U.check_all(dl, toks, status=st) == 2
+    got = sorted(dlbuild.iter_entries(img))
+    assert got == sorted((t, st(t)) for t in toks)
+    dl1, img1 = _install(toks, 22)
+    assert img1[4] == F.FORMAT and F.parse_header(img1).size == F.HDR_SIZE
+    # a delta may set and clear the status too
+    tok = U.tok(toks[3])
+    dl1.apply_delta(F.pack_delta(22, 23, [(tok, F.ST_UNPAID)]))
+    assert dl1.lookup(tok) == F.ST_UNPAID
+    dl1.apply_delta(F.pack_delta(22, 24, [(tok, 0)]))
+    assert dl1.lookup(tok) == 0

@@ -159,7 +159,7 @@ def test_corrupted_images_rejected_with_reason():
     cases = (  # made one at a time; each copies only the block it changes
         ("bad_magic", lambda: _set(good, 0, ord("X"))),
         ("bad_header_crc", lambda: _set(good, 12, _b(good, 12) ^ 1)),
-        ("bad_format", lambda: U.fix_header_crc(_set(good, 4, 2))),
+        ("bad_format", lambda: U.fix_header_crc(_set(good, 4, 3))),
         ("bad_header", lambda: U.fix_header_crc(_set(good, 15, _b(good, 15) ^ 1))),  # count != statuses
         ("bad_header", lambda: _set(good, 100, 1)),                                   # header padding
         ("bad_block", lambda: _set(good, d0 + 200, _b(good, d0 + 200) ^ 0x10)),     # data block CRC
@@ -247,7 +247,7 @@ def test_delta_add_change_remove_and_rejections():
         ("trailing", d + b"\x00"),
         ("bad_order", F.pack_delta(10, 12, [ch[1], ch[0]])),
         ("bad_order", F.pack_delta(10, 12, [ch[0], ch[0]])),
-        ("bad_status", F.pack_delta(10, 12, [(U.tok(5), 5)])),
+        ("bad_status", F.pack_delta(10, 12, [(U.tok(5), 6)])),
         ("bad_header", F.pack_delta(10, 10, ch)),
         ("too_large", F.pack_delta(10, 12, [(U.tok(i), 1) for i in range(F.DELTA_MAX + 1)])),
     ]

@@ -91,9 +91,9 @@ def test_append_pending_ack_rotation():
     assert j.oldest_pending_time == 1795000005
     j.ack(9)
     assert _segs(d) == ["00000009.seg", "00000011.seg"]
-    buf = bytearray(36 * 4)
+    buf = bytearray(taprec.SIZE * 4)
     assert j.pending_into(buf) == 4
-    assert taprec.unpack_from(buf, 0).seq == 10 and taprec.unpack_from(buf, 108).seq == 13
+    assert taprec.unpack_from(buf, 0).seq == 10 and taprec.unpack_from(buf, 3 * taprec.SIZE).seq == 13
     assert j.ack(1000) == 20  # clamped to what exists
     assert _segs(d) == ["00000011.seg"]  # the newest stays: it holds the high-water mark
     assert j.backlog == 0 and j.pending(10) == []
@@ -127,21 +127,22 @@ def test_segment_format_bytes():
     d = _fresh_dir()
     j = _open(d, rng=lambda n: b"\x78\x56\x34\x12"[:n])
     t = _tap(7)
+    t.shift = 0x0A0B0C0D
     j.append(t)
     j.close()
     with open(d + "/00000001.seg", "rb") as f:
         raw = f.read()
-    assert len(raw) == 20 + 36
+    assert len(raw) == 20 + 40
     ctr = Ctr(KEY)
-    hdr = b"YKS1" + struct.pack("<III", 1, 0x12345678, ctr.kcv)
+    hdr = b"YKS2" + struct.pack("<III", 1, 0x12345678, ctr.kcv)
     assert raw[:16] == hdr and struct.unpack("<I", raw[16:20])[0] == crc32(hdr)
     plain = taprec.pack(t)
     assert plain[:4] == b"\x01\x00\x00\x00"
     frame = raw[20:]
-    assert struct.unpack("<I", frame[32:])[0] == crc32(plain)
+    assert struct.unpack("<I", frame[36:])[0] == crc32(plain)
     assert bytes(t.token) not in raw  # the card token is not on flash in clear
-    out = bytearray(32)
-    ctr.xor(0x12345678, 1, frame, 0, out, 0, 32)
+    out = bytearray(36)
+    ctr.xor(0x12345678, 1, frame, 0, out, 0, 36)
     assert bytes(out) == plain[4:]
     # pin the keystream: AES-128-ECB(KEY, "YKJ1"|salt|seq|block) XOR plaintext
     assert hexlify(frame).decode() == hexlify(_expected_frame(plain)).decode()
@@ -157,9 +158,51 @@ def _expected_frame(plain):
 
     e = aes(KEY, 1)
     ks = e.encrypt(b"YKJ1" + struct.pack("<III", 0x12345678, 1, 0)) + \
-        e.encrypt(b"YKJ1" + struct.pack("<III", 0x12345678, 1, 1))
-    ct = bytes(plain[4 + i] ^ ks[i] for i in range(32))
+        e.encrypt(b"YKJ1" + struct.pack("<III", 0x12345678, 1, 1)) + \
+        e.encrypt(b"YKJ1" + struct.pack("<III", 0x12345678, 1, 2))
+    ct = bytes(plain[4 + i] ^ ks[i] for i in range(36))
     return ct + struct.pack("<I", crc32(plain))
+
+
+def test_format_1_segments_are_read_then_left_behind():
+    # A journal written by firmware before driver shifts (36-byte records,
+    # segment magic YKS1) holds taps not yet uploaded when the device is
+    # updated: they are read as format-2 records with shift 0, new taps go
+    # to a new YKS2 segment, and nothing is renumbered.
+    d = _fresh_dir()
+    os.mkdir(d)
+    ctr = Ctr(KEY)
+    salt = 0x01020304
+    hdr = b"YKS1" + struct.pack("<III", 1, salt, ctr.kcv)
+    raw = bytearray(hdr + struct.pack("<I", crc32(hdr)))
+    old = []
+    for i in range(3):
+        t = _tap(i)
+        t.seq = i + 1
+        plain = taprec.pack(t)[:36]     # format 1: the record without its shift
+        fr = bytearray(36)
+        ctr.xor(salt, t.seq, plain, 4, fr, 0, 32)
+        struct.pack_into("<I", fr, 32, crc32(plain))
+        raw += fr
+        old.append(t)
+    raw += b"\x55" * 17                 # and a torn tail
+    with open(d + "/00000001.seg", "wb") as f:
+        f.write(raw)
+    j = _open(d)
+    assert j.next_seq == 4 and j.backlog == 3 and j.dropped == 17
+    got = j.pending(10)
+    assert [taprec.pack(t) for t in got] == [taprec.pack(t) for t in old]
+    assert [t.shift for t in got] == [0, 0, 0]
+    n = j.append(_tap(9))
+    assert n == 4 and _segs(d) == ["00000001.seg", "00000004.seg"]
+    j.close()
+    with open(d + "/00000004.seg", "rb") as f:
+        assert f.read(4) == b"YKS2"
+    j = _open(d)
+    buf = bytearray(taprec.SIZE * 8)
+    assert j.pending_into(buf) == 4 and j.corrupt == 0
+    assert [taprec.unpack_from(buf, i * taprec.SIZE).seq for i in range(4)] == [1, 2, 3, 4]
+    j.close()
 
 
 def test_torn_tail_is_dropped_never_misread():
@@ -170,18 +213,18 @@ def test_torn_tail_is_dropped_never_misread():
     j.close()
     # A torn append as a non-atomic filesystem could leave it: a partial frame,
     # or a whole frame of garbage (littlefs itself rolls back to the last sync).
-    for garbage in (b"\x13" * 20, b"\x00" * 36, b"\xff" * 36 + b"\x42" * 7):
+    for garbage in (b"\x13" * 20, b"\x00" * 40, b"\xff" * 40 + b"\x42" * 7):
         with open(d + "/00000001.seg", "ab") as f:
             f.write(garbage)
         j = _open(d)
         assert j.next_seq == 6, (garbage, j.next_seq)
         assert [t.seq for t in j.pending(100)] == [1, 2, 3, 4, 5]
-        assert j.dropped == len(garbage) or j.dropped >= 36
+        assert j.dropped == len(garbage) or j.dropped >= 40
         j.close()
         with open(d + "/00000001.seg", "rb") as f:
             raw = f.read()
         with open(d + "/00000001.seg", "wb") as f:
-            f.write(raw[:20 + 5 * 36])
+            f.write(raw[:20 + 5 * 40])
     # after a torn tail the next tap goes to a new segment, never after garbage
     with open(d + "/00000001.seg", "ab") as f:
         f.write(b"\x13" * 30)
@@ -204,7 +247,7 @@ def test_corrupt_middle_frame_is_skipped_and_counted():
     j.close()
     with open(d + "/00000001.seg", "rb") as f:
         raw = bytearray(f.read())
-    raw[20 + 36 * 2 + 5] ^= 0x40  # one flipped bit in record 3
+    raw[20 + 40 * 2 + 5] ^= 0x40  # one flipped bit in record 3
     with open(d + "/00000001.seg", "wb") as f:
         f.write(raw)
     j = _open(d)
@@ -243,7 +286,7 @@ def test_full_journal_refuses_and_never_overwrites():
         assert str(e) == journal.MSG_FULL
     j.close()
     j = _open(d, capacity_bytes=None)
-    per_seg = j._flash_bytes(20 + 8 * 36)
+    per_seg = j._flash_bytes(20 + 8 * 40)
     j.close()
     j = _open(d, capacity_bytes=3 * per_seg)
     assert j.room == 24 and not j.full
@@ -322,7 +365,7 @@ def test_empty_newest_segment_is_reused_with_a_new_salt():
     j.close()
     with open(d + "/00000002.seg", "rb") as f:
         raw = f.read()
-    assert struct.unpack_from("<I", raw, 8)[0] == 3 and len(raw) == 56
+    assert struct.unpack_from("<I", raw, 8)[0] == 3 and len(raw) == 60
     # and a torn header (file created, header not synced) is rewritten too
     j = _open(d)
     j.ack(2)

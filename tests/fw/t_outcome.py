@@ -81,3 +81,13 @@ def test_app_reports_its_own_refusals_by_id():
     app.run(1500)
     assert events[1:] == [(T.R_NOT_CONFIGURED, O.FB_FAULT, O.M_JOURNAL_FULL)], events
     assert app.errors[-1][0] == "journal"
+
+
+def test_unpaid_cards_are_refused_with_their_own_message():
+    import t_decide_kit as DK
+
+    cr = DK.card(birth=19900101)
+    r = DK.Rig("bus_validator", deny={DK.tok(cr): DF.ST_UNPAID})
+    t = r.tap_card(cr)
+    assert (t.outcome, t.reason, r.fb, r.key) == (T.OUT_DENY, T.R_DENY_UNPAID, O.FB_DENY, "deny_unpaid")
+    assert DF.STATUS_NAMES[DF.ST_UNPAID] == "unpaid"

@@ -8,7 +8,18 @@ from yktsrv import wiresrv
 KEY = b"K" * 32
 NONCE = b"\x01\x02\x03\x04\x05\x06\x07\x08"
 
+# Format 2 (tap record with the driver shift): the header's defaults end with
+# the first tap's shift; tap 1004 starts another shift (ctl bit CT_SHIFT 0x20).
 BATCH_HEX = (
+    "594b5442" "02" "00" "2a000000" "e8030000" "0300" "8887fd6a" "0102030405060708"  # header
+    "c086fd6a" "00" "00" "c800" "00" "00" "2d01" "0c00" "01" "00" "07000000" "0300" "0200" "e7030000"
+    "00" "00" "1011121314151617"                          # tap 1000: ctl 0, dt 0
+    "00" "50" "2021222324252627"                          # tap 1001: dt +40
+    "2f" "be01" "3031323334353637" "02" "00010100" "6400" "2d010d000100" "eb030000"  # 1004, dt +95
+    "6cf48a8b14d5f59ce5ceca57579efb1b")                   # HMAC-SHA256[:16]
+# Format 1 (record format 1, no shift), as devices sent before shifts: the back
+# office still decodes it, every shift 0.
+BATCH_HEX_V1 = (
     "594b5442" "01" "00" "2a000000" "e8030000" "0300" "8887fd6a" "0102030405060708"  # header
     "c086fd6a" "00" "00" "c800" "00" "00" "2d01" "0c00" "01" "00" "07000000" "0300" "0200"
     "00" "00" "1011121314151617"                          # tap 1000: ctl 0, dt 0
@@ -36,6 +47,7 @@ def _taps():
         t.dl_ver = 7
         t.fare_ver = 3
         t.cat_ver = 2
+        t.shift = 1003 if i == 2 else 999
         out.append(t)
     return out
 
@@ -62,7 +74,23 @@ def test_decode_reconstructs_exact_taps():
     dev, taps = wiresrv.decode_batch(binascii.unhexlify(BATCH_HEX), _keys)
     assert dev == 42
     assert [taprec.pack(t) for t in taps] == [taprec.pack(t) for t in _taps()]
+    assert [t.shift for t in taps] == [999, 999, 1003]
     assert wiresrv.peek_header(binascii.unhexlify(BATCH_HEX)) == (42, 1000, 3, 1795000200, NONCE, 0)
+
+
+def test_format_1_batches_still_decode():
+    # a device still running record format 1 (or its journal's old taps)
+    dev, taps = wiresrv.decode_batch(binascii.unhexlify(BATCH_HEX_V1), _keys)
+    want = _taps()
+    for t in want:
+        t.shift = 0
+    assert dev == 42 and [taprec.pack(t) for t in taps] == [taprec.pack(t) for t in want]
+    b = binascii.unhexlify(BATCH_HEX_V1)
+    # ctl bit 0x20 (CT_SHIFT) is reserved in format 1
+    body = bytearray(b[:-16])
+    body[52] = 0x20
+    from ykt.sec import hmac256
+    _code(bytes(body) + hmac256.hmac_sha256(KEY, b"POST /v1/taps\n" + bytes(body))[:16], "malformed")
 
 
 def test_ack_vector():
@@ -96,7 +124,8 @@ def test_ack_refusals():
 def test_batch_refusals():
     b = binascii.unhexlify(BATCH_HEX)
     _code(b"XKTB" + b[4:], "bad_magic")
-    _code(b[:4] + b"\x02" + b[5:], "bad_version")
+    _code(b[:4] + b"\x03" + b[5:], "bad_version")
+    _code(b[:4] + b"\x00" + b[5:], "bad_version")
     _code(b[:40], "truncated")
     _code(b + b"\x00" * wire.MAX_BODY, "oversized")
     _code(b, "unknown_device", lambda d: None)
@@ -141,7 +170,7 @@ def test_hundred_taps_under_budget():
 def test_seq_must_increase_and_records_accepted():
     t = _taps()
     w = wire.BatchWriter(4).begin(42)
-    w.add(taprec.pack(t[0]))               # a raw 36-byte journal record
+    w.add(taprec.pack(t[0]))               # a raw journal record (taprec.SIZE bytes)
     try:
         w.add(t[0])
         raise AssertionError("accepted a repeated seq")

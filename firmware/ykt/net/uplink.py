@@ -134,8 +134,8 @@ class Uplink:
             self.state = BUILD
 
     def _read_some(self):
-        """Up to ENC_PER_STEP records after the last one taken, as 36-byte
-        taprecs in self._rb; -> count. Reading a few records per step bounds
+        """Up to ENC_PER_STEP records after the last one taken, as taprecs
+        (taprec.SIZE bytes) in self._rb; -> count. Reading a few records per step bounds
         the flash time of a step as well as its CPU."""
         j = self.j
         if hasattr(j, "pending_into"):
@@ -157,16 +157,18 @@ class Uplink:
             return
         if n > room:
             n = room
+        added = 0
         try:
-            for i in range(n):
-                w.add(self._rb, i * taprec.SIZE)
+            while added < n and not w.full():
+                w.add(self._rb, added * taprec.SIZE)
+                added += 1
         except ValueError as e:
             self._error("journal", str(e))
             self.state = IDLE
             return
-        if n:
-            self._after = w.last_seq
-        if n == self.enc and not w.full():
+        if added:
+            self._after = w.last_seq    # records read but not added come again next batch
+        if n == self.enc and added == n and not w.full():
             return                  # more to read and encode at the next step
         if w.count == 0:
             self.state = IDLE

@@ -9,7 +9,7 @@
 # Batch (POST /v1/taps body), little-endian:
 #  off size field
 #   0   4   magic "YKTB"
-#   4   1   format version (1)
+#   4   1   format version (2; the back office still decodes 1, see below)
 #   5   1   flags  BF_* (retry, clock untrusted)
 #   6   4   device id
 #  10   4   first seq (= batch id: the device never reuses a seq)
@@ -17,9 +17,9 @@
 #  16   4   request time (device unix seconds when sent; informative only)
 #  20   8   nonce (fresh per request; the reply must echo it)
 #  28   4   base time = time of the first tap
-#  32  20   defaults = bytes 16..35 of the first tap's taprec (outcome ..
-#           cat_ver): each record only carries the fields that changed
-#  52   .   records (see below)
+#  32  24   defaults = bytes 16..39 of the first tap's taprec (outcome ..
+#           shift): each record only carries the fields that changed
+#  56   .   records (see below)
 #  -16 16   HMAC-SHA256(device key, "POST /v1/taps\n" + all bytes before)[:16]
 # Record: ctl byte, zigzag varint time delta vs previous tap, 8-byte token,
 # then, in this order, only the groups whose ctl bit is set (values replace
@@ -29,6 +29,10 @@
 #   CT_FARE  fare u16
 #   CT_PLACE entry u16, stop u16, direction u8, stage u8 (6)
 #   CT_VERS  dl_ver u32, fare_ver u16, cat_ver u16 (8)
+#   CT_SHIFT shift u32 (4)
+# Format 1 (tap record format 1, before driver shifts): defaults are taprec
+# bytes 16..35 (20 bytes, header 52), no CT_SHIFT, every shift is 0. Devices
+# send format 2; yktsrv.wiresrv decodes both.
 #
 # Reply (any authenticated server answer, 44 bytes):
 #   0 4 magic "YKTR" | 4 1 version | 5 1 kind RK_* | 6 1 status | 7 1 0
@@ -43,12 +47,20 @@ from ykt.sec.hmac256 import HMAC256, equal
 
 MAGIC_BATCH = b"YKTB"
 MAGIC_REPLY = b"YKTR"
-VERSION = const(1)
-HDR_SIZE = const(52)
+VERSION = const(2)           # batch format the device sends
+VERSION_V1 = const(1)        # batch format 1 (decoded by the back office only)
+REPLY_VERSION = const(1)     # replies did not change
+HDR_SIZE = const(56)
+HDR_SIZE_V1 = const(52)
 MAC_LEN = const(16)          # RFC 2104 sec. 5: keep >= half the hash (128 bits)
 MAX_COUNT = const(256)
-MAX_REC = const(39)          # 1+5+5+8+4+2+6+8: worst-case record
-MAX_BODY = const(10068)      # HDR_SIZE + MAX_COUNT * MAX_REC + MAC_LEN
+MAX_REC = const(43)          # 1+5+5+8+4+2+6+8+4: worst-case record
+MAX_BODY = const(11080)      # HDR_SIZE + MAX_COUNT * MAX_REC + MAC_LEN
+# Buffer room per tap in a BatchWriter. Records are ~13 bytes on average and
+# MAX_REC only when every group changes at once, so the buffer is sized for
+# 39 a tap (format 1's worst case: no RAM added for the shift) and a batch
+# ends early in the rare case the next record might not fit (full()).
+_REC_ROOM = const(39)
 REPLY_SIZE = const(44)
 NONCE_LEN = const(8)
 
@@ -60,6 +72,7 @@ CT_CODES = const(0x02)
 CT_FARE = const(0x04)
 CT_PLACE = const(0x08)
 CT_VERS = const(0x10)
+CT_SHIFT = const(0x20)
 
 RK_ACK = const(1)
 RK_TIME = const(2)
@@ -137,7 +150,7 @@ class BatchWriter:
         if not 0 < max_count <= MAX_COUNT:
             raise ValueError("max_count")
         self.max_count = max_count
-        self.buf = bytearray(HDR_SIZE + max_count * MAX_REC + MAC_LEN)
+        self.buf = bytearray(HDR_SIZE + max_count * _REC_ROOM + MAC_LEN)
         self._prev = bytearray(taprec.SIZE)   # previous tap as a taprec record
         self._cur = bytearray(taprec.SIZE)
         self.count = 0
@@ -152,7 +165,7 @@ class BatchWriter:
         return self
 
     def full(self):
-        return self.count >= self.max_count
+        return self.count >= self.max_count or self.n + MAX_REC + MAC_LEN > len(self.buf)
 
     def _varint(self, v):
         b = self.buf
@@ -165,8 +178,8 @@ class BatchWriter:
         self.n = n + 1
 
     def add(self, tap, off=0):
-        """tap: a taprec.Tap, or a buffer holding a 36-byte taprec at off."""
-        if self.count >= self.max_count:
+        """tap: a taprec.Tap, or a buffer holding a taprec (taprec.SIZE) at off."""
+        if self.full():
             raise ValueError("batch full")
         cur = self._cur
         if isinstance(tap, taprec.Tap):
@@ -182,7 +195,7 @@ class BatchWriter:
             # the first tap's fields become the header defaults
             struct.pack_into("<I", b, 10, seq)
             struct.pack_into("<I", b, 28, t)
-            b[32:52] = cur[16:36]
+            _cp(b, 32, cur, 16, 40)
             prev[:] = cur
             self.first_seq = seq
             pt = t
@@ -202,6 +215,8 @@ class BatchWriter:
                 ctl |= CT_PLACE
             if _diff(cur, prev, 28, 36):
                 ctl |= CT_VERS
+            if _diff(cur, prev, 36, 40):
+                ctl |= CT_SHIFT
         n0 = self.n
         b[n0] = ctl
         self.n = n0 + 1
@@ -230,8 +245,11 @@ class BatchWriter:
         if ctl & CT_VERS:
             _cp(b, n, cur, 28, 36)
             n += 8
+        if ctl & CT_SHIFT:
+            _cp(b, n, cur, 36, 40)
+            n += 4
         self.n = n
-        _cp(prev, 0, cur, 0, 36)
+        _cp(prev, 0, cur, 0, 40)
         self.last_seq = seq
         self.count += 1
 
@@ -254,9 +272,10 @@ class BatchWriter:
 
 
 def encode_batch(device_id, key, taps, req_time=0, nonce=None, flags=0):
-    """taps: iterable of taprec.Tap (or 36-byte records) with increasing seq."""
+    """taps: iterable of taprec.Tap (or taprec.SIZE-byte records) with increasing seq."""
     taps = list(taps)
     w = BatchWriter(max(1, len(taps)))
+    w.buf = bytearray(HDR_SIZE + len(w.buf) // _REC_ROOM * MAX_REC + MAC_LEN)   # room for any record
     w.begin(device_id)
     for t in taps:
         w.add(t)
@@ -278,7 +297,7 @@ def decode_reply(body, key, device_id, nonce, kind):
     if not equal(mac(key, REPLY_DOMAIN, body, 28), bytes(body[28:44])):
         raise WireError("bad_mac", "reply MAC mismatch")
     magic, ver, k, status, z, dev, value, rn, st = struct.unpack_from("<4sBBBBII8sI", body, 0)
-    if ver != VERSION:
+    if ver != REPLY_VERSION:
         raise WireError("bad_version", "reply format %d" % ver)
     if k != kind:
         raise WireError("bad_kind", "reply kind %d" % k)

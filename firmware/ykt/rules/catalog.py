@@ -102,13 +102,46 @@ class ProfileError(ValueError):
 
 class Profile:
     __slots__ = ("device", "entry", "stop", "direction", "board", "tz_min", "ferry_mode",
-                 "recent_cap", "feedback")
+                 "recent_cap", "feedback", "voice")
 
 
 _BOARDS = ("bus_validator", "ferry_validator", "turnstile", "gate")
 _FEEDBACK = {"relay_ms": (50, 10000, 600), "green_relay_ms": (50, 20000, 2500),
              "assist_after_denies": (0, 20, 3), "assist_ms": (50, 10000, 1500),
              "beep_hz": (500, 8000, 2700), "show_ms": (200, 10000, 2500)}
+
+
+# Voice prompts (boards with a voice module, ykt.ui.voice): module volume
+# 0..30 by day and in quiet hours [quiet_from, quiet_to) local time ("HH:MM";
+# equal times: no quiet hours). -> profile.voice = (volume, quiet volume,
+# quiet_from minute, quiet_to minute).
+_VOICE = {"volume": 22, "quiet_volume": 10, "quiet_from": "22:00", "quiet_to": "06:30"}
+
+
+def _hhmm(src, field, v):
+    if type(v) is not str or len(v) != 5 or v[2] != ":" or not (v[:2] + v[3:]).isdigit():
+        raise ProfileError(src, field, "must be \"HH:MM\", got %r" % (v,))
+    h = int(v[:2])
+    m = int(v[3:])
+    if h > 23 or m > 59:
+        raise ProfileError(src, field, "no such time %r" % v)
+    return h * 60 + m
+
+
+def _voice(src, d):
+    v = d.get("voice", {})
+    if type(v) is not dict:
+        raise ProfileError(src, "voice", "must be an object")
+    for k in v:
+        if k not in _VOICE:
+            raise ProfileError(src, "voice." + k, "unknown setting (known: %s)" % ", ".join(sorted(_VOICE)))
+    vol = v.get("volume", _VOICE["volume"])
+    qv = v.get("quiet_volume", _VOICE["quiet_volume"])
+    for k, x in (("volume", vol), ("quiet_volume", qv)):
+        if type(x) is not int or not 0 <= x <= 30:
+            raise ProfileError(src, "voice." + k, "must be an integer in 0..30, got %r" % (x,))
+    return (vol, qv, _hhmm(src, "voice.quiet_from", v.get("quiet_from", _VOICE["quiet_from"])),
+            _hhmm(src, "voice.quiet_to", v.get("quiet_to", _VOICE["quiet_to"])))
 
 
 def _int(src, d, key, lo, hi, default=None):
@@ -153,6 +186,7 @@ def profile_from(d, src="<profile>"):
         lo, hi, dflt = _FEEDBACK[k]
         out[k] = _int(src, fb, k, lo, hi, dflt)
     p.feedback = out
+    p.voice = _voice(src, d)
     return p
 
 

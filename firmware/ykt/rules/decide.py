@@ -11,6 +11,7 @@
 #   reader fault / read error -> UID-only or foreign card -> refused QR code
 #   -> not configured
 #   -> deny list -> expiry dates (trusted time only) -> region
+#   -> a staff card on a bus: driver shift sign-on / sign-off
 #   -> per-kind guard (double tap | anti-passback | ferry tap-out)
 #   -> no trusted time (accept, fare 0) -> price -> concessions -> daily limit
 #   -> transfer window -> green channel.
@@ -25,7 +26,7 @@ from ykt.outcome import (FB_ACCEPT, FB_CONCESSION, FB_GREEN, FB_ALREADY, FB_DENY
                          M_OK, M_CONCESSION, M_TRANSFER, M_ALREADY_PAID, M_GREEN, M_IDENTITY, M_EXIT,
                          M_DENY_LOST, M_EXPIRED, M_NOT_YET_VALID, M_REGION, M_UNSUPPORTED,
                          M_PASSBACK, M_DAILY_LIMIT, M_NO_TIME, M_NOT_CONFIGURED, M_READ_FAILED,
-                         M_READER_FAULT, KIND_BITS)
+                         M_READER_FAULT, M_DENY_UNPAID, M_SHIFT_ON, M_SHIFT_OFF, KIND_BITS)
 
 _T0 = const(1700000000)  # times are kept relative to 2023-11-14: small ints on the ESP32
 _DOMAIN_CARD = b"ykt-card-v1\x00"  # must equal ykt.sec.token's domain (tested)
@@ -77,6 +78,11 @@ class Decider:
         self._wday = 0
         self._comp_tok = bytearray(8)
         self._comp_until = 0          # companion window end (relative seconds); 0 = closed
+        # Driver shift on this (bus) validator: the seq of the sign-on tap (0 =
+        # none) and the driver's card token. Changed only by shift_done(),
+        # after the shift tap is on flash (the app calls it).
+        self.shift = 0
+        self.shift_tok = bytearray(8)
 
     # -- helpers -------------------------------------------------------
     def _token(self, data, tok):
@@ -123,6 +129,7 @@ class Decider:
             tap.flags |= T.F_OFFLINE_LIST  # list older than its freshness limit: still used
         tap.fare_ver = fares.version if fares is not None else 0
         tap.cat_ver = self.catalog.version if self.catalog is not None else 0
+        tap.shift = self.shift
         tok = tap.token
         for k in range(8):
             tok[k] = 0
@@ -166,6 +173,8 @@ class Decider:
             st = dl.lookup(tok)
             if 1 <= st <= 4:
                 return self._end(tap, T.OUT_DENY, T.R_DENY_LOST + st - 1, FB_DENY, M_DENY_LOST + st - 1)
+            if st == 5:   # dlformat.ST_UNPAID: a returned collection not yet paid
+                return self._end(tap, T.OUT_DENY, T.R_DENY_UNPAID, FB_DENY, M_DENY_UNPAID)
 
         # 5. validity dates, only against a trusted date
         minute = 0
@@ -181,6 +190,16 @@ class Decider:
         # 6. the catalog entry must accept the issuing region
         if not entry.accepts(cr.region):
             return self._end(tap, T.OUT_DENY, T.R_REGION, FB_DENY, M_REGION)
+
+        # 6b. a driver's staff card on a bus signs a shift on or off (no fare)
+        if qr:
+            ent = cr.qr_ent   # signed by the back office seconds ago: fresher than ents.bin
+        else:
+            ent = self.entitlements.lookup(tok) if self.entitlements is not None else -1
+        if ent >= 0 and ent & F.E_STAFF and entry.kind == C.K_BUS:
+            if self.shift and _same(self.shift_tok, tok):
+                return self._end(tap, T.OUT_ACCEPT, T.R_SHIFT_OFF, FB_ACCEPT, M_SHIFT_OFF)
+            return self._end(tap, T.OUT_ACCEPT, T.R_SHIFT_ON, FB_ACCEPT, M_SHIFT_ON)
 
         # 7. per-kind guards, on the recent-tap memory
         rel = now_s - _T0 if now_s > _T0 else now_s
@@ -222,9 +241,23 @@ class Decider:
         if not time_trusted:
             self._commit(i, rel, gate, exiting, 0, False)
             return self._end(tap, T.OUT_ACCEPT, T.R_NO_TRUSTED_TIME, FB_ACCEPT, M_NO_TIME)
-        return self._price(cr, tap, entry, i, rel, minute, ymd, base, gate, exiting)
+        return self._price(cr, tap, entry, i, rel, minute, ymd, base, gate, exiting, ent)
 
-    def _price(self, cr, tap, entry, i, rel, minute, ymd, base, gate, exiting):
+    def shift_done(self, tap):
+        """The shift tap `tap` is on flash (tap.seq assigned): open or close
+        the shift. Any other tap changes nothing."""
+        if tap.reason == T.R_SHIFT_ON:
+            self.shift = tap.seq
+            src = tap.token
+            for k in range(8):
+                self.shift_tok[k] = src[k]
+            return True
+        if tap.reason == T.R_SHIFT_OFF:
+            self.shift = 0
+            return True
+        return False
+
+    def _price(self, cr, tap, entry, i, rel, minute, ymd, base, gate, exiting, ent):
         fares = self.fares
         rc = self.recent
         tok = tap.token
@@ -251,10 +284,6 @@ class Decider:
             fare = 0
             tap.flags |= T.F_COMPANION
         else:
-            if cr.kind == CR.KIND_QR:
-                ent = cr.qr_ent   # signed by the back office seconds ago: fresher than ents.bin
-            else:
-                ent = self.entitlements.lookup(tok) if self.entitlements is not None else -1
             if ent >= 0:
                 green = bool(ent & F.E_GREEN)
                 r = fares.cat_rule(ent >> 8, dtype) if fares is not None else None

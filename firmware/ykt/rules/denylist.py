@@ -58,7 +58,8 @@ class DenyList:
         self._k = h.k if h else 0
         self._g = h.g if h else 0
         self._ss = h.ss if h else 0
-        self._w = 64 - self._k + 2
+        self._sb = h.sb if h else 2    # status bits: 2 (format 1) or 3 (format 2)
+        self._w = 64 - self._k + self._sb
         self._d0 = 1 + h.dir_blocks if h else 0
         self._ndata = h.data_blocks if h else 0
         self._dn = 0
@@ -88,7 +89,7 @@ class DenyList:
     # ---- lookup ---------------------------------------------------------
     def lookup(self, token, off=0):
         """Status of the 8-byte token at token[off:off+8]: 0 = not denied,
-        else dlformat.ST_LOST / ST_SUSPENDED / ST_CANCELLED / ST_REPLACED."""
+        else dlformat.ST_LOST / ST_SUSPENDED / ST_CANCELLED / ST_REPLACED / ST_UNPAID."""
         if self._dn:
             s = self._dlookup(token, off)
             if s >= 0:
@@ -175,7 +176,8 @@ class DenyList:
             if p >= r:
                 tp = q + r
                 i = tp >> 3
-                return ((((buf[i] << 8) | buf[i + 1]) >> (14 - (tp & 7))) & 3) + 1
+                sb = self._sb
+                return ((((buf[i] << 8) | buf[i + 1]) >> (16 - sb - (tp & 7))) & ((1 << sb) - 1)) + 1
             q += w
             c -= 1
         return 0
@@ -271,10 +273,10 @@ class DenyList:
             h = F.parse_header(ub, p.ioctl(_IOCTL_BLOCKS, 0))
             if h.version <= self.image_version or h.version < self.version:
                 raise DenyListError("not_newer", "image %d, in force %d" % (h.version, self.version))
-            if any(memoryview(ub)[F.HDR_SIZE:]):
+            if any(memoryview(ub)[h.size:]):
                 raise DenyListError("bad_header", "header block padding not zero")
             u[1] = h
-            u[5] = bytes(ub[0:F.HDR_SIZE])
+            u[5] = bytes(ub[0:h.size])
         else:
             if idx >= h.total_blocks():
                 raise DenyListError("trailing", "more than %d blocks" % h.total_blocks())
@@ -309,7 +311,7 @@ class DenyList:
             yield
         for i in range(_BLOCK):  # in place: no 4 KB temporary on a small heap
             ub[i] = 0
-        ub[0:F.HDR_SIZE] = u[5]
+        ub[0:h.size] = u[5]
         p.writeblocks(0, ub)                                # the commit
         ub = None
         h2 = self._read_header(slot)
@@ -378,7 +380,7 @@ def _verify(p, h, ub):
         fb = (((ub[0] << 8) | ub[1]) << 16) | (ub[2] << 8) | ub[3]
         nb = (ub[4] << 8) | ub[5]
         ne = (ub[6] << 8) | ub[7]
-        u, r, end = F.block_layout(nb, ne, k, h.ss)
+        u, r, end = F.block_layout(nb, ne, k, h.ss, h.sb)
         if fb != nxt or not nb or end > F.BLK_PAYLOAD:
             raise DenyListError("bad_block", "data block %d geometry" % (bi - d0))
         if not _unary_ok(ub, u, r, nb, ne, h.ss):

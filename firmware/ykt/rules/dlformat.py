@@ -20,6 +20,11 @@
 #  28  16   entries per status, 4 x u32 (lost, suspended, cancelled, replaced)
 #  44  32   SHA-256 over blocks 1 .. end (directory + data)
 #  76   4   CRC-32 of bytes 0..75
+# Format 2 (an image holding `unpaid` cards, ST_UNPAID) differs in two ways
+# only: the counts are 5 x u32 (+ unpaid) at 28, so the hash is at 48 and the
+# CRC of bytes 0..79 at 80 (84 bytes), and a record's status takes 3 bits, not
+# 2. The builder writes format 1 whenever no entry is unpaid, so a list
+# without arrears reads on firmware that predates the status.
 import struct
 
 from ykt.compat import const
@@ -28,8 +33,11 @@ BLOCK = const(4096)
 MAGIC = b"YKDL"
 DELTA_MAGIC = b"YKDD"
 FORMAT = const(1)
+FORMAT_UNPAID = const(2)
 HDR_SIZE = const(80)
+HDR_SIZE_2 = const(84)
 _HDR_FMT = ">4sBBBBIIIII4I32s"  # 76 bytes, then the CRC
+_HDR_FMT2 = ">4sBBBBIIIII5I32s"  # format 2: 80 bytes, then the CRC
 SAMPLE_SHIFT = const(5)          # what the builder writes; readers take the header's
 MAX_K = const(30)                # bucket numbers stay small ints on a 32-bit port
 MAX_G = const(15)
@@ -42,16 +50,20 @@ BLK_PAYLOAD = const(4092)
 CRC_RESIDUE = const(0x2144DF1C)
 DIR_ENTRY = const(4)             # u16 data block index, u16 split (0 = none)
 TOKEN_LEN = const(8)
-STATUS_BITS = const(2)
+STATUS_BITS = const(2)           # format 1; format 2: 3
 
 # Statuses returned by DenyList.lookup(). 0 = not denied. Order matches
-# taprec.R_DENY_LOST .. R_DENY_REPLACED, so reason = R_DENY_LOST - 1 + status.
+# taprec.R_DENY_LOST .. R_DENY_REPLACED, so reason = R_DENY_LOST - 1 + status;
+# ST_UNPAID (a returned collection: the holder is in arrears) is
+# taprec.R_DENY_UNPAID. Deltas carry it in their status byte (firmware that
+# predates it refuses such a delta with bad_status and keeps its list).
 ST_NONE = const(0)
 ST_LOST = const(1)
 ST_SUSPENDED = const(2)
 ST_CANCELLED = const(3)
 ST_REPLACED = const(4)
-STATUS_NAMES = ("none", "lost", "suspended", "cancelled", "replaced")
+ST_UNPAID = const(5)
+STATUS_NAMES = ("none", "lost", "suspended", "cancelled", "replaced", "unpaid")
 
 # Delta: adds/changes/removes on top of one image version, held in RAM.
 #  off size field
@@ -89,16 +101,22 @@ def _crc(data):
 
 class Header:
     __slots__ = ("k", "g", "ss", "version", "count", "dir_blocks", "data_blocks", "created",
-                 "status_counts", "sha256")
+                 "status_counts", "sha256", "fmt", "sb", "size")
 
     def total_blocks(self):
         return 1 + self.dir_blocks + self.data_blocks
 
     def pack(self):
+        """Format 1 unless a count of unpaid entries (a fifth count) is set."""
         sc = self.status_counts
-        b = struct.pack(_HDR_FMT, MAGIC, FORMAT, self.k, self.g, self.ss, self.version, self.count,
-                        self.dir_blocks, self.data_blocks, self.created, sc[0], sc[1], sc[2], sc[3],
-                        self.sha256)
+        if len(sc) > 4 and sc[4]:
+            b = struct.pack(_HDR_FMT2, MAGIC, FORMAT_UNPAID, self.k, self.g, self.ss, self.version, self.count,
+                            self.dir_blocks, self.data_blocks, self.created, sc[0], sc[1], sc[2], sc[3],
+                            sc[4], self.sha256)
+        else:
+            b = struct.pack(_HDR_FMT, MAGIC, FORMAT, self.k, self.g, self.ss, self.version, self.count,
+                            self.dir_blocks, self.data_blocks, self.created, sc[0], sc[1], sc[2], sc[3],
+                            self.sha256)
         return b + struct.pack(">I", _crc(b))
 
 
@@ -115,20 +133,27 @@ def parse_header(buf, part_blocks=0):
         raise DenyListError("truncated", "header")
     if bytes(buf[0:4]) != MAGIC:
         raise DenyListError("bad_magic", "not a deny-list image")
-    if buf[4] != FORMAT:
-        raise DenyListError("bad_format", "format %d" % buf[4])
-    (crc,) = struct.unpack_from(">I", buf, HDR_SIZE - 4)
-    if _crc(memoryview(buf)[0:HDR_SIZE - 4]) != crc:
+    fmt = buf[4]
+    if fmt != FORMAT and fmt != FORMAT_UNPAID:
+        raise DenyListError("bad_format", "format %d" % fmt)
+    size = HDR_SIZE if fmt == FORMAT else HDR_SIZE_2
+    if len(buf) < size:
+        raise DenyListError("truncated", "header")
+    (crc,) = struct.unpack_from(">I", buf, size - 4)
+    if _crc(memoryview(buf)[0:size - 4]) != crc:
         raise DenyListError("bad_header_crc")
-    f = struct.unpack_from(_HDR_FMT, buf, 0)
+    f = struct.unpack_from(_HDR_FMT if fmt == FORMAT else _HDR_FMT2, buf, 0)
     h = Header()
+    h.fmt = fmt
+    h.size = size
+    h.sb = STATUS_BITS if fmt == FORMAT else STATUS_BITS + 1
     h.k, h.g, h.ss, h.version, h.count = f[2], f[3], f[4], f[5], f[6]
     h.dir_blocks, h.data_blocks, h.created = f[7], f[8], f[9]
-    h.status_counts = (f[10], f[11], f[12], f[13])
-    h.sha256 = f[14]
+    h.status_counts = tuple(f[10:-1])
+    h.sha256 = f[-1]
     ok = h.k <= MAX_K and h.g <= MAX_G and h.g <= h.k and 1 <= h.ss <= 15
     ok = ok and h.dir_blocks == dir_blocks_for(h.k, h.g) and h.data_blocks <= 0xFFFF
-    ok = ok and (f[10] + f[11] + f[12] + f[13]) == h.count
+    ok = ok and sum(h.status_counts) == h.count
     if h.count == 0:
         ok = ok and h.k == 0 and h.data_blocks == 0
     else:
@@ -140,16 +165,16 @@ def parse_header(buf, part_blocks=0):
     return h
 
 
-def block_layout(nb, ne, k, ss):
+def block_layout(nb, ne, k, ss, sb=STATUS_BITS):
     """(unary byte offset, record byte offset, end byte) of a data block
-    holding nb buckets and ne entries."""
+    holding nb buckets and ne entries (sb: the header's status bits)."""
     u = BLK_HDR + 2 * ((nb - 1) >> ss)
     r = u + (nb + ne + 7) // 8
-    return u, r, r + (ne * (64 - k + STATUS_BITS) + 7) // 8
+    return u, r, r + (ne * (64 - k + sb) + 7) // 8
 
 
 def pack_delta(base, version, entries, created=0):
-    """entries: iterable of (8-byte token, status 0..4) strictly ascending."""
+    """entries: iterable of (8-byte token, status 0..5) strictly ascending."""
     out = bytearray(struct.pack(">4sBBHIII", DELTA_MAGIC, FORMAT, 0, 0, base, version, created))
     n = 0
     for tok, st in entries:
@@ -186,7 +211,7 @@ def parse_delta(data):
         raise DenyListError("bad_header", "delta version %d <= base %d" % (ver, base))
     o = DELTA_HDR
     for i in range(cnt):
-        if data[o + 8] > ST_REPLACED:
+        if data[o + 8] > ST_UNPAID:
             raise DenyListError("bad_status", "entry %d" % i)
         if i:
             c = 0

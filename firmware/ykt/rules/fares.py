@@ -53,6 +53,7 @@ DL_DENY = const(1)   # refuse (R_DAILY_LIMIT)
 # Entitlement flags.
 E_COMPANION = const(0x01)  # a companion tapping right after rides free
 E_GREEN = const(0x02)      # green channel at gates (longer opening, attendant)
+E_STAFF = const(0x04)      # a driver's staff card: signs a shift on / off at a bus validator
 
 _PFMT = "<HHHHBBHHBBHBBBBBBBBH"
 _PSIZE = const(28)

@@ -83,6 +83,12 @@ class World:
                 self.qr.attach(b["qr"].get("uart", 2), b["qr"].get("baud", 9600))
             except ImportError:
                 self.qr = None
+        self.voice = None
+        if feats.get("voice"):
+            from vhw.voicesim import VoiceModuleSim
+
+            self.voice = VoiceModuleSim(b["voice"]["driver"])
+            self.voice.attach(b["voice"].get("uart", 1))
         self.root = root
         self._mount()
         self._preload_chip()

@@ -4,7 +4,7 @@ from POST /admin/login); device keys are never accepted here. GET needs role
 viewer or operator; every change needs operator and writes the audit log."""
 import io
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -242,3 +242,280 @@ def audit_log(request: Request, limit: int = Query(100, ge=1, le=1000), op=Depen
     with readonly(request.app.state.eng).connect() as c:
         return [dict(r._mapping) for r in c.execute(select(S.audit).order_by(S.audit.c.id.desc())
                                                     .limit(max(1, min(limit, 1000))))]
+
+
+# --- the operator dashboard: days, one day, reports, health, card lookup, collection ---
+# (docs/backoffice.md, "Dashboard"). Figures in fen; days are service days
+# YYYYMMDD (UTC+8); tokens pseudonymous.
+from typing import Literal, Optional  # noqa: E402
+
+from ykt_tools.backoffice import collect, dash, report  # noqa: E402
+
+_ERRORS = {401: {"description": "login required"}, 403: {"description": "role operator required"},
+           422: {"description": "invalid parameters"}}
+
+
+def _errs(**more):
+    """_ERRORS plus statuses given as s404="..." (the keys of responses= are ints)."""
+    out = dict(_ERRORS)
+    for k, v in more.items():
+        out[int(k[1:])] = v if isinstance(v, dict) else {"description": v}
+    return out
+DayQ = Query(ge=19700101, le=99991231, description="service day YYYYMMDD (UTC+8)")
+
+
+class DayRow(BaseModel):
+    day: int
+    taps: int
+    settled: bool
+    amount: Optional[int] = Field(None, description="settled fares of the day, fen")
+
+
+@router.get("/admin/api/days", response_model=list[DayRow], responses=_ERRORS)
+def days(request: Request, op=Depends(operator)):
+    """Service days that have taps, newest first (the dashboard opens on the first)."""
+    return dash.days(request.app.state.eng)
+
+
+class Series(BaseModel):
+    key: str = Field(description="device name or route (catalog entry id)")
+    hours: list[int] = Field(description="taps in each local hour 0..23")
+
+
+class Refusal(BaseModel):
+    reason: str
+    code: int
+    taps: int
+
+
+class DaySummary(BaseModel):
+    day: int
+    taps: int
+    outcomes: dict[str, int]
+    refusals: list[Refusal]
+    riders: int
+    provisional: int = Field(description="fares the devices showed, fen")
+    settled: bool
+    shifts: int = Field(description="driver shifts signed on")
+    per_device: list[Series]
+    per_route: list[Series]
+    fares: Optional[int] = Field(None, description="fares charged by settlement, fen (settled days)")
+    concession_value: Optional[int] = None
+    concession_rides: Optional[int] = None
+    reconciled: Optional[bool] = None
+    settle_note: Optional[str] = None
+
+
+@router.get("/admin/api/day/{day}", response_model=DaySummary, responses=_ERRORS)
+def day_summary(request: Request, day: int = Path(ge=19700101, le=99991231), op=Depends(operator)):
+    """One service day: taps per hour by device and by route, outcomes and
+    refusal reasons, revenue and concession value."""
+    return _run(dash.day, request.app.state.eng, day)    # a day that is no date (20261399): 400
+
+
+class Report(BaseModel):
+    by: str
+    from_: int = Field(alias="from")
+    to: int
+    columns: list[str]
+    rows: list[list[int | str]]
+    totals: dict[str, int]
+    settlement: int = Field(description="the settlement total of the days, fen")
+    settled_days: list[int]
+    reconciled: bool = Field(description="fares charged in the report == settlement total")
+
+    model_config = {"populate_by_name": True}
+
+
+ByQ = Query(description="route | vehicle | shift | card-type | concession")
+
+
+@router.get("/admin/api/report", response_model=Report, response_model_by_alias=True,
+            responses=_errs(s409="a day in the range is not settled"))
+def report_json(request: Request, day: int = DayQ, to: Optional[int] = Query(None, ge=19700101, le=99991231),
+                by: Literal["route", "vehicle", "shift", "card-type", "concession"] = ByQ, op=Depends(operator)):
+    """Taps, riders, fares and concession value of settled days by a key
+    (`concession` = the subsidy claim by concession class)."""
+    return _run(report.build, request.app.state.eng, day, to or day, by)
+
+
+@router.get("/admin/api/report.{fmt}", responses=_errs(
+    s200={"description": "the report file", "content": {
+        "text/csv": {}, "application/vnd.apache.parquet": {},
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
+    s404="unknown format", s409="a day in the range is not settled"))
+def report_file(fmt: str, request: Request, day: int = DayQ,
+                to: Optional[int] = Query(None, ge=19700101, le=99991231),
+                by: Literal["route", "vehicle", "shift", "card-type", "concession"] = ByQ, op=Depends(operator)):
+    if fmt not in report.FORMATS:
+        raise HTTPException(404, "report.{csv|parquet|xlsx}")
+    eng = request.app.state.eng
+    rep = _run(report.build, eng, day, to or day, by)
+    buf = io.BytesIO()
+    report.write(rep, fmt, buf)
+    with eng.begin() as c:
+        auth.audit(c, _actor(op), "report." + by, fmt, day_from=rep["from"], day_to=rep["to"], rows=len(rep["rows"]))
+    media = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet",
+             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[fmt]
+    return Response(buf.getvalue(), media_type=media, headers={
+        "Content-Disposition": "attachment; filename=report-%s-%d-%d.%s" % (by, rep["from"], rep["to"], fmt)})
+
+
+class Alert(BaseModel):
+    kind: Literal["offline", "reader_down", "reader_faults", "backlog", "denylist_behind"]
+    since: Optional[int] = None
+    errors: Optional[int] = None
+    taps: Optional[int] = None
+    oldest_s: Optional[int] = None
+    versions: Optional[int] = None
+
+
+class DeviceHealth(BaseModel):
+    id: int
+    name: str
+    kind: str
+    entry: int
+    active: bool
+    last_seen: Optional[int]
+    fw: Optional[str]
+    dl_ver: Optional[int]
+    dl_current: int
+    dl_behind: Optional[int]
+    fare_ver: Optional[int]
+    cat_ver: Optional[int]
+    backlog: Optional[int]
+    reader_faults: Optional[int]
+    seq_acked: int
+    seq_max: int
+    alerts: list[Alert]
+
+
+class Health(BaseModel):
+    now: int
+    devices: list[DeviceHealth]
+    alerts: int
+    thresholds: dict[str, int]
+
+
+@router.get("/admin/api/health", response_model=Health, responses=_ERRORS)
+def health(request: Request, op=Depends(operator)):
+    """Each device with its alerts: offline too long, reader faults, journal
+    backlog, deny list behind."""
+    return dash.health(request.app.state.eng)
+
+
+class LookupTap(BaseModel):
+    device: str
+    seq: int
+    t: int
+    day: int
+    outcome: str
+    reason: str
+    fare: int
+    charged: Optional[int]
+    concession: int
+    entry: int
+
+
+class Arrears(BaseModel):
+    token: str
+    amount: int
+    items: int
+    since: int
+    status: Optional[str]
+
+
+class CardEvent(BaseModel):
+    at: int
+    status: str
+    actor: str
+    dl_ver: int
+    note: str
+
+
+class Lookup(BaseModel):
+    token: str
+    resolved_by: str
+    status: str
+    since: Optional[int]
+    entitlement: Optional[dict[str, int]]
+    arrears: Optional[Arrears]
+    history: list[CardEvent]
+    taps: list[LookupTap]
+
+
+@router.get("/admin/api/lookup", response_model=Lookup, responses=_errs(
+    s400="malformed identity",
+    s422="invalid parameters; or, with X-YKT-Error: registry_missing, a card number or citizen ID, which "
+         "only the card registry resolves (not in this back office yet)"))
+def lookup(request: Request, card_no: Optional[str] = Query(None, max_length=9),
+           citizen_id: Optional[str] = Query(None, max_length=18),
+           card_id: Optional[str] = Query(None, max_length=32), token: Optional[str] = Query(None, max_length=16),
+           op=Depends(operator)):
+    """A card's status, arrears and pseudonymous tap history. The identity
+    typed is tokenized and never stored, logged or returned."""
+    eng = request.app.state.eng
+    try:
+        r = _run(dash.lookup, eng, card_no=card_no, citizen_id=citizen_id, card_id=card_id, token=token)
+    except HTTPException as e:
+        if e.status_code == 422:
+            raise HTTPException(422, e.detail, headers={"X-YKT-Error": dash.REGISTRY_MISSING})
+        raise
+    with eng.begin() as c:
+        auth.audit(c, _actor(op), "card.lookup", "token:" + r["token"], by=r["resolved_by"])
+    return r
+
+
+class CollectionRow(BaseModel):
+    id: int
+    acquirer: str
+    day: int
+    created: int
+    items: int
+    amount: int
+    sha256: str
+    returned_at: Optional[int]
+    by_status: dict[str, dict[str, int]]
+
+
+@router.get("/admin/api/collections", response_model=list[CollectionRow], responses=_ERRORS)
+def collections(request: Request, day_from: int = Query(0, ge=0, le=99991231),
+                day_to: int = Query(99991231, ge=0, le=99991231), op=Depends(operator)):
+    """Collection files per acquirer and day with their items by status
+    (sent, paid, returned, repaid)."""
+    return collect.status(request.app.state.eng, day_from, day_to)
+
+
+@router.get("/admin/api/collections/{cid}.csv", responses=_errs(
+    s200={"description": "the collection file as sent", "content": {"text/csv": {}}},
+    s404="no such collection"))
+def collection_file(request: Request, cid: int = Path(ge=1, le=2 ** 31 - 1), op=Depends(operator)):
+    body, name = _run(collect.body, request.app.state.eng, cid)
+    return Response(body, media_type="text/csv", headers={"Content-Disposition": "attachment; filename=" + name})
+
+
+@router.get("/admin/api/arrears", response_model=list[Arrears], responses=_ERRORS)
+def arrears(request: Request, op=Depends(operator)):
+    """Cards with returned collection items not yet paid."""
+    return collect.arrears(request.app.state.eng)
+
+
+class Payment(BaseModel):
+    token: str = Field(min_length=16, max_length=16)
+    amount: int = Field(ge=1, le=10 ** 9, description="fen; must equal the arrears")
+    ref: str = Field(min_length=1, max_length=64, description="payment reference (receipt, app order)")
+
+
+class Paid(BaseModel):
+    token: str
+    amount: int
+    items: int
+    dl_ver: Optional[int] = Field(description="deny-list version that takes the card off, when it was unpaid")
+
+
+@router.post("/admin/api/arrears/pay", response_model=Paid, responses=_errs(
+    s404="the card has no arrears", s409="amount is not the arrears"))
+def arrears_pay(body: Payment, request: Request, op=Depends(writer)):
+    """The holder paid: the returned items are cleared and an unpaid card is
+    accepted again after the next deny-list sync."""
+    return _run(collect.pay, request.app.state.eng, body.token, body.amount, body.ref, actor=_actor(op))

@@ -14,7 +14,7 @@ from ykt_tools.backoffice import schema as S
 from ykt_tools.backoffice.db import readonly, setting
 
 TAP_COLS = ("device", "seq", "day", "t", "token", "outcome", "reason", "fare", "concession", "flags",
-            "entry", "stop", "direction", "stage", "dl_ver", "fare_ver", "cat_ver", "rx")
+            "entry", "stop", "direction", "stage", "dl_ver", "fare_ver", "cat_ver", "rx", "shift")
 SET_COLS = ("day", "token", "taps", "provisional", "amount", "fare_ver", "settled_at")
 
 

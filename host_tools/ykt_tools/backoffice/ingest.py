@@ -36,7 +36,7 @@ GROUP_ROWS = 50_000         # rows per transaction at most
 NONCE_KEEP_S = 14 * 86400   # replay guard window (older nonces are pruned)
 
 COLS = ("device", "seq", "day", "t", "token", "outcome", "reason", "fare", "concession", "flags",
-        "entry", "stop", "direction", "stage", "dl_ver", "fare_ver", "cat_ver", "rx")
+        "entry", "stop", "direction", "stage", "dl_ver", "fare_ver", "cat_ver", "shift", "rx")
 
 OK, REPLAY, AHEAD, GONE = "ok", "replay", "ahead", "gone"
 
@@ -77,15 +77,15 @@ def rows_from_fields(dev, recs, rx):
     add = out.append
     lo = hi = 0
     day = rday
-    for (seq, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv) in recs:
+    for (seq, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv, sh) in recs:
         if fl & F_TIME_UNTRUSTED:
-            add((dev, seq, rday, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv, rx))
+            add((dev, seq, rday, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv, sh, rx))
             continue
         if not lo <= t < hi:
             day = service_day(t)
             lo = (t + _TZ) // 86400 * 86400 - _TZ
             hi = lo + 86400
-        add((dev, seq, day, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv, rx))
+        add((dev, seq, day, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv, sh, rx))
     return out
 
 
@@ -93,13 +93,13 @@ def rows_from_taps(dev, taps, rx):
     """taprec.Tap list -> row tuples (tools that hold Tap objects)."""
     return rows_from_fields(dev, [(t.seq, t.time, bytes(t.token), t.outcome, t.reason, t.fare, t.concession,
                                    t.flags, t.entry, t.stop, t.direction, t.stage, t.dl_ver, t.fare_ver,
-                                   t.cat_ver) for t in taps], rx)
+                                   t.cat_ver, t.shift) for t in taps], rx)
 
 
 # PostgreSQL binary COPY: per field a length word and the value, big-endian;
 # every column has a fixed size (token 8 bytes), so one row is one pack.
 _PG_SIG = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
-_PG_ROW = struct.Struct(">h" + "ii" + "iq" + "ii" + "iq" + "i8s" + "ii" * 9 + "iq" + "ii" * 2 + "iq")
+_PG_ROW = struct.Struct(">h" + "ii" + "iq" + "ii" + "iq" + "i8s" + "ii" * 9 + "iq" + "ii" * 2 + "iq" + "iq")
 
 
 def pg_copy_binary(rows):
@@ -107,11 +107,11 @@ def pg_copy_binary(rows):
     pk = _PG_ROW.pack
     parts = [_PG_SIG]
     add = parts.append
-    for (dev, seq, day, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv, rx) in rows:
+    for (dev, seq, day, t, tok, o, rs, f, c, fl, e, s, d, st, dv, fv, cv, sh, rx) in rows:
         if len(tok) != 8:
             raise ValueError("token of %d bytes" % len(tok))
-        add(pk(18, 4, dev, 8, seq, 4, day, 8, t, 8, tok, 4, o, 4, rs, 4, f, 4, c, 4, fl, 4, e, 4, s,
-               4, d, 4, st, 8, dv, 4, fv, 4, cv, 8, rx))
+        add(pk(19, 4, dev, 8, seq, 4, day, 8, t, 8, tok, 4, o, 4, rs, 4, f, 4, c, 4, fl, 4, e, 4, s,
+               4, d, 4, st, 8, dv, 4, fv, 4, cv, 8, sh, 8, rx))
     add(b"\xff\xff")
     return b"".join(parts)
 

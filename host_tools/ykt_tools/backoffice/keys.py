@@ -5,7 +5,11 @@ signing-key rotation; qrissue; releasekeys) republishes with publish_keys(),
 which reads every kind of key from here, so this module imports none of them.
 
 QR and release keys live in settings rows as JSON lists (no schema change):
-QR_ROW holds [{"pem": private PEM, "state": "active"|"retiring"}],
+QR_ROW holds the e-SSC issuer keys devices trust for ride codes: the back
+office's own TEST issuer [{"pem": private PEM, "state": "active"|"retiring"}]
+(tests and demos: qrissue.issue signs with it) and the keys of issuers it is
+given [{"public": PEM, "issuer": name, "state": "active"}] (production: the
+national platform's, which signs the codes; qrissue.add_issuer).
 RELEASE_ROW holds [public PEM]."""
 import json
 
@@ -73,10 +77,18 @@ def store(c, row, keys):
     c.execute(S.settings.insert().values(k=row, v=json.dumps(keys).encode()))
 
 
+def qr_public(k):
+    """The public key of a QR_ROW entry (own test issuer or a given issuer)."""
+    if "public" in k:
+        from cryptography.hazmat.primitives import serialization
+        return serialization.load_pem_public_key(k["public"].encode())
+    return load_key(k["pem"].encode()).public_key()
+
+
 def qr_public_entries(c):
     """[(public key, U_QR)] of the trusted QR keys."""
     from ykt.sec import sigverify
-    return [(load_key(k["pem"].encode()).public_key(), sigverify.U_QR) for k in stored(c, QR_ROW)]
+    return [(qr_public(k), sigverify.U_QR) for k in stored(c, QR_ROW)]
 
 
 def release_public_entries(c):

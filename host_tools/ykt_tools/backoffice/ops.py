@@ -24,9 +24,10 @@ from ykt.sec import signed as ksigned
 
 from ykt.rules import dlformat as _dlf  # noqa: E402
 
-# card status -> deny-list entry status (ykt.rules.dlformat ST_*); restored = off the list
+# card status -> deny-list entry status (ykt.rules.dlformat ST_*); restored = off the list.
+# unpaid: a returned collection item not yet paid (set and cleared by collect.py).
 STATUSES = {"lost": _dlf.ST_LOST, "suspended": _dlf.ST_SUSPENDED, "cancelled": _dlf.ST_CANCELLED,
-            "replaced": _dlf.ST_REPLACED, "restored": 0}
+            "replaced": _dlf.ST_REPLACED, "unpaid": _dlf.ST_UNPAID, "restored": 0}
 DEVICE_KINDS = ("validator", "gate", "ferry", "handheld")
 MAX_DELTA_CHAIN = 64       # further behind than this: send the full image
 

@@ -1,8 +1,15 @@
 """QR signing keys and token issuing (e-SSC, docs/qr.md).
 
-The holder's app asks the back office for a token when it shows the code;
-issue() signs one with the QR key (RSA-2048, usage U_QR). Devices trust the
-QR public key through the keys file: keys.publish_keys lists
+Who issues ride codes: in production the electronic social security card is
+issued by the national platform (the e-SSC service of the Ministry of Human
+Resources and Social Security; the draft regulation's Art. 8 rules out
+parallel codes), which signs the codes; this back office is GIVEN the
+platform's public issuer key (add_issuer) and publishes it to the fleet in
+the keys file, so devices accept the platform's codes offline. issue() signs
+with the back office's own key and is a TEST issuer: tests, demos and the
+simulated day (`ykt qr issue` says so).
+
+Devices trust QR public keys through the keys file: keys.publish_keys lists
 keys.qr_public_entries() after the download keys, so a QR key never verifies
 downloads and a download key never verifies QR codes (sigverify usages).
 
@@ -23,6 +30,8 @@ from ykt_tools.backoffice.keys import QR_ROW, active_key, load_key, publish_keys
 from ykt_tools.backoffice.ops import parse_token
 
 MAX_QR_KEYS = 2
+MAX_ISSUER_KEYS = 2          # given issuer keys trusted at once: a rotation overlap (devices hold 8 keys in all)
+TEST_ISSUER = "back office (TEST issuer)"
 
 
 def _new_pem(bits):
@@ -45,7 +54,7 @@ def ensure_qr_key(eng, bits=2048, actor="system"):
     with eng.begin() as c:
         _lock(eng, c)
         keys = stored(c, QR_ROW)
-        act = [k for k in keys if k["state"] == "active"]
+        act = [k for k in keys if k["state"] == "active" and "pem" in k]
         if act:
             return signing.keyid_hex(load_key(act[-1]["pem"].encode()))
         k, pem = _new_pem(bits)
@@ -60,14 +69,16 @@ def rotate_qr_key(eng, bits=2048, actor="cli"):
     from ykt_tools.build import signing
     with eng.begin() as c:
         _lock(eng, c)
-        keys = [k for k in stored(c, QR_ROW) if k["state"] == "active"]
+        allk = stored(c, QR_ROW)
+        given = [k for k in allk if "public" in k]
+        keys = [k for k in allk if "pem" in k and k["state"] == "active"]
         for k in keys:
             k["state"] = "retiring"
         nk, pem = _new_pem(bits)
         keys.append({"pem": pem, "state": "active"})
         if len(keys) > MAX_QR_KEYS:
             raise OpError("retire the previous QR key first")
-        store(c, QR_ROW, keys)
+        store(c, QR_ROW, given + keys)
         v = publish_keys(c, active_key(c), actor)
         audit(c, actor, "qr.keys.rotate", "qr_keys", kid=signing.keyid_hex(nk), keys_version=v)
     return {"kid": signing.keyid_hex(nk), "keys_version": v}
@@ -77,15 +88,70 @@ def retire_qr_keys(eng, actor="cli"):
     with eng.begin() as c:
         _lock(eng, c)
         keys = stored(c, QR_ROW)
-        left = [k for k in keys if k["state"] == "active"]
+        left = [k for k in keys if k["state"] == "active" or "public" in k]
         store(c, QR_ROW, left)
         v = publish_keys(c, active_key(c), actor)
         audit(c, actor, "qr.keys.retire", "qr_keys", retired=len(keys) - len(left), keys_version=v)
     return {"retired": len(keys) - len(left), "keys_version": v}
 
 
+def add_issuer(eng, name, public_pem, actor="cli"):
+    """Trust an e-SSC issuer's public key (production: the national
+    platform's; during its rotation both keys are trusted). Devices accept
+    its codes after their next sync of the keys file. -> {"kid", "keys_version"}"""
+    from ykt_tools.build import signing
+    from ykt_tools.backoffice.keys import load_public
+    if not name or len(name) > 64:
+        raise OpError("issuer name 1..64 characters")
+    pem = public_pem.decode() if isinstance(public_pem, bytes) else public_pem
+    k = load_public(pem)
+    if k.key_size != 2048:
+        raise OpError("e-SSC issuer keys are RSA-2048 (the code must fit a QR symbol, docs/qr.md)", 422)
+    kid = signing.keyid_hex(k)
+    with eng.begin() as c:
+        _lock(eng, c)
+        keys = stored(c, QR_ROW)
+        if any(_kid(x) == kid for x in keys):
+            raise OpError("issuer key %s is trusted already" % kid, 409)
+        if len([x for x in keys if "public" in x]) >= MAX_ISSUER_KEYS:
+            raise OpError("retire an issuer key first (at most %d)" % MAX_ISSUER_KEYS, 409)
+        keys.append({"public": pem, "issuer": name, "state": "active"})
+        store(c, QR_ROW, keys)
+        v = publish_keys(c, active_key(c), actor)
+        audit(c, actor, "qr.issuer.add", "qr_keys", kid=kid, issuer=name, keys_version=v)
+    return {"kid": kid, "issuer": name, "keys_version": v}
+
+
+def retire_issuer(eng, kid, actor="cli"):
+    """Stop trusting a given issuer key (after the platform's rotation, once
+    its last code has expired). -> {"kid", "keys_version"}"""
+    with eng.begin() as c:
+        _lock(eng, c)
+        keys = stored(c, QR_ROW)
+        left = [x for x in keys if not ("public" in x and _kid(x) == kid)]
+        if len(left) == len(keys):
+            raise OpError("no given issuer key %s" % kid, 404)
+        store(c, QR_ROW, left)
+        v = publish_keys(c, active_key(c), actor)
+        audit(c, actor, "qr.issuer.retire", "qr_keys", kid=kid, keys_version=v)
+    return {"kid": kid, "keys_version": v}
+
+
+def issuers(eng):
+    """The trusted e-SSC issuer keys: [{"kid", "issuer", "state", "test"}]."""
+    with eng.connect() as c:
+        return [{"kid": _kid(k), "issuer": k.get("issuer", TEST_ISSUER), "state": k["state"],
+                 "test": "public" not in k} for k in stored(c, QR_ROW)]
+
+
+def _kid(k):
+    from ykt_tools.build import signing
+    from ykt_tools.backoffice.keys import qr_public
+    return signing.keyid_hex(qr_public(k))
+
+
 def _signer(c):
-    act = [k for k in stored(c, QR_ROW) if k["state"] == "active"]
+    act = [k for k in stored(c, QR_ROW) if k["state"] == "active" and "pem" in k]
     if not act:
         raise OpError("no QR key: call qrissue.ensure_qr_key", 503)
     return load_key(act[-1]["pem"].encode())

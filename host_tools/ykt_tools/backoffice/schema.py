@@ -56,6 +56,7 @@ taps = Table(
     Column("fare_ver", Integer, nullable=False),
     Column("cat_ver", Integer, nullable=False),
     Column("rx", BigInteger, nullable=False),             # server receive time
+    Column("shift", BigInteger, nullable=False, server_default="0"),  # seq of the shift's sign-on tap (0005)
 )
 # Settlement scans a day. PostgreSQL: BRIN (taps arrive in day order; a
 # B-tree cost half the database's CPU per ingested tap). No token index.
@@ -230,3 +231,36 @@ rollout_devices = Table(
     Column("updated", BigInteger, nullable=False),
 )
 
+
+# --- collection: settlement -> acquirers -> returned items -> arrears (collect.py) ----
+accounts = Table(                                         # a card token's payment account (0006)
+    "accounts", metadata,
+    Column("token", LargeBinary, primary_key=True),
+    Column("acquirer", String(32), nullable=False),        # the acquiring bank's code
+    Column("mandate", String(64), nullable=False),         # the debit mandate the bank knows the account by
+    Column("created", BigInteger, nullable=False),
+)
+collections = Table(                                      # one collection file per acquirer and day
+    "collections", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("acquirer", String(32), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("items", Integer, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("body", Text, nullable=False),                  # the file as sent
+    Column("returned_at", BigInteger),                     # the acquirer's return file imported
+)
+Index("ix_collections_day_acquirer", collections.c.day, collections.c.acquirer, unique=True)
+collection_items = Table(
+    "collection_items", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("collection", Integer, ForeignKey("collections.id"), nullable=False),
+    Column("token", LargeBinary, nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(12), nullable=False),          # sent | paid | returned | repaid
+    Column("code", String(8)),                             # the acquirer's return reason
+    Column("updated", BigInteger, nullable=False),
+    Column("payment", String(64)),                         # the reference of the payment that cleared it
+)

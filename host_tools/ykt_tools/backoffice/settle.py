@@ -24,6 +24,8 @@ from ykt_tools.backoffice.auth import audit
 from ykt_tools.backoffice.db import now, readonly
 
 FREE_REASONS = (taprec.R_EXIT, taprec.R_ALREADY_PAID, taprec.R_IDENTITY_ENTRY)
+# A driver's staff card signing a shift on or off is no ride: never settled.
+SHIFT_REASONS = (taprec.R_SHIFT_ON, taprec.R_SHIFT_OFF)
 
 
 def policy(conn):
@@ -77,6 +79,9 @@ def settle_token(taps, table_for, cap):
 def settle_day(eng, day, actor="cli"):
     tables = {}
     with readonly(eng).connect() as c:
+        if c.execute(select(S.collections.c.id).where(S.collections.c.day == day).limit(1)).first():
+            # its amounts went to the banks: settling again would change what was collected
+            raise ops.OpError("day %d is collected: its settlement stands" % day, 409)
         pol = policy(c)
 
         def table_for(entry, fv):
@@ -87,7 +92,8 @@ def settle_day(eng, day, actor="cli"):
 
         rows = c.execute(select(S.taps.c.token, S.taps.c.device, S.taps.c.seq, S.taps.c.t, S.taps.c.fare,
                                 S.taps.c.concession, S.taps.c.reason, S.taps.c.entry, S.taps.c.fare_ver)
-                         .where(S.taps.c.day == day, S.taps.c.outcome == taprec.OUT_ACCEPT)
+                         .where(S.taps.c.day == day, S.taps.c.outcome == taprec.OUT_ACCEPT,
+                                S.taps.c.reason.not_in(SHIFT_REASONS))
                          .order_by(S.taps.c.token, S.taps.c.t, S.taps.c.device, S.taps.c.seq)).all()
         by = {}
         for r in rows:

@@ -43,7 +43,7 @@ def run(args):
     cpu_ms = raw["cpu_append_us_unix"] * ESP32_FACTOR / 1000.0
     return {
         "flash_bytes_per_tap": round(bpt, 2),
-        "record_bytes_per_tap": 36,
+        "record_bytes_per_tap": 40,
         "taps_per_4mb": taps_cap,
         "taps_per_4mb_measured": bool(raw.get("taps_until_full")),
         "days_at_1500_taps": round(taps_cap / TAPS_PER_DAY, 1),

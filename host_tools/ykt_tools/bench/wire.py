@@ -28,7 +28,8 @@ def _taps(n):
 
     out = []
     # a bus validator: stops change every ~8 taps, 1 in 5 riders a concession,
-    # a deny-list update mid-batch, taps seconds to minutes apart
+    # a deny-list update mid-batch, taps seconds to minutes apart, a driver
+    # change (shift handover) at tap 60
     t0 = 1795000000
     for i in range(n):
         t = taprec.Tap()
@@ -47,6 +48,7 @@ def _taps(n):
         t.dl_ver = 7 if i < n // 2 else 8
         t.fare_ver = 3
         t.cat_ver = 2
+        t.shift = 99990 if i < 60 else 100000 + 60
         out.append(t)
     return out
 

@@ -39,6 +39,7 @@ STATUS_WORDS = {
     "suspended": F.ST_SUSPENDED, "挂起": F.ST_SUSPENDED,
     "cancelled": F.ST_CANCELLED, "canceled": F.ST_CANCELLED, "注销": F.ST_CANCELLED,
     "replaced": F.ST_REPLACED, "补换": F.ST_REPLACED,
+    "unpaid": F.ST_UNPAID, "欠费": F.ST_UNPAID,
     "normal": 0, "active": 0, "ok": 0, "正常": 0,
 }
 
@@ -78,7 +79,7 @@ def _since(v, where):
 
 
 def load_status_csv(path, key=None, tokens="both"):
-    """Returns (entries {token int: status 1..4}, summary dict)."""
+    """Returns (entries {token int: status 1..5}, summary dict)."""
     best = {}  # token -> (since, row number, status)
     summary = {"rows": 0, "normal": 0, "duplicates": 0, "identity_rows": 0}
     with open(path, newline="", encoding="utf-8-sig") as f:
@@ -198,7 +199,7 @@ def describe(data):
     """Information about an image or delta file, verifying it in full."""
     if data[:4] == F.DELTA_MAGIC:
         base, ver, n, created = F.parse_delta(data)
-        sc = [0] * 5
+        sc = [0] * 6
         for i in range(n):
             sc[data[F.DELTA_HDR + F.DELTA_REC * i + 8]] += 1
         return {"kind": "delta", "base_version": base, "version": ver, "entries": n, "created": created,

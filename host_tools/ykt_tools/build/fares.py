@@ -282,7 +282,7 @@ def compile_fares(text, src="<fares>"):
     return build_fares(parse_fares(text, src))
 
 
-ENT_FLAGS = {"companion": F.E_COMPANION, "green": F.E_GREEN}
+ENT_FLAGS = {"companion": F.E_COMPANION, "green": F.E_GREEN, "staff": F.E_STAFF}
 
 
 def compile_entitlements(text, src="<entitlements>"):

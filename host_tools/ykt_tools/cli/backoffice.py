@@ -90,11 +90,60 @@ def register(sub):
     s.add_argument("--bits", type=int, default=None)
     s.set_defaults(func=_keys)
 
+    s = bs.add_parser("qr-issuer", parents=[common],
+                      help="e-SSC ride-code issuer keys the fleet trusts: add --name N --pub PEM | retire --kid K | list "
+                           "(production: the national platform's key; docs/qr.md)")
+    s.add_argument("action", choices=("add", "retire", "list"))
+    s.add_argument("--name", help="add: who issues with this key, e.g. the national e-SSC platform")
+    s.add_argument("--pub", help="add: the issuer's RSA-2048 PUBLIC key, PEM")
+    s.add_argument("--kid", help="retire: the key id (16 hex digits, see list)")
+    s.set_defaults(func=_qr_issuer)
+
     s = bs.add_parser("settle", parents=[common], help="settle one service day")
     s.add_argument("--day", type=int, required=True, help="YYYYMMDD (UTC+8 service day)")
     s.add_argument("--cap", type=int, help="set the daily cap in fen first (0 = none)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_settle)
+
+    s = bs.add_parser("account", parents=[common], help="register a card's payment account (acquirer, mandate)")
+    s.add_argument("--acquirer", required=True, help="the acquiring bank's code, e.g. ICBC-GX")
+    s.add_argument("--mandate", required=True, help="the debit mandate the bank knows the account by")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--token")
+    g.add_argument("--card-id")
+    g.add_argument("--card-no")
+    s.set_defaults(func=_account)
+
+    s = bs.add_parser("collect", parents=[common],
+                      help="collection files of a settled day, one per acquirer (docs/backoffice.md, Collection)")
+    s.add_argument("--day", type=int, required=True)
+    s.add_argument("--out-dir", default=".", help="where to write collection-<acquirer>-<day>-<id>.csv")
+    s.set_defaults(func=_collect)
+
+    s = bs.add_parser("collect-return", parents=[common],
+                      help="import an acquirer's return file: returned items make their cards unpaid")
+    s.add_argument("file")
+    s.set_defaults(func=_collect_return)
+
+    s = bs.add_parser("arrears", parents=[common], help="cards with returned collection items not yet paid")
+    s.add_argument("--token")
+    s.set_defaults(func=_arrears)
+
+    s = bs.add_parser("pay", parents=[common], help="the holder paid the arrears: the card is accepted again")
+    s.add_argument("--token", required=True)
+    s.add_argument("--amount", type=int, required=True, help="fen; must equal the arrears")
+    s.add_argument("--ref", required=True, help="payment reference (counter receipt, app order)")
+    s.set_defaults(func=_pay)
+
+    s = bs.add_parser("report", parents=[common],
+                      help="taps, riders, fares and concession value of settled days, by route|vehicle|shift|"
+                           "card-type|concession (the subsidy claim)")
+    s.add_argument("--day", type=int, required=True, help="first service day, YYYYMMDD (UTC+8)")
+    s.add_argument("--to", type=int, help="last service day (default: --day)")
+    s.add_argument("--by", required=True, choices=("route", "vehicle", "shift", "card-type", "concession"))
+    s.add_argument("--format", choices=("csv", "parquet", "xlsx"), default="csv")
+    s.add_argument("--out", default="-", help="output file ('-' = stdout, csv only)")
+    s.set_defaults(func=_report)
 
     s = bs.add_parser("export", parents=[common], help="export taps or settlements (pseudonymous)")
     s.add_argument("what", choices=("taps", "settlements"))
@@ -291,4 +340,107 @@ def _export(args):
     with eng.begin() as c:
         auth.audit(c, _actor(), "export." + args.what, args.format, rows=n, rekey=args.rekey)
     print("%d rows" % n, file=sys.stderr)
+    return 0
+
+
+def _report(args):
+    from ykt_tools.backoffice import auth, ops, report
+    eng = _eng(args)
+    try:
+        rep = report.build(eng, args.day, args.to or args.day, args.by)
+        if args.out == "-":
+            if args.format != "csv":
+                return _fail("%s needs --out FILE" % args.format)
+            report.write(rep, "csv", sys.stdout.buffer)
+        else:
+            with open(args.out, "wb") as f:
+                report.write(rep, args.format, f)
+    except ops.OpError as e:
+        return _fail(e)
+    with eng.begin() as c:
+        auth.audit(c, _actor(), "report." + args.by, args.format, day_from=rep["from"], day_to=rep["to"],
+                   rows=len(rep["rows"]))
+    print("%d groups; fares %d fen, settlement %d fen: %s" % (
+        len(rep["rows"]), rep["totals"]["fares"], rep["settlement"],
+        "reconciled" if rep["reconciled"] else "NOT RECONCILED"), file=sys.stderr)
+    return 0 if rep["reconciled"] else 1
+
+
+def _account(args):
+    from ykt_tools.backoffice import collect, ops
+    try:
+        print(json.dumps(collect.set_account(_eng(args), args.acquirer, args.mandate, token=args.token,
+                                             card_id=args.card_id, card_no=args.card_no, actor=_actor())))
+    except ops.OpError as e:
+        return _fail(e)
+    return 0
+
+
+def _collect(args):
+    from ykt_tools.backoffice import collect, ops
+    try:
+        r = collect.create(_eng(args), args.day, actor=_actor())
+    except ops.OpError as e:
+        return _fail(e)
+    os.makedirs(args.out_dir, exist_ok=True)
+    for f in r["files"]:
+        path = os.path.join(args.out_dir, "collection-%s-%d-%d.csv" % (f["acquirer"], r["day"], f["id"]))
+        with open(path, "w", newline="") as fh:
+            fh.write(f["body"])
+        print("%s: %d items, %d fen, sha256 %s" % (path, f["items"], f["amount"], f["sha256"]))
+    u = r["unassigned"]
+    if u["cards"]:
+        print("not collected: %d cards without a payment account, %d fen" % (u["cards"], u["amount"]))
+    return 0
+
+
+def _collect_return(args):
+    from ykt_tools.backoffice import collect, ops
+    with open(args.file, "rb") as f:
+        data = f.read(collect.MAX_FILE + 1)
+    try:
+        print(json.dumps(collect.import_return(_eng(args), data, actor=_actor())))
+    except ops.OpError as e:
+        return _fail(e)
+    return 0
+
+
+def _arrears(args):
+    from ykt_tools.backoffice import collect, ops
+    try:
+        print(json.dumps(collect.arrears(_eng(args), args.token), indent=1))
+    except ops.OpError as e:
+        return _fail(e)
+    return 0
+
+
+def _pay(args):
+    from ykt_tools.backoffice import collect, ops
+    try:
+        print(json.dumps(collect.pay(_eng(args), args.token, args.amount, args.ref, actor=_actor())))
+    except ops.OpError as e:
+        return _fail(e)
+    return 0
+
+
+def _qr_issuer(args):
+    from ykt_tools.backoffice import ops, qrissue
+    eng = _eng(args)
+    try:
+        if args.action == "list":
+            print(json.dumps(qrissue.issuers(eng), indent=1))
+        elif args.action == "add":
+            if not args.name or not args.pub:
+                raise ops.OpError("add needs --name and --pub")
+            with open(args.pub, "rb") as f:
+                r = qrissue.add_issuer(eng, args.name, f.read(8192), actor=_actor())
+            print("issuer key %s (%s) trusted; keys file version %d (devices accept its codes after their next "
+                  "sync)" % (r["kid"], r["issuer"], r["keys_version"]))
+        else:
+            if not args.kid:
+                raise ops.OpError("retire needs --kid")
+            r = qrissue.retire_issuer(eng, args.kid, actor=_actor())
+            print("issuer key %s retired; keys file version %d" % (r["kid"], r["keys_version"]))
+    except ops.OpError as e:
+        return _fail(e)
     return 0

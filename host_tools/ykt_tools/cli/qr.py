@@ -1,7 +1,7 @@
 """`ykt qr keygen|issue|show`: e-SSC QR tokens (docs/qr.md).
 
   ykt qr keygen -o qr.pem [--keys-out keys.bin]    a QR signing key (RSA-2048, usage QR)
-  ykt qr issue --key qr.pem --token HEX --category N --valid 30 [--png out.png] [--json]
+  ykt qr issue --key qr.pem --token HEX --category N --valid 30 [--png out.png] [--json]   (a TEST issuer)
   ykt qr issue --db URL --token HEX ...            the back office's QR key (backoffice/qrissue)
   ykt qr show TEXT [--keys keys.bin] [--now T]     decode, and verify against trusted keys"""
 import json
@@ -17,7 +17,8 @@ def register(sub):
     k.add_argument("--bits", type=int, default=2048, choices=(2048, 3072, 4096))
     k.add_argument("--keys-out", help="also write a trusted-keys payload holding its public key (U_QR)")
     k.set_defaults(func=_keygen)
-    i = qs.add_parser("issue", help="mint a token (plays the holder's app)")
+    i = qs.add_parser("issue", help="mint a token as a TEST issuer (plays the holder's app; in production the "
+                                    "national e-SSC platform issues codes: docs/qr.md)")
     src = i.add_mutually_exclusive_group(required=True)
     src.add_argument("--key", help="QR signing key, PEM")
     src.add_argument("--db", help="back-office database URL: use its QR key")
@@ -81,6 +82,10 @@ def _issue(args):
         return _err(e)
     out = qr.fields(tok)
     out["text"] = text
+    out["issuer"] = "test"
+    # Art. 8: codes are the national platform's; this one is for tests and demos
+    print("TEST ISSUER: this code is signed by a test key (in production the national e-SSC platform issues "
+          "ride codes; the back office only trusts its key: `ykt backoffice qr-issuer add`)", file=sys.stderr)
     if args.png:
         out.update(qr.render_png(text, args.png, args.scale))
         out["png"] = args.png

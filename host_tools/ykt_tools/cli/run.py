@@ -14,6 +14,9 @@ def register(sub):
     p.add_argument("--heap-report", action="store_true", help="census of what holds each device's heap")
     p.add_argument("--json", action="store_true")
     p.add_argument("--workdir", default=None, help="keep the back-office database here (default: a temp dir)")
+    p.add_argument("--serve", choices=("auto", "always", "never"), default="auto",
+                   help="keep the back office serving the day until Ctrl-C, with a demo operator whose password is "
+                        "printed (auto: when stdout is a terminal)")
     p.set_defaults(func=run, riders=None, hours=None, seed=1)
 
 

@@ -38,6 +38,15 @@ def reason_names():
     return out
 
 
+def voice_text(track, volume):
+    """'老年卡 (2, vol 20)': a prompt the simulated voice module played."""
+    _fw_import()
+    from ykt.ui.voice import PROMPTS
+
+    text = PROMPTS[track][1] if 0 < track < len(PROMPTS) else "?"
+    return "%s (%d, vol %d)" % (text, track, volume)
+
+
 def outcome_name(o):
     return ("accept", "deny", "error")[o] if 0 <= o < 3 else str(o)
 
@@ -123,6 +132,7 @@ class Runner:
         self.reasons = reason_names()
         self.resets = []
         self.qr_texts = {}
+        self.collections = {}
 
     def log(self, s):
         if not self.quiet:
@@ -174,6 +184,13 @@ class Runner:
             ops.set_entitlement(eng, tok, ent["concession"], ent.get("flags", 0), actor="scenario")
         if self.sc.get("entitlements"):
             ops.publish_entitlements(eng, actor="scenario")
+        from ykt_tools.backoffice import collect
+
+        self.sc["accounts_by_card"] = {}
+        for acc in self.sc.get("accounts", []):
+            collect.set_account(eng, acc["acquirer"], acc["mandate"], card_id=self.card_identity(acc["card"]),
+                                actor="scenario")
+            self.sc["accounts_by_card"][acc["card"]] = acc["acquirer"]
         for i, d in enumerate(self.sc["devices"]):
             with open(os.path.join(ROOT, d["profile"])) as f:
                 prof = json.load(f)
@@ -222,12 +239,45 @@ class Runner:
         return evs
 
     def _bo_action(self, e):
+        from ykt_tools.backoffice import collect, ops
+
         a = e["backoffice"]
+        eng = self.api.engine(self.db)
+        day = int(time.strftime("%Y%m%d", time.gmtime(self.clock() + 8 * 3600)))
         if a == "card_status":
             r = self.api.set_card_status(self.db, e["status"], card_id=self.card_identity(e["card"]),
                                          note="scenario")
             self.log("%s  back office: card %s reported %s (deny list v%d)"
                      % (self.hms(), e["card"], e["status"], r["dl_ver"]))
+        elif a == "settle":
+            r = self.api.settle(self.db, day, actor="scenario")
+            self.log("%s  back office: day %d settled, %d cards, %d fen" % (self.hms(), day, r["cards"], r["amount"]))
+        elif a == "collect":
+            r = collect.create(eng, day, actor="scenario")
+            self.collections = {f["acquirer"]: f for f in r["files"]}
+            for f in r["files"]:
+                self.log("%s  back office: collection file %d to %s: %d items, %d fen, sha256 %s..."
+                         % (self.hms(), f["id"], f["acquirer"], f["items"], f["amount"], f["sha256"][:12]))
+        elif a == "return":
+            # the acquirer answers: every debit paid except this card's (returned with e["code"])
+            tok = ops.tokenize(eng, card_id=self.card_identity(e["card"]))
+            acq = self.sc["accounts_by_card"][e["card"]]
+            f = self.collections[acq]
+            from sqlalchemy import select
+            from ykt_tools.backoffice import schema as S
+            with eng.connect() as c:
+                iid = c.execute(select(S.collection_items.c.id).where(S.collection_items.c.collection == f["id"],
+                                                                      S.collection_items.c.token == tok)).scalar_one()
+            r = collect.import_return(eng, collect.return_file(f["body"], {iid: e.get("code", "AM04")}),
+                                      actor="scenario")
+            self.log("%s  back office: %s returned %d items, paid %d; unpaid cards: %s"
+                     % (self.hms(), acq, r["returned"], r["paid"], ", ".join(r["unpaid_cards"]) or "-"))
+        elif a == "pay":
+            tok = ops.tokenize(eng, card_id=self.card_identity(e["card"])).hex()
+            due = collect.arrears(eng, tok)[0]["amount"]
+            r = collect.pay(eng, tok, due, "counter-%s" % e["card"], actor="scenario")
+            self.log("%s  back office: card %s paid its arrears, %d fen (deny list v%s)"
+                     % (self.hms(), e["card"], r["amount"], r["dl_ver"]))
         else:
             raise ValueError("unknown back-office action %r" % a)
 
@@ -337,6 +387,10 @@ class Runner:
             self.hms(tap["at"]), tap["device"], tap["seq"], outcome_name(tap["outcome"]),
             self.reasons.get(tap["reason"], str(tap["reason"])), tap["fare"] / 100.0,
             "  (" + tap["text"] + ")" if tap.get("text") else "")
+        if tap.get("shift"):
+            txt += "  shift %d" % tap["shift"]
+        if "voice" in tap:    # a board with a voice module: what the rider heard
+            txt += "  voice: " + (", ".join(voice_text(t, v) for t, v in tap["voice"]) or "-")
         self.log(txt)
 
     def _check(self, expects):
@@ -433,12 +487,26 @@ class Runner:
             out["memory_errors"] += st["memory_errors"]
             out["heap_peak_bytes"] = max(out["heap_peak_bytes"], st["heap_peak_bytes"])
         out["by_outcome"] = {"%s/%s/%s" % k: v for k, v in sorted(by_outcome.items())}
-        day = time.strftime("%Y%m%d", time.gmtime(self.epoch + 8 * 3600))
+        day = int(time.strftime("%Y%m%d", time.gmtime(self.epoch + 8 * 3600)))
+        from ykt_tools.backoffice import collect, settle
+        from ykt_tools.backoffice.errors import OpError
+
         try:
-            out["settlement"] = self.api.settle(self.db, int(day))
+            out["settlement"] = self.api.settle(self.db, day)
+        except OpError as e:
+            if e.status != 409:
+                raise
+            # collected during the day (a collection scenario): that settlement stands
+            rows = settle.settlements(eng, day)
+            out["settlement"] = {"day": day, "cards": len(rows), "amount": sum(x["amount"] for x in rows),
+                                 "note": str(e)}
         except Exception as e:  # settlement problems are reported, not hidden
             out["settlement"] = {"error": str(e)}
             self.failures.append("settlement failed: %s" % e)
+        if self.sc.get("collect_at_end") and "error" not in out["settlement"] and "note" not in out["settlement"]:
+            c = collect.create(eng, day, actor="scenario")
+            out["collection"] = {"files": [{k: f[k] for k in ("id", "acquirer", "items", "amount", "sha256")}
+                                           for f in c["files"]], "unassigned": c["unassigned"]}
         if out["lost"] or out["duplicates"]:
             self.failures.append("journaled %d, committed %d, duplicates %d"
                                  % (out["taps_journaled"], out["taps_committed"], out["duplicates"]))
@@ -448,11 +516,51 @@ class Runner:
         out["dashboard"] = self.base_url + "/"
         return out
 
-    def close(self):
+    def close_devices(self):
         for d in self.devices.values():
             d["proc"].close()
+        self.devices = {}
+
+    def close(self):
+        self.close_devices()
         if getattr(self, "stop_bo", None):
             self.stop_bo()
+            self.stop_bo = None
+
+    def serve(self, out=sys.stdout):
+        """Keep the back office serving the day until Ctrl-C, with a demo
+        operator whose password is made for this run and printed once; the
+        operator is deactivated when the run stops. The server's clock stays
+        at the end of the simulated day, so devices read as they were then."""
+        import secrets
+
+        from ykt_tools.backoffice import auth
+
+        eng = self.api.engine(self.db)
+        name = "demo"
+        pw = secrets.token_urlsafe(12)
+        auth.add_operator(eng, name, "operator", pw, actor="ykt-run")
+        print("", file=out)
+        print("== the back office keeps serving the day until Ctrl-C", file=out)
+        print("   dashboard: %s/" % self.base_url, file=out)
+        print("   operator:  %s" % name, file=out)
+        print("   password:  %s   (made for this run; the operator is disabled when it stops)" % pw, file=out)
+        out.flush()
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            from sqlalchemy import update
+
+            from ykt_tools.backoffice import schema as S
+            with eng.begin() as c:
+                c.execute(update(S.operators).where(S.operators.c.name == name).values(active=False))
+                auth.audit(c, "ykt-run", "operator.disable", name)
+            self.close()
+        print("back office stopped", file=out)
+        out.flush()
 
 
 def load(path):
@@ -485,15 +593,24 @@ def cli(args):
         sc = load(os.path.join(ROOT, "scenarios", "soak.json"))
     if args.riders:
         sc = random_riders(sc, args.riders, args.hours or 24, args.seed)
-    r = Runner(sc, runtime=args.runtime, heap=args.heap, quiet=args.json, reserve=args.reserve)
+    r = Runner(sc, runtime=args.runtime, heap=args.heap, quiet=args.json, reserve=args.reserve,
+               workdir=getattr(args, "workdir", None))
+    # `ykt run` on a terminal keeps the back office serving the day (--serve)
+    mode = getattr(args, "serve", "never")
+    serve = not args.json and (mode == "always" or (mode == "auto" and sys.stdout.isatty()))
     t0 = time.time()
+    done = False
     try:
         r.setup()
         r.run()
         r.drain()
         rep = r.report()
+        done = True
     finally:
-        r.close()
+        if serve and done:
+            r.close_devices()
+        else:
+            r.close()
     rep["wall_s"] = round(time.time() - t0, 1)
     if args.json:
         keys = ("taps_journaled", "taps_committed", "lost", "duplicates", "memory_errors", "heap_peak_bytes",
@@ -501,6 +618,8 @@ def cli(args):
         print(json.dumps({k: rep[k] for k in keys} | {"devices": rep["devices"]}, indent=2))
     else:
         print_report(r, rep)
+    if serve:
+        r.serve()
     return 0 if rep["ok"] else 1
 
 

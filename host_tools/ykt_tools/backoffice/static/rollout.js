@@ -1,23 +1,37 @@
-// OTA roll-outs on the fleet dashboard (ykt_tools/backoffice/rollout.py):
-// one row per roll-out with its stage and how far the fleet got
-// (offered / downloading / trial / live / rolled back), refreshed every few
-// seconds. Loaded by index.html after dashboard.js; adds its own section.
+// OTA roll-outs on the dashboard (ykt_tools/backoffice/rollout.py): one row
+// per roll-out with its stage and how far the fleet got (offered /
+// downloading / trial / live / rolled back), refreshed every few seconds.
+// Loaded after dashboard.js; adds its own section; strings from the catalogs
+// (i18n.js), the stage code in data-stage.
 "use strict";
 (function () {
   const REFRESH_MS = 2000;
   const STATES = ["offered", "downloading", "downloaded", "trial", "live", "rolled_back"];
+  const COLS = ["id", "version", "target", "stage", "progress", "live", "offered", "downloading", "trial", "rolled_back"];
+  const I = window.ykt.i18n;
+  let last = null;
+
+  function mk(tag, attrs, key) {
+    const e = document.createElement(tag);
+    for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
+    if (key) e.dataset.i18n = key;
+    return e;
+  }
 
   function section() {
     let s = document.getElementById("rollouts");
     if (s) return s;
-    s = document.createElement("section");
-    s.id = "rollouts";
-    s.innerHTML = "<h2>Software roll-outs</h2><p id='rollouts-none'>no roll-out yet</p>" +
-      "<table id='rollout-table' hidden><thead><tr><th>id</th><th>version</th><th>target</th>" +
-      "<th>stage</th><th>progress</th><th>live</th><th>offered</th><th>downloading</th>" +
-      "<th>trial</th><th>rolled back</th></tr></thead><tbody></tbody></table>";
-    const app = document.getElementById("app") || document.body;
-    app.appendChild(s);
+    s = mk("section", {id: "rollouts"});
+    s.appendChild(mk("h2", {}, "ota.title"));
+    s.appendChild(mk("p", {id: "rollouts-none"}, "ota.none"));
+    const table = mk("table", {id: "rollout-table", hidden: ""});
+    const tr = mk("tr");
+    for (const c of COLS) tr.appendChild(mk("th", {}, "ota.col." + c));
+    table.appendChild(mk("thead")).appendChild(tr);
+    table.appendChild(mk("tbody"));
+    s.appendChild(table);
+    (document.getElementById("app") || document.body).appendChild(s);
+    I.apply(s);
     return s;
   }
 
@@ -31,6 +45,7 @@
 
   function render(rows) {
     section();
+    last = rows;
     const table = document.getElementById("rollout-table");
     document.getElementById("rollouts-none").hidden = rows.length > 0;
     table.hidden = rows.length === 0;
@@ -40,8 +55,9 @@
       const c = r.counts, tr = document.createElement("tr");
       tr.dataset.rollout = r.id;
       td(tr, r.id, "num"); td(tr, r.version); td(tr, r.target);
-      td(tr, r.stage === "percent" ? r.percent + " %" : r.stage,
-         "stage " + (r.stage === "halted" ? "stale" : "ok")).title = r.note || "";
+      const st = td(tr, I.t("ota.stage." + r.stage, {p: r.percent}), "stage " + (r.stage === "halted" ? "stale" : "ok"));
+      st.dataset.stage = r.stage;
+      st.title = r.note || "";
       const p = td(tr, "", "bar");
       const m = document.createElement("meter");
       m.min = 0; m.max = Math.max(1, r.total); m.value = c.live;
@@ -65,8 +81,8 @@
     } catch (e) { /* next tick */ }
   }
 
-  section();
-  refresh();
+  document.addEventListener("ykt-lang", () => { if (last) render(last); });
+  I.ready.then(() => { section(); refresh(); });
   setInterval(refresh, REFRESH_MS);
   window.yktRollouts = {refresh: refresh, states: STATES};
 })();

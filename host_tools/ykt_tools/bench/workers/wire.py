@@ -38,13 +38,13 @@ out["encode_batch_unix_us"] = us(enc, P["n_enc"])
 body = bytes(w.finish(key, 1795000000, b"12345678", 0))
 out["body_mp"] = binascii.hexlify(body).decode()
 w8 = wire.BatchWriter(8)
-recs = bytearray(8 * 36)
+recs = bytearray(8 * taprec.SIZE)
 for i in range(8):
-    taprec.pack_into(recs, i * 36, taps[i])
+    taprec.pack_into(recs, i * taprec.SIZE, taps[i])
 def enc8():
     w8.begin(7)
     for i in range(8):
-        w8.add(recs, i * 36)
+        w8.add(recs, i * taprec.SIZE)
 out["encode_step_unix_us"] = us(enc8, P["n_enc"] * 5)
 out["hmac_unix_us"] = us(lambda: hmac_sha256(key, body), P["n_hmac"])
 out["decode_batch_unix_us"] = us(lambda: wiresrv.decode_batch(body, lambda d: key), P["n_enc"])

@@ -559,13 +559,13 @@ def worker_bench(argv):
         t0 = rt.ticks_us()
         for k in range(100):
             taprec.pack_into(j._pt, 0, t)
-            j._ctr.xor(1, k, j._pt, 4, j._frame, 0, 32)
+            j._ctr.xor(1, k, j._pt, 4, j._frame, 0, taprec.SIZE - 4)
             crc32(j._pt)
         e = rt.ticks_diff(rt.ticks_us(), t0) / 100
         enc_us = e if enc_us is None or e < enc_us else enc_us
     bd.cb_us = 0
     t0 = rt.ticks_us()
-    buf = bytearray(36 * 100)
+    buf = bytearray(taprec.SIZE * 100)
     got = j.pending_into(buf)
     pend_us = rt.ticks_diff(rt.ticks_us(), t0) - bd.cb_us
     res = {"taps": taps, "writes": bd.writes - w0, "progs": bd.progs - p0, "erases": bd.erases - e0,
