@@ -10,7 +10,8 @@ def register(sub):
     p = sub.add_parser("bench", help="run a benchmark (reader, denylist, decide, journal, wire, qr, ingest, all)")
     bsub = p.add_subparsers(dest="bench", metavar="NAME")
     bsub.required = True
-    names = modules("bench")
+    # a benchmark module has add_args and run; helpers beside them (calib) do not
+    names = [n for n in modules("bench") if hasattr(importlib.import_module("ykt_tools.bench." + n), "add_args")]
     for n in names:
         mod = importlib.import_module("ykt_tools.bench." + n)
         bp = bsub.add_parser(n, help=(mod.__doc__ or "").strip().splitlines()[0] if mod.__doc__ else n)
