@@ -109,6 +109,16 @@ BO_ADDR = "10.77.0.1"
 TAPREC = 36
 
 
+def device_net(base_url):
+    """(the URL a simulated device is provisioned with, its init "net"): the
+    back office at base_url (http://host:port on this machine), reached over
+    the simulated network (vhw/ipnet.py) by name and TLS on the virtual
+    clock; the device waits for the real server in real time, never in
+    virtual time."""
+    rhost, rport = base_url.split("://", 1)[1].rsplit(":", 1)
+    return "https://" + BO_NAME, {"hosts": {BO_NAME: BO_ADDR}, "routes": [[BO_ADDR, 443, rhost, int(rport), True]]}
+
+
 class Runner:
     def __init__(self, sc, runtime="micropython", heap="256K", workdir=None, out=sys.stdout, quiet=False,
                  reserve=0, net_faults=0, fault_kinds=None, fault_seed=1):
@@ -198,8 +208,7 @@ class Runner:
         app = create_app(self.db)
         app.state.ingestor.on_new = self._acked_new
         self.base_url, self.stop_bo = run_in_thread(self.db, app=app)
-        rhost, rport = self.base_url[7:].rsplit(":", 1)
-        self.routes = [[BO_ADDR, 443, rhost, int(rport), True]]
+        self.dev_url, self.dev_net = device_net(self.base_url)
         self.log("back office on %s (SQLite %s)" % (self.base_url, os.path.join(self.workdir, "backoffice.db")))
         with open(os.path.join(ROOT, self.sc.get("catalog", "data/catalog.json"))) as f:
             api.publish(self.db, "catalog", fares_compile.compile_catalog(f.read()))
@@ -222,7 +231,7 @@ class Runner:
                                        entry=prof["entry"], device_id=d.get("id", 1001 + i))
             proc = DeviceProc(d["name"], self.runtime, self.heap, self.log, self.reserve, self._records)
             init = {"cmd": "init", "board": d.get("board", prof["board"]), "device_id": reg["id"],
-                             "backoffice": "https://" + BO_NAME, "net": self._net(i),
+                             "backoffice": self.dev_url, "net": self._net(i),
                              "dev_key": reg["key"], "tok_key": reg["token_key"],
                              "keyring": reg["keyring"].hex() if isinstance(reg["keyring"], (bytes, bytearray))
                              else reg["keyring"], "profile": prof, "epoch": self.epoch,
@@ -237,7 +246,7 @@ class Runner:
         """The simulated network of device i: the back office by name over
         (modeled) TLS, and its share of the run's network faults, spread over
         the timeline (not the warm-up, not the final upload)."""
-        net = {"hosts": {BO_NAME: BO_ADDR}, "routes": self.routes}
+        net = dict(self.dev_net)
         n = len(self.sc["devices"])
         share = self.net_faults // n + (1 if i < self.net_faults % n else 0)
         if share:
