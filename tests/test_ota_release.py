@@ -196,3 +196,28 @@ def test_install_over_usb_refused_without_a_release_key(bundle, keys, tmp_path):
     with pytest.raises(release.ReleaseError, match="foreign_key"):
         release.install_over_usb(dev, p)
     assert dev.resets == 0 and not os.path.exists(dev.root + "/app/a")
+
+
+def test_a_full_size_image_fits_and_one_byte_more_is_refused(tmp_path, keys):
+    # A frozen-firmware image is ~1.8 MiB, more than a bundle may be: the bound
+    # for images is the boards' OTA app partition (0x1F0000, boards/*.json).
+    pem = str(tmp_path / "release.pem")
+    signing.save_private(keys[0], pem)
+    img = tmp_path / "firmware.bin"
+    out = str(tmp_path / "fw.ykb")
+    for size, ok in ((1900 * 1024, True), (ota.MAX_IMAGE + 1, False)):
+        img.write_bytes(K.esp_image(size, chip=0))
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            rc = cli.main(["release", "build", "--image", str(img), "--version", "0.3.0", "--out", out,
+                           "--key", pem])
+        assert (rc == 0) == ok, err.getvalue()
+        if ok:
+            with contextlib.redirect_stdout(io.StringIO()) as o:
+                assert cli.main(["release", "inspect", out, "--key", pem, "--json"]) == 0
+            assert json.loads(o.getvalue())["verified"] is True
+        else:
+            assert "OTA app partition holds at most" in err.getvalue()
+    with open(os.path.join(ROOT, "boards", "turnstile.json")) as f:
+        parts = {p["name"]: p for p in json.load(f)["partitions"]}
+    assert int(parts["ota_0"]["size"], 16) == ota.MAX_IMAGE, "MAX_IMAGE follows the board layouts"

@@ -44,6 +44,21 @@ SRAM_HEAP_MAX = const(114688)
 _PSRAM_HEAP_MAX = const(16 * 1024 * 1024)
 _HEAP_MIN = const(32768)
 
+# Flash layout ("partitions"): ESP-IDF's partition table as data. Types and
+# subtypes by their ESP-IDF names (components/partition_table/gen_esp32part.py);
+# a data subtype may also be a number 0x40..0xFE, which ESP-IDF leaves to
+# applications. The boot loader and the table itself take the flash below
+# 0x9000; app partitions start on 64 KiB, everything else on 4 KiB.
+_PTYPES = {"app": 0, "data": 1}
+_DATA_SUBTYPES = {"ota": 0, "phy": 1, "nvs": 2, "coredump": 3, "nvs_keys": 4, "fat": 0x81, "spiffs": 0x82}
+_FIRST_FREE = 0x9000
+_SECTOR = 0x1000
+_APP_ALIGN = 0x10000
+_OTADATA_SIZE = 0x2000
+# Found by label: NVS (Wi-Fi, secrets), MicroPython's file system and the
+# deny list's two slots. (label, type, subtype or None for any custom one.)
+_REQUIRED = (("nvs", 1, 2), ("vfs", 1, 0x81), ("dlist_a", 1, None), ("dlist_b", 1, None))
+
 
 class BoardError(ValueError):
     """One line: file, field, problem."""
@@ -140,9 +155,109 @@ def validate(b, src="<board>"):
         _int(src, "qr.baud", q.get("baud", 9600), 1200, 921600)
         if tr == "hsu" and q.get("uart", 2) == reader.get("id", 1):
             raise BoardError(src, "qr.uart", "shares the reader's UART")
-    _int(src, "flash_mb", b.get("flash_mb", 4), 4, 32)
+    flash_mb = _int(src, "flash_mb", b.get("flash_mb", 4), 4, 32)
+    _layout(b, src, flash_mb * 1024 * 1024)
     _heap(b, src)
     return b
+
+
+def _hex(src, field, v):
+    if type(v) is not str or v[:2] != "0x" or v.strip() != v:
+        raise BoardError(src, field, "must be a hex string like \"0x9000\", got %r" % (v,))
+    try:
+        return int(v, 16)
+    except ValueError:
+        raise BoardError(src, field, "must be a hex string like \"0x9000\", got %r" % (v,))
+
+
+def _subtype(src, field, ty, v):
+    if ty == 0:
+        if v == "factory":
+            return 0
+        if v[:4] == "ota_" and v[4:].isdigit() and int(v[4:]) < 16:
+            return 0x10 + int(v[4:])
+        raise BoardError(src, field, "app subtype is factory or ota_0..ota_15, got %r" % (v,))
+    if v in _DATA_SUBTYPES:
+        return _DATA_SUBTYPES[v]
+    if v[:2] == "0x":
+        n = _hex(src, field, v)
+        if 0x40 <= n <= 0xFE:
+            return n
+    raise BoardError(src, field, "data subtype is one of %s or 0x40..0xfe, got %r"
+                     % (", ".join(sorted(_DATA_SUBTYPES)), v))
+
+
+def _layout(b, src, flash):
+    """Check the board's "partitions" against ESP-IDF's rules and what the
+    firmware needs; -> [(label, type, subtype, offset, size)] in flash order."""
+    parts = b.get("partitions")
+    if type(parts) is not list or not parts:
+        raise BoardError(src, "partitions", "missing: the flash layout, a list of "
+                         "{name, type, subtype, offset, size}")
+    out = []
+    end = _FIRST_FREE
+    prev = "the boot loader and partition table"
+    for i in range(len(parts)):
+        p = parts[i]
+        name = p.get("name") if type(p) is dict else None
+        if type(name) is not str or not 0 < len(name) < 16:
+            raise BoardError(src, "partitions[%d].name" % i, "a label of 1..15 characters, got %r" % (name,))
+        f = "partitions." + name
+        for key in ("type", "subtype", "offset", "size"):
+            if type(p.get(key)) is not str:
+                raise BoardError(src, f + "." + key, "missing or not a string")
+        ty = _PTYPES.get(p["type"])
+        if ty is None:
+            raise BoardError(src, f + ".type", "app or data, got %r" % (p["type"],))
+        sub = _subtype(src, f + ".subtype", ty, p["subtype"])
+        off = _hex(src, f + ".offset", p["offset"])
+        size = _hex(src, f + ".size", p["size"])
+        align = _APP_ALIGN if ty == 0 else _SECTOR
+        if off % align:
+            raise BoardError(src, f + ".offset", "0x%x is not a multiple of %d KiB (%s partition)"
+                             % (off, align // 1024, p["type"]))
+        if size <= 0 or size % _SECTOR:
+            raise BoardError(src, f + ".size", "0x%x is not a positive multiple of 4 KiB" % size)
+        if off < end:
+            raise BoardError(src, f + ".offset", "0x%x overlaps %s (ends at 0x%x); list partitions in "
+                             "flash order" % (off, prev, end))
+        if off + size > flash:
+            raise BoardError(src, f + ".size", "ends at 0x%x, beyond the %d MB flash (flash_mb)"
+                             % (off + size, flash >> 20))
+        for q in out:
+            if q[0] == name:
+                raise BoardError(src, f, "label used twice")
+        out.append((name, ty, sub, off, size))
+        end = off + size
+        prev = name
+    _required(src, out)
+    return out
+
+
+def _required(src, table):
+    labels = {}
+    for p in table:
+        labels[p[0]] = p
+    for lab, ty, sub in _REQUIRED:
+        p = labels.get(lab)
+        if p is None:
+            raise BoardError(src, "partitions", "no %r partition (MicroPython and the firmware find it by label)" % lab)
+        if p[1] != ty or (sub is not None and p[2] != sub) or (sub is None and p[2] < 0x40):
+            raise BoardError(src, "partitions.%s.subtype" % lab, "wrong type/subtype for %s" % lab)
+    apps = [p for p in table if p[1] == 0]
+    if not apps:
+        raise BoardError(src, "partitions", "no app partition: the interpreter image needs one")
+    ota = [p for p in apps if p[2] >= 0x10]
+    otadata = [p for p in table if p[1] == 1 and p[2] == 0]
+    if ota and len(otadata) != 1:
+        raise BoardError(src, "partitions", "OTA app slots need exactly one otadata (data/ota) partition")
+    if otadata and otadata[0][4] != _OTADATA_SIZE:
+        raise BoardError(src, "partitions.%s.size" % otadata[0][0], "otadata must be 0x2000 (ESP-IDF)")
+
+
+def partition_table(b):
+    """The layout of a validated board: [(label, type, subtype, offset, size)]."""
+    return _layout(b, "<board>", b.get("flash_mb", 4) * 1024 * 1024)
 
 
 def _heap(b, src):

@@ -3,6 +3,7 @@
 import vclock
 import esp32
 from vhw import bus, chip
+from ykt import boardcfg
 
 P = esp32.Partition
 
@@ -21,21 +22,23 @@ def _oserr(fn, *a):
     raise AssertionError("no OSError")
 
 
-def test_table_fits_4mb_and_8mb():
-    labels = [p.info()[4] for p in P.find(P.TYPE_DATA)]
-    assert labels == ["nvs", "otadata", "phy_init", "dlist_a", "dlist_b", "vfs"]
-    assert [p.info()[4] for p in P.find()] == ["ota_0", "ota_1"]
-    end = 0
-    for p in P.find(P.TYPE_APP) + P.find(P.TYPE_DATA):
-        t, st, addr, size, label, enc = p.info()
-        assert addr % 4096 == 0 and addr >= end or label == "ota_0"
-    vfs = P("vfs").info()
-    assert vfs[2] + vfs[3] == 8 * 1024 * 1024
-    assert P("dlist_a").info()[3] == 256 * 1024
-    assert P.find(P.TYPE_DATA, label="dlist_b")[0].info()[1] == 0x40
-    chip.configure(flash_mb=8)
-    vfs = P("vfs").info()
-    assert vfs[2] + vfs[3] == 8 * 1024 * 1024
+def _board_chip(name):
+    b = boardcfg.load("boards/%s.json" % name)
+    chip.configure(mcu=b["mcu"], flash_mb=b["flash_mb"], table=boardcfg.partition_table(b))
+    return b
+
+
+def test_board_layouts_through_the_partition_api():
+    # What the firmware sees through esp32.Partition is the board file's layout.
+    for name in ("bus_validator", "turnstile", "ferry_validator"):
+        b = _board_chip(name)
+        want = boardcfg.partition_table(b)
+        got = [p.info() for p in P.find(P.TYPE_APP) + P.find(P.TYPE_DATA)]
+        assert sorted((i[4], i[0], i[1], i[2], i[3]) for i in got) == sorted(want), name
+        vfs = P("vfs").info()
+        assert vfs[2] + vfs[3] == b["flash_mb"] * 1024 * 1024
+        assert P.find(P.TYPE_DATA, label="dlist_b")[0].info()[1] == 0x40
+        assert P(P.RUNNING).info()[4] == [w[0] for w in want if w[1] == 0][0]
     try:
         P("nope")
     except OSError as e:
@@ -160,10 +163,12 @@ def test_nonexistent_names():
             raise AssertionError(name)
 
 
-def test_4mb_table_has_factory_app_and_room_for_a_month_of_journal():
-    chip.configure(flash_mb=4)
+def test_4mb_bus_board_has_one_factory_app_and_room_for_the_journal():
+    _board_chip("bus_validator")
     assert [p.info()[4] for p in P.find()] == ["factory"]
     vfs = P("vfs").info()
-    assert vfs[2] + vfs[3] == 4 * 1024 * 1024 and vfs[3] > 1900 * 1024
+    # >= 14 days of 1,500 taps (~27 taps per KiB of littlefs, docs/reliability.md)
+    # plus 256 KiB of other files need about 1 MiB; 1.5 MiB leaves room.
+    assert vfs[2] + vfs[3] == 4 * 1024 * 1024 and vfs[3] >= 1536 * 1024
     assert P("dlist_a").info()[3] == 128 * 1024
     assert _oserr(P(P.RUNNING).get_next_update) == 2  # no OTA on this module

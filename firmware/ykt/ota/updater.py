@@ -55,8 +55,9 @@ MAGIC = b"YKTB"
 FORMAT = const(1)
 MAN_SIZE = const(28)
 MAX_BUNDLE = 1536 * 1024       # bounds a bundle's payload (and the flash it takes)
-MAX_DOWNLOAD = MAX_BUNDLE + 8192   # any download: a payload of 1.5 MB (a bundle, or an image
-                                   # the size of an OTA app partition) plus header and signature
+MAX_IMAGE = 0x1F0000           # an interpreter image: the boards' OTA app partitions (boards/*.json);
+                               # the image writer also checks the partition it writes to
+MAX_DOWNLOAD = MAX_IMAGE + 8192    # any download: the larger payload plus header and signature
 _IO = const(1024)              # flash bytes per step
 _FLUSH = const(8192)           # download persisted at least this often
 U_RELEASES = sigverify.U_RELEASES

@@ -1,6 +1,7 @@
 # The virtual ESP32 itself: which MCU, its unique id (base MAC), the flash chip
-# and partition table, reset cause and counts, RTC slow memory, NVS, the OTA
-# data (which app boots), and the watchdog. The fake machine/network/esp32
+# and partition table (a board's comes from its board file, see world), reset
+# cause and counts, RTC slow memory, NVS, the OTA data (which app boots), and
+# the watchdog. The fake machine/network/esp32
 # modules read and update this state; the simulator (world) creates the chip,
 # catches vclock.DeviceReset and calls reboot(cause) before booting again.
 # Portable (CPython and MicroPython unix port).
@@ -29,31 +30,19 @@ _PWM_LOG_MAX = 256
 
 
 def partition_table(flash_size, dlist_size=256 * KIB, app_size=0x180000):
-    """The project's table: (label, type, subtype, offset, size). nvs, otadata
-    and phy_init as in MicroPython's partitions-4MiB-ota.csv, two OTA app slots,
-    two raw deny-list slots, and the rest as the littlefs vfs."""
-    if flash_size <= 4 * MIB:
-        # A 4 MB module cannot hold two interpreter images and a month of
-        # journal: one factory app (MicroPython's ~1.6 MB), two small deny-list
-        # slots, and ~1.9 MB of littlefs (partitions-4MiB.csv in spirit).
-        app_size = 0x1C0000
-        if dlist_size == 256 * KIB:
-            dlist_size = 128 * KIB
-        t = [
-            ("nvs", TYPE_DATA, 0x02, 0x9000, 0x6000),
-            ("phy_init", TYPE_DATA, 0x01, 0xF000, 0x1000),
-            ("factory", TYPE_APP, 0x00, 0x10000, app_size),
-        ]
-        off = 0x10000 + app_size
-    else:
-        t = [
-            ("nvs", TYPE_DATA, 0x02, 0x9000, 0x4000),
-            ("otadata", TYPE_DATA, 0x00, 0xD000, 0x2000),
-            ("phy_init", TYPE_DATA, 0x01, 0xF000, 0x1000),
-            ("ota_0", TYPE_APP, SUB_OTA0, 0x10000, app_size),
-            ("ota_1", TYPE_APP, SUB_OTA0 + 1, 0x10000 + app_size, app_size),
-        ]
-        off = 0x10000 + 2 * app_size
+    """A bare chip's table, for tests that configure no board: (label, type,
+    subtype, offset, size) with nvs, otadata, phy_init, two OTA app slots, two
+    raw deny-list slots and the rest as the littlefs vfs. A board's own layout
+    is its board file's "partitions" (ykt.boardcfg.partition_table), which
+    vhw.world passes as `table`."""
+    t = [
+        ("nvs", TYPE_DATA, 0x02, 0x9000, 0x4000),
+        ("otadata", TYPE_DATA, 0x00, 0xD000, 0x2000),
+        ("phy_init", TYPE_DATA, 0x01, 0xF000, 0x1000),
+        ("ota_0", TYPE_APP, SUB_OTA0, 0x10000, app_size),
+        ("ota_1", TYPE_APP, SUB_OTA0 + 1, 0x10000 + app_size, app_size),
+    ]
+    off = 0x10000 + 2 * app_size
     t.append(("dlist_a", TYPE_DATA, SUB_DLIST, off, dlist_size))
     t.append(("dlist_b", TYPE_DATA, SUB_DLIST, off + dlist_size, dlist_size))
     off += 2 * dlist_size

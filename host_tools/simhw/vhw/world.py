@@ -68,6 +68,7 @@ class World:
         b = self.board
         feats = b.get("features", {})
         self.chip = _chip.configure(mcu=b["mcu"], flash_mb=b.get("flash_mb", 4), unique_id=uid,
+                                    table=boardcfg.partition_table(b),
                                     psram=b["psram"], flash_path=flash_path)
         if net:
             netsim.configure("ykt-depot", "depot-wifi-key")

@@ -112,8 +112,8 @@ def build_image(version, image, out, key, created=None):
     with open(image, "rb") as f:
         data = f.read()
     info = image_info(data)
-    if len(data) > ota.MAX_BUNDLE:
-        raise ReleaseError("image of %d bytes: an OTA app partition holds at most %d" % (len(data), ota.MAX_BUNDLE))
+    if len(data) > ota.MAX_IMAGE:
+        raise ReleaseError("image of %d bytes: an OTA app partition holds at most %d" % (len(data), ota.MAX_IMAGE))
     import time
 
     blob = signing.sign_file(key, ota.K_FIRMWARE, v, data, created=int(time.time()) if created is None else created)
@@ -134,7 +134,8 @@ def _verify(blob, kind, keyring, running):
     if keyring is not None:
         try:
             signed.verify_blob(blob, sigverify.UsageKeys(keyring, sigverify.U_RELEASES), (kind,),
-                               ota.ver_int(running) if running else 0, ota.MAX_BUNDLE)
+                               ota.ver_int(running) if running else 0,
+                               ota.MAX_IMAGE if kind == ota.K_FIRMWARE else ota.MAX_BUNDLE)
         except signed.SignedError as e:
             raise ReleaseError("refused: %s %s" % (e.code, e.msg)) from e
 

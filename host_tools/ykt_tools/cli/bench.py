@@ -6,12 +6,17 @@ import sys
 from ykt_tools.cli.main import modules
 
 
+def _is_bench(name):
+    """A benchmark module has add_args() and run(); helpers beside them (calib) do not."""
+    mod = importlib.import_module("ykt_tools.bench." + name)
+    return hasattr(mod, "add_args") and hasattr(mod, "run")
+
+
 def register(sub):
     p = sub.add_parser("bench", help="run a benchmark (reader, denylist, decide, journal, wire, qr, ingest, all)")
     bsub = p.add_subparsers(dest="bench", metavar="NAME")
     bsub.required = True
-    # a benchmark module has add_args and run; helpers beside them (calib) do not
-    names = [n for n in modules("bench") if hasattr(importlib.import_module("ykt_tools.bench." + n), "add_args")]
+    names = [n for n in modules("bench") if _is_bench(n)]
     for n in names:
         mod = importlib.import_module("ykt_tools.bench." + n)
         bp = bsub.add_parser(n, help=(mod.__doc__ or "").strip().splitlines()[0] if mod.__doc__ else n)

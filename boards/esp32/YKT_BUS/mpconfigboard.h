@@ -1,0 +1,7 @@
+// The bus validator's image (boards/bus_validator.json).
+#define MICROPY_HW_BOARD_NAME               "ykt bus validator (ESP32-DevKitC-32E)"
+#define MICROPY_HW_MCU_NAME                 "ESP32"
+
+// Neither Bluetooth nor an SD card on the board: left out of the image.
+#define MICROPY_PY_BLUETOOTH                (0)
+#define MICROPY_HW_ENABLE_SDCARD            (0)
