@@ -32,7 +32,7 @@ WRITERS = (
     Writer("tables", "device", 1200, "catalog, fares, entitlements and config switched by sync"),
     Writer("keys", "device", 600, "the trusted-key rotation (the device's trust anchor)"),
     Writer("denylist", "device", 1000, "deny-list images into the free slot, and deltas"),
-    Writer("ota", "ota", 120, "an application update: download, install, first boot on trial"),
+    Writer("ota", "ota", 100, "an application update: download, install, first boot on trial"),
 )
 MIN_PER_WRITER = 100
 
