@@ -21,15 +21,35 @@ def mp_required():
     return bool(os.environ.get("CI") or os.environ.get("YKT_REQUIRE_MP"))
 
 
+def need(ok, reason):
+    """The one skip policy for what `make test` can install or build
+    (PostgreSQL, chromium, nfcpy, unifont, the MicroPython runtimes): when
+    it is missing the test skips naming the reason and the fix, except
+    under CI (CI=1, set by .ci/run), where it fails: CI cannot skip
+    silently."""
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("%s (CI=1: a missing dependency fails, it does not skip)" % reason)
+    pytest.skip(reason)
+
+
 def need_runtime(runtime="micropython"):
-    """The runtime's binary. Missing: the test fails under CI (make can build
-    every runtime), else it skips saying how to get it."""
+    """The runtime's binary. Missing: the test fails under CI or with
+    YKT_REQUIRE_MP (make can build every runtime), else it skips saying how
+    to get it."""
     try:
         return mp.binary(runtime)
     except mp.Missing as e:
         if mp_required():
             pytest.fail("%s (CI must not skip runs on %s)" % (e, runtime))
         pytest.skip(str(e))
+
+
+def need_postgres():
+    from ykt_tools.backoffice import testing
+
+    need(testing.pg_available(), "PostgreSQL not reachable at 127.0.0.1:5432")
 
 
 def run_fw_test(runtime, module, test, timeout=900, heap=None):
@@ -41,7 +61,8 @@ def run_fw_test(runtime, module, test, timeout=900, heap=None):
     if res is None:
         pytest.fail("%s run produced no result (rc=%s)\noutput:\n%s" % (runtime, r.rc, r.out[-6000:]))
     if res["status"] == "skip":
-        pytest.skip("%s: %s" % (runtime, res["reason"]))
+        # a MicroPython runtime lacks nothing the firmware tests need: under CI a skip there is a failure
+        need(False, "%s: %s" % (runtime, res["reason"]))
     if res["status"] != "pass":
         pytest.fail("%s:\n%s\n--- output ---\n%s" % (runtime, res.get("error", "?"), r.out[-3000:]))
     return res
@@ -83,10 +104,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def browser():
     """Debian's headless chromium driven by Playwright (never `playwright
     install`). SKIP with the reason outside CI when it is missing; CI fails."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("chromium missing: apt-get install -y chromium (make test installs it as root)")
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    need(os.path.exists(CHROMIUM), "chromium not installed: apt-get install -y chromium (make test installs it as root)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

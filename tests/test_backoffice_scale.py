@@ -16,10 +16,8 @@ from ykt.net import wire  # noqa: E402
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
-    if request.param == "postgresql" and not testing.pg_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
-        pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432")
+    if request.param == "postgresql":
+        conftest.need_postgres()
     with testing.temp_db(request.param, tmp_path) as url:
         yield url
 

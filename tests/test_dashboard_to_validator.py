@@ -32,7 +32,8 @@ def test_card_reported_lost_on_dashboard_is_refused_by_a_validator(browser, tmp_
         reg = api.provision_device(url, "bus-301", entry=301)
         conftest.need_runtime("micropython")
         dev = scenario.DeviceProc("bus", "micropython", "256K", lambda s: None)
-        dev.call({"cmd": "init", "board": "bus_validator", "device_id": reg["id"], "backoffice": base,
+        url_dev, net = scenario.device_net(base)       # the simulated network: load cannot make it time out
+        dev.call({"cmd": "init", "board": "bus_validator", "device_id": reg["id"], "backoffice": url_dev, "net": net,
                   "dev_key": reg["key"], "tok_key": reg["token_key"], "keyring": reg["keyring"].hex(),
                   "profile": prof, "sync_interval_s": 60})
         t = 120000                       # boot, sync tables and time

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+import conftest
 from ykt_tools.build import glyphs
 from ykt_tools.cli.main import main
 
@@ -17,8 +18,8 @@ def test_committed_file_matches_message_set():
 
 
 def test_rebuild_from_unifont_is_identical():
-    if not os.path.exists(glyphs.UNIFONT):
-        pytest.skip("GNU Unifont not installed (%s): apt-get install -y unifont" % glyphs.UNIFONT)
+    conftest.need(os.path.exists(glyphs.UNIFONT),
+                  "GNU Unifont not installed (%s): apt-get install -y unifont" % glyphs.UNIFONT)
     data = glyphs.build()
     assert data == glyphs.committed()
     with open(glyphs.OUTPUT) as f:

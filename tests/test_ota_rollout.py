@@ -2,13 +2,16 @@
 staged offers (canary, percentage, all; per entry or board), the resumable
 bundle endpoint, progress states, the automatic halt on a canary rollback,
 and a real firmware Updater (ykt.ota.updater over ykt.net.httpc) updating a virtual
-device from a running back office."""
+device from the back office. The app runs in process: HTTP tests call it
+through Starlette's TestClient, the device reaches it over the simulated
+network on the virtual clock (ykt_tools.sim.asgipeer), so no real-time
+server races the device's timers."""
 import json
 import os
 import sys
 
-import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 import conftest
 from conftest import ROOT
@@ -18,14 +21,14 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "fw"))
 
 from ykt_tools.backoffice import api, rollout, testing  # noqa: E402
 from ykt_tools.backoffice.app import create_app  # noqa: E402
-from ykt_tools.backoffice.server import run_in_thread  # noqa: E402
+from ykt_tools.sim import asgipeer  # noqa: E402
 
 
 def _server(tmp_path):
+    """-> (database URL, the app, a TestClient on it, stop)."""
     url = "sqlite:///" + str(tmp_path / "ota.db")
-    app = rollout.install(create_app(url))
-    base, stop = run_in_thread(url, app=app)
-    return url, base, stop
+    app = create_app(url)
+    return url, app, TestClient(app), app.state.ingestor.close
 
 
 def _bundle(tmp_path, version="0.2.0", **kw):
@@ -37,19 +40,19 @@ def _bundle(tmp_path, version="0.2.0", **kw):
         return p, f.read()
 
 
-def _get(base, d, path, headers=None):
+def _get(client, d, path, headers=None):
     h = testing.auth_headers(d["id"], bytes.fromhex(d["key"]), "GET", path)
     h.update(headers or {})
-    return httpx.get(base + path, headers=h)
+    return client.get(path, headers=h)
 
 
-def _offer(base, d, have="0.1.0", board="bus_validator", st="ok", rb=None):
+def _offer(client, d, have="0.1.0", board="bus_validator", st="ok", rb=None):
     path = "/v1/ota/offer?have=%s&board=%s&st=%s" % (have, board, st) + ("&rb=" + rb if rb else "")
-    return _get(base, d, path)
+    return _get(client, d, path)
 
 
 def test_staged_offers_resumable_download_and_progress(tmp_path):
-    url, base, stop = _server(tmp_path)
+    url, app, base, stop = _server(tmp_path)
     try:
         eng = api.engine(url)
         devs = [api.provision_device(url, "bus-%02d" % i, entry=301 if i < 8 else 302) for i in range(10)]
@@ -94,7 +97,7 @@ def test_staged_offers_resumable_download_and_progress(tmp_path):
 
 
 def test_canary_rollback_halts_the_rollout(tmp_path):
-    url, base, stop = _server(tmp_path)
+    url, app, base, stop = _server(tmp_path)
     try:
         eng = api.engine(url)
         devs = [api.provision_device(url, "gate-%d" % i, entry=9) for i in range(3)]
@@ -117,17 +120,17 @@ def test_canary_rollback_halts_the_rollout(tmp_path):
 def test_admin_api_needs_an_operator(tmp_path):
     from ykt_tools.backoffice import auth
 
-    url, base, stop = _server(tmp_path)
+    url, app, base, stop = _server(tmp_path)
     try:
         eng = api.engine(url)
         auth.add_operator(eng, "olga", "operator", "pw for olga")
         auth.add_operator(eng, "vic", "viewer", "pw for vic")
         _, blob = _bundle(tmp_path)
-        assert httpx.post(base + "/admin/api/releases", content=blob).status_code == 401
-        c = httpx.Client(base_url=base)
+        assert base.post("/admin/api/releases", content=blob).status_code == 401
+        c = TestClient(app)
         assert c.post("/admin/login", json={"name": "vic", "password": "pw for vic"}).status_code == 200
         assert c.post("/admin/api/releases", content=blob).status_code == 403
-        c = httpx.Client(base_url=base)
+        c = TestClient(app)
         assert c.post("/admin/login", json={"name": "olga", "password": "pw for olga"}).status_code == 200
         r = c.post("/admin/api/releases", content=blob)
         assert r.status_code == 200, r.text
@@ -142,7 +145,7 @@ def test_admin_api_needs_an_operator(tmp_path):
         stop()
 
 
-def test_firmware_updater_over_http_from_the_back_office(tmp_path):
+def test_firmware_updater_over_http_from_the_back_office(tmp_path, monkeypatch):
     """The device side for real: ykt.ota.updater.Updater on ykt.net.httpc against uvicorn,
     a network cut mid-download (resumed with Range), install, otaboot trial."""
     import vclock
@@ -151,7 +154,7 @@ def test_firmware_updater_over_http_from_the_back_office(tmp_path):
     from ykt.net import httpc
     from ykt.ota import updater as ota
 
-    url, base, stop = _server(tmp_path)
+    url, bo, _client, stop = _server(tmp_path)
     dev = None
     try:
         eng = api.engine(url)
@@ -165,6 +168,7 @@ def test_firmware_updater_over_http_from_the_back_office(tmp_path):
         vclock.reset()
         dev = K.Device()
         app = dev.boot()
+        base = asgipeer.attach(bo, monkeypatch, httpc)
         http = httpc.HttpClient(base, timeout_ms=5000)
         up = ota.Updater(http, d["id"], bytes.fromhex(d["key"]), K.keyring(), root=dev.root,
                          board="ferry_validator", interp=K.INTERP, interval_s=1)
@@ -184,11 +188,7 @@ def test_firmware_updater_over_http_from_the_back_office(tmp_path):
             if st == ota.IDLE and up.errors and "refused" in up.errors[-1]:
                 break
             app.wdt.feed()               # as the app's loop does between steps
-            if http.sock is not None:    # the server answers in real time: wait for it a little,
-                import select            # so a loaded machine does not turn into an HTTP timeout
-                select.select([http.sock], [http.sock] if http.state in (httpc.CONNECTING, httpc.SENDING)
-                              else [], [], 0.002)
-            vclock.advance_us(100)       # virtual time
+            vclock.advance_us(1000)      # virtual time: the reply arrives a modeled round trip later
         assert up.state == ota.READY, up.errors
         assert any(e.startswith("download") for e in up.errors), up.errors   # it was cut, then resumed
         p = {r["id"]: r for r in rollout.progress(eng)}[rid]
@@ -198,12 +198,7 @@ def test_firmware_updater_over_http_from_the_back_office(tmp_path):
         assert dev.takes_taps()
         up2 = ota.Updater(httpc.HttpClient(base, timeout_ms=5000), d["id"], bytes.fromhex(d["key"]),
                           K.keyring(), root=dev.root, board="ferry_validator", interp=K.INTERP)
-        for _ in range(100000):
-            if up2.step() == ota.OFFER:
-                break
-        for _ in range(100000):
-            if up2.step() == ota.IDLE:
-                break
+        assert _until(up2, ota.OFFER) and _until(up2, ota.IDLE)
         p = {r["id"]: r for r in rollout.progress(eng)}[rid]
         assert p["counts"]["live"] == 1, p
     finally:
@@ -213,26 +208,31 @@ def test_firmware_updater_over_http_from_the_back_office(tmp_path):
 
 
 def _drive_http(up, http, app, limit=200000):
-    """Step a device updater against the live server until it is READY or
+    """Step a device updater against the back office until it is READY or
     refused something (the app's loop feeds the watchdog in between)."""
-    import select
-
     import vclock
-    from ykt.net import httpc
 
     for _ in range(limit):
         st = up.step()
         if st == 5 or (st == 0 and up.errors and "refused" in up.errors[-1]):
             return st
         app.wdt.feed()
-        if http.sock is not None:    # wait for the real-time server a little (see above)
-            select.select([http.sock], [http.sock] if http.state in (httpc.CONNECTING, httpc.SENDING)
-                          else [], [], 0.002)
-        vclock.advance_us(100)
+        vclock.advance_us(1000)
     return up.state
 
 
-def test_firmware_image_rolled_out_over_http(tmp_path):
+def _until(up, state, limit=20000):
+    """Step an updater, 1 ms of virtual time per step, until it is in `state`."""
+    import vclock
+
+    for _ in range(limit):
+        if up.step() == state:
+            return True
+        vclock.advance_us(1000)
+    return False
+
+
+def test_firmware_image_rolled_out_over_http(tmp_path, monkeypatch):
     """A PSRAM-less board (turnstile) gets a full firmware image from the back
     office like a release: `ykt release build --image`, upload, roll-out,
     the device's updater downloads it, the envelope's kind sends it to the
@@ -245,7 +245,7 @@ def test_firmware_image_rolled_out_over_http(tmp_path):
     from ykt_tools.build import release, signing
     from ykt.net import httpc
 
-    url, base, stop = _server(tmp_path)
+    url, bo, _client, stop = _server(tmp_path)
     dev = None
     try:
         eng = api.engine(url)
@@ -264,6 +264,7 @@ def test_firmware_image_rolled_out_over_http(tmp_path):
         vclock.reset()
         dev = K.Device("turnstile")
         app = dev.boot()
+        base = asgipeer.attach(bo, monkeypatch, httpc)
         ring = release.release_keyring([key])
         devkey = bytes.fromhex(d["key"])
 
@@ -290,12 +291,7 @@ def test_firmware_image_rolled_out_over_http(tmp_path):
         # the device reports the new version: live; nothing more is offered
         up, http = updater()
         assert up.running == "0.2.0"
-        for _ in range(100000):
-            if up.step() == 1:
-                break
-        for _ in range(100000):
-            if up.step() == 0:
-                break
+        assert _until(up, 1) and _until(up, 0)
         p = {r["id"]: r for r in rollout.progress(eng)}[rid]
         assert p["counts"]["live"] == 1 and up.offer is None, (p, up.errors)
         # a tampered image (one byte of the payload) is stored, offered, refused by the device

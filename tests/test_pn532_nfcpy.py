@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+import conftest
 from conftest import ROOT
 
 try:
@@ -28,10 +29,8 @@ SELECT_SSC = bytes.fromhex("00A404000F7378312E73682EC9E7BBE1B1A3D5CF")
 
 
 def _need():
-    if NFC_ERR:
-        pytest.skip(NFC_ERR)
-    if not hasattr(os, "openpty"):
-        pytest.skip("no pseudo-terminals on this platform (os.openpty missing)")
+    conftest.need(not NFC_ERR, "%s (pip install -r requirements.txt)" % NFC_ERR)
+    conftest.need(hasattr(os, "openpty"), "no pseudo-terminals on this platform (os.openpty missing)")
 
 
 class SimPty:

@@ -8,6 +8,7 @@ import tempfile
 
 import pytest
 
+import conftest
 from conftest import ROOT, need_runtime
 from ykt_tools.build import release, shiplist
 from ykt_tools.device import deploy
@@ -29,7 +30,7 @@ def test_reader_agrees_with_micropythons_manifest_tool():
     # by `make micropython32`) reads the same manifest to the same files.
     if not os.path.exists(os.path.join(TOOLS, "manifestfile.py")):
         need_runtime("micropython32")        # fails under CI, skips with the make target otherwise
-        pytest.skip("vendored MicroPython source not unpacked: run `make micropython32`")
+        conftest.need(False, "vendored MicroPython source not unpacked: run `make micropython32`")
     sys.path.insert(0, TOOLS)
     try:
         import manifestfile

@@ -113,6 +113,14 @@ class App:
                 self.cfg = load_json(cpath)
             except (OSError, ValueError) as e:
                 self._err("config", e)
+        if exists(join(self.root, "data/config.json")):
+            # settings the back office sent (signed; syncsetup.SETTINGS only)
+            from ykt.net import syncsetup
+
+            try:
+                self.cfg.update(syncsetup.load(self.root, "config"))
+            except (OSError, ValueError) as e:
+                self._err("config", e)
         self.device_id = self.cfg.get("device_id", 0)
         self.secrets = self._load_secrets()
         self._boot_feedback()
@@ -387,7 +395,9 @@ class App:
                                         self._swap_table, self._err, self.cfg.get("sync_interval_s", 60))
 
     def _swap_table(self, kind, obj):
-        """sync put a new table (fares, catalog, entitlements) on flash."""
+        """sync put a new table (fares, catalog, entitlements) or config on flash."""
+        if kind == "config":
+            return                # settings apply from the next boot
         if self.decider is not None:
             setattr(self.decider, kind, obj)   # the decider's attributes are named after the kinds
         else:

@@ -3,12 +3,18 @@
 # the scenario runner over stdin/stdout, one JSON object per line.
 #
 #   -> {"cmd": "init", "board": ..., "device_id": n, "backoffice": url, "dev_key": hex,
-#       "tok_key": hex, "keyring": hex, "profile": {...}, "uid": hex, "config": {...}}
+#       "tok_key": hex, "keyring": hex, "profile": {...}, "uid": hex, "config": {...},
+#       "net": {"hosts": {name: addr}, "routes": [[addr, port, real_host, real_port, tls]],
+#               "faults": {"count", "start_ms", "end_ms", "seed"}}}
+#        with "net" the device reaches the back office over the simulated network
+#        (vhw/ipnet.py, virtual time; faults by vhw/netfault.py), else over real sockets
 #   -> {"cmd": "run", "until": ms, "events": [{"at": ms, ...}, ...]}
 #        events: present {"card": name | {"ssc": {...}}, "for_ms": n}, fault {"fault": name,
 #        "params": {...}}, clear_faults, net {"net": true|false}, powercut {"powercut":
 #        writes_from_now, "tear": "middle"}, qr {"qr": text}
 #   <- {"t": ms, "taps": [...], "resets": [...], "errors": n}
+#   <- lines "@@J <hex>" between replies: journal records (taprec.SIZE-byte records, plaintext),
+#      read back from the flash as soon as they are durable (journal_records below)
 #   -> {"cmd": "status"}  <- journal and heap figures
 #   -> {"cmd": "quit"}
 # The loop runs in fine steps around events and coarse steps (the reader's
@@ -20,6 +26,7 @@ import gc
 
 import vclock
 from vhw import heapbudget
+from vhw import ipnet
 
 COARSE_MS = 2000     # idle stepping when no card is near and no feedback is running
 FINE_MS = 20         # the firmware's own idle period
@@ -33,30 +40,74 @@ def _hex(s):
     return binascii.unhexlify(s) if s else b""
 
 
+def _taprec_size():
+    from ykt.taprec import SIZE
+
+    return SIZE
+
+
+def journal_records(j, after, buf):
+    """Records of journal j with seq > after, read from flash and decrypted
+    with the device's journal key by the firmware's own reader, as plaintext
+    taprec.SIZE-byte records into buf -> count. The one place that knows how the
+    journal is read (its format may change; its reader API stays)."""
+    return j.pending_into(buf, after)
+
+
 class Device:
     def __init__(self, msg):
         from vhw.world import World
 
         self.msg = msg
+        resume = msg.get("resume")
+        # The network stack's buffers and the journal reader's buffer are the
+        # simulator's, not the firmware's: allocated before the budget applies.
+        self.jbuf = bytearray(_taprec_size() * 16)
+        self.harvested = resume.get("harvested", 0) if resume else 0
+        self.plan = None
+        net = self.net = msg.get("net")
+        if net:
+            ipnet.install()
+            for name, addr in net.get("hosts", {}).items():
+                ipnet.add_host(name, addr)
+            for addr, port, rhost, rport, tls in net.get("routes", []):
+                ipnet.add_route(addr, port, ipnet.real(rhost, rport), tls=tls)
+            f = net.get("faults")
+            if f:
+                from vhw import netfault
+
+                self.plan = ipnet.faults = netfault.Plan(f["count"], f["start_ms"], f["end_ms"], f.get("seed", 1))
+                if f.get("kinds"):
+                    self.plan.only(f["kinds"])
+            if resume and resume.get("net"):
+                st = resume["net"]
+                for k in st["stats"]:
+                    ipnet.stats[k] = st["stats"][k]
+                for k in st["used"]:
+                    ipnet.used[k] = st["used"][k]
+                if self.plan is not None:
+                    self.plan.restore(st["plan"])
         uid = _hex(msg.get("uid")) or None
         # File-backed flash: a RAM-backed chip would grow 4 KB per touched
         # block inside the firmware's heap budget.
         import os
 
         fpath = "/tmp/ykt-flash-%d-%d.img" % (msg["device_id"], os.getpid() if hasattr(os, "getpid") else 0)
-        resume = msg.get("resume")
         if not resume:
             try:
                 os.remove(fpath)
             except OSError:
                 pass
-        resume = msg.get("resume")
         if resume:
             fpath = resume["flash_path"]
         self.flash_path = fpath
         self.w = World(msg.get("board", "bus_validator"), uid=uid, epoch=msg.get("epoch", 1795000000),
                        flash_path=fpath, start_us=resume["now_us"] if resume else 0)
         w = self.w
+        if net:
+            from ykt.net import httpc
+
+            ipnet.install(httpc)
         self.taps = []
         self.resets = []
         self.memory_errors = resume.get("memory_errors", 0) if resume else 0
@@ -176,9 +227,13 @@ class Device:
                     self.busy_until = now + BUSY_MS
                 http = getattr(app, "http", None)
                 fb = app.feedback
-                if (busy or now < self.busy_until or len(self.w.field) or (fb is not None and fb.busy())
-                        or (http is not None and http.busy())):
+                if busy or now < self.busy_until or len(self.w.field) or (fb is not None and fb.busy()):
                     step = FINE_MS
+                elif http is not None and http.busy():
+                    # on the simulated network nothing happens to the exchange
+                    # before its next event (a lost reply: the timeout)
+                    q = ipnet.quiet_until_us() if self.net else vclock.now_us()
+                    step = COARSE_MS if q is None else max(FINE_MS, min(COARSE_MS, (q - vclock.now_us()) // 1000))
                 else:
                     step = COARSE_MS
                 step = min(step, max(1, nxt - now), max(1, until - now))
@@ -190,12 +245,36 @@ class Device:
             except MemoryError:
                 self.memory_errors += 1
                 return self._restart("soft", "MemoryError", events[i:], until)
+            j = app.journal
+            if j is not None and j.next_seq - 1 > self.harvested:
+                self._harvest(j)
         taps = self._taps_out()
         resets, self.resets = self.resets, []
         gc.collect()
         heapbudget.collected()
         return {"t": vclock.now_ms(), "taps": taps, "resets": resets,
                 "mem_free": gc.mem_free() if hasattr(gc, "mem_free") else -1, "events_q": len(vclock._events)}
+
+    def _harvest(self, j):
+        """Send the records made durable since the last look to the runner,
+        which compares each with the row the back office stored. Run between
+        loop steps (never inside one), before an ack can delete a segment."""
+        import binascii
+        import struct
+
+        buf = self.jbuf
+        while True:
+            n = journal_records(j, self.harvested, buf)
+            if not n:
+                return
+            print("@@J " + binascii.hexlify(memoryview(buf)[:n * _taprec_size()]).decode())
+            self.harvested = struct.unpack_from("<I", buf, (n - 1) * _taprec_size())[0]
+
+    def net_state(self):
+        st = {"stats": dict(ipnet.stats), "used": dict(ipnet.used)}
+        if self.plan is not None:
+            st["plan"] = self.plan.state()
+        return st
 
     def _restart(self, cause, detail, rest, until):
         self.resets.append({"at": vclock.now_ms(), "cause": cause, "detail": detail})
@@ -204,6 +283,8 @@ class Device:
         st["flash_path"] = self.flash_path
         st["memory_errors"] = self.memory_errors + (self.app.memory_errors if self.app is not None else 0)
         st["heap"] = heapbudget.report()   # the high-water marks outlive the interpreter
+        st["harvested"] = self.harvested
+        st["net"] = self.net_state()
         taps = self._taps_out(flush=True)
         resets, self.resets = self.resets, []
         return {"t": vclock.now_ms(), "taps": taps, "resets": resets, "restart": st,
@@ -223,6 +304,10 @@ class Device:
                 "reader_fault": bool(app.reader and app.reader.fault),
                 "found": app.report.get("found"), "missing": app.report.get("missing")}
         st.update(heapbudget.report())
+        st["harvested"] = self.harvested
+        st["net"] = self.net_state()
+        if self.plan is not None:
+            st["net"]["faults"] = self.plan.report()
         return st
 
 

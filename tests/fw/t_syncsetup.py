@@ -76,7 +76,7 @@ def _handler(s, name):
 
 
 def test_table_rows():
-    assert [r[0] for r in S.FILES] == ["keys", "fares", "catalog", "entitlements"]
+    assert [r[0] for r in S.FILES] == ["keys", "fares", "catalog", "entitlements", "config"]
     assert S.path("/r", "fares") == "/r/data/fares.bin" and S.path("", "keys") == "data/keys.bin"
     assert sigverify.KEYS_MAX == 1 + sigverify.MAX_KEYS * (8 + 512)
     try:
@@ -96,7 +96,7 @@ def test_no_keys_goes_to_the_error_sink():
 def test_handlers_in_sync_order():
     swaps, errs = [], []
     s = _sync(_root(), swaps, errs)
-    assert [h.name for h in s.handlers] == ["keys", "fares", "catalog", "entitlements"]
+    assert [h.name for h in s.handlers] == ["keys", "config", "fares", "catalog", "entitlements"]
     assert s.keyring.keys[0].n >> 2032 == 0xC001 and not errs
     _rmtree(ROOT)
 
@@ -128,6 +128,26 @@ def test_table_goes_live_after_it_is_on_flash():
     assert swaps[-1][0] == "catalog" and swaps[-1][1].version == 9
     v = S.Versions(root)
     assert (v.get("fares"), v.get("catalog")) == (5, 9)
+    _rmtree(ROOT)
+
+
+def test_config_settings_only_and_next_boot():
+    swaps, errs = [], []
+    root = _root()
+    s = _sync(root, swaps, errs)
+    h = _handler(s, "config")
+    h.commit(_hdr(2), None, bytearray(b'{"sync_interval_s":30,"heartbeat_s":120}'))
+    assert S.load(root, "config") == {"sync_interval_s": 30, "heartbeat_s": 120}
+    assert swaps[-1][0] == "config" and S.Versions(root).get("config") == 2
+    # provisioning's own settings (URL, device id) and non-integers are refused: nothing written
+    for bad in (b'{"backoffice":"http://evil"}', b'{"sync_interval_s":"30"}', b'{"sync_interval_s":0}',
+                b'[1]', b'{"heartbeat_s":true}'):
+        try:
+            h.commit(_hdr(3), None, bytearray(bad))
+            raise AssertionError("accepted %r" % bad)
+        except ValueError:
+            pass
+    assert S.load(root, "config") == {"sync_interval_s": 30, "heartbeat_s": 120} and h.version() == 2
     _rmtree(ROOT)
 
 

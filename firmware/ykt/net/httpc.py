@@ -14,13 +14,27 @@
 # Name resolution: getaddrinfo blocks on every port; the result is cached per
 # client (RESOLVE_TTL) and skipped for literal IPv4 addresses, which is what
 # provisioning should configure for the back office.
+#
+# Retry-After: a reply carrying it (429, 503) holds every request of this
+# client until it has passed; start() then fails at once without touching
+# the network, and each service backs off as after any failure.
+#
+# socket, select and ssl are module globals so that the simulator can give
+# the client its simulated network (host_tools/simhw/vhw/ipnet.py).
 import socket
+import select
+
+try:
+    import ssl
+except ImportError:     # a build without TLS: https URLs fail to connect
+    ssl = None
 
 from ykt.compat import const, ticks_ms, ticks_diff, ticks_add
 
 CHUNK = const(512)
 MAX_HEAD = const(1024)
 RESOLVE_TTL = const(3600000)
+MAX_RETRY_AFTER = const(3600)   # seconds honoured at most (a bogus header cannot park the device)
 
 IDLE = const(0)
 CONNECTING = const(1)
@@ -82,6 +96,7 @@ class HttpClient:
         self.state = IDLE
         self._poll = None
         self.owner = None       # the service whose request this is (sharing)
+        self._hold = None       # ticks before which no request starts (Retry-After)
         self.reset_result()
 
     def acquire(self, owner):
@@ -121,6 +136,11 @@ class HttpClient:
         self._out = request_bytes(method, self.host, self.base + path, headers, body)
         self._sent = 0
         self._head = bytearray()
+        if self._hold is not None:
+            if ticks_diff(self._hold, ticks_ms()) > 0:
+                self._fail("retry-after")
+                return
+            self._hold = None
         try:
             self._open()
         except OSError as e:
@@ -142,15 +162,13 @@ class HttpClient:
         except OSError as e:
             if not _would_block(e):
                 raise
-        import select
-
         self._poll = select.poll()
         self._poll.register(s, select.POLLOUT)
         self.state = CONNECTING
 
     def _wrap_tls(self):
-        import ssl
-
+        if ssl is None:
+            raise OSError(95)   # EOPNOTSUPP: no TLS in this build
         if hasattr(ssl, "SSLContext"):
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             if self.cadata:
@@ -205,8 +223,6 @@ class HttpClient:
         return self.state
 
     def _step_connect(self):
-        import select
-
         ev = self._poll.poll(0)
         if not ev:
             return
@@ -281,6 +297,9 @@ class HttpClient:
                 return
             elif k == b"date":
                 self.date = v.decode()
+            elif k == b"retry-after" and v.isdigit():
+                n = int(v)
+                self._hold = ticks_add(ticks_ms(), (n if n < MAX_RETRY_AFTER else MAX_RETRY_AFTER) * 1000)
         if self.sink is None and self.length > self.max_body:
             self._fail("reply too large")
             return

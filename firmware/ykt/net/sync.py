@@ -7,6 +7,12 @@
 #   the verifier into the owner's sink; applied only after the signature,
 #   kind, scope, size and version (> held: no rollback) all check out.
 #
+# A cycle that the network breaks off is retried after RETRY_MS, doubled per
+# broken cycle in a row (with no answer at all in between) up to interval_s:
+# a deny list must not wait a whole interval for one dropped connection (a
+# card reported lost is refused within about a minute only if sync gets
+# through), and an outage is not hammered.
+#
 # The owner module of each kind applies it through a Handler (below):
 # commit() must switch atomically (write temp, rename) and may refuse; any
 # refusal or failure leaves the last good copy in force and is recorded in
@@ -19,6 +25,7 @@ from ykt.compat import const, ticks_ms, ticks_diff, ticks_add
 IDLE = const(0)
 REQ = const(1)
 MAX_ERRORS = const(6)
+RETRY_MS = const(3000)
 ORDER = ("keys", "config", "denylist", "fares", "catalog", "entitlements")
 
 
@@ -122,6 +129,7 @@ class Sync:
         self.errors = []                   # (kind, code), last MAX_ERRORS
         self.checked_ms = {}               # kind -> ticks of the last good check
         self.applied = 0
+        self.failed = 0                    # cycles in a row the network broke off
 
     def request_now(self):
         self._due = ticks_ms()
@@ -183,10 +191,12 @@ class Sync:
         if st != httpc.DONE and st != httpc.FAILED:
             return
         h = self.handlers[self._i]
+        if st == httpc.DONE:
+            self.failed = 0                # the back office answered: the network works
         if self._err is not None or st == httpc.FAILED:
             self._refuse(h, self._err or "net")
-            if self._err is None:          # network down: end the cycle
-                self._end_cycle()
+            if self._err is None:          # network down: end the cycle, retry soon
+                self._end_cycle(True)
                 return
         elif hp.status == 304:
             self.checked_ms[h.name] = ticks_ms()
@@ -219,11 +229,19 @@ class Sync:
         except OSError:
             pass
 
-    def _end_cycle(self):
+    def _end_cycle(self, broken=False):
         self.http.release(self)
         self._reader = None
         self._sink = None
-        self._due = ticks_add(ticks_ms(), self.interval_ms)
+        wait = self.interval_ms
+        if broken:
+            n = self.failed
+            self.failed = n + 1
+            if n < 8 and RETRY_MS << n < wait:
+                wait = RETRY_MS << n
+        else:
+            self.failed = 0
+        self._due = ticks_add(ticks_ms(), wait)
         self.state = IDLE
 
     def status(self):

@@ -41,19 +41,38 @@ def _ents(b):
     return fares.Entitlements(b)
 
 
+# Settings a signed config download may change (the rest of config.json -
+# device id, back-office URL, Wi-Fi - stays with provisioning). They apply
+# from the next boot (App.boot lays data/config.json over config.json).
+SETTINGS = ("sync_interval_s", "heartbeat_s", "batch_max", "batch_age_s", "ota_check_s", "qr_tol_s")
+
+
+def parse_config(b):
+    d = json.loads(b)
+    if type(d) is not dict:
+        raise ValueError("config: not an object")
+    for k in d:
+        v = d[k]
+        if k not in SETTINGS or type(v) is not int or not 0 < v <= 604800:
+            raise ValueError("config: %s" % k)
+    return d
+
+
 # One row per kind that lives in a file:
 #   (kind, file under the root, parse(bytes) -> the object that goes live, largest payload)
 # How each goes live: "keys" replaces the shared keyring in place
 # (sync.KeysHandler, which also refuses a ring that would lock the device
-# out); the tables are handed to swap(kind, obj). The deny list has no file:
+# out); the tables and the config are handed to swap(kind, obj). The deny list has no file:
 # it streams into its free slot (DenyListHandler below).
 FILES = (
     ("keys", "data/keys.bin", sigverify.parse_keys, sigverify.KEYS_MAX),
     ("fares", "data/fares.bin", _fares, 32768),
     ("catalog", "data/catalog.bin", _catalog, 32768),
     ("entitlements", "data/ents.bin", _ents, 1 << 18),
+    ("config", "data/config.json", parse_config, 4096),
 )
 TABLES = ("fares", "catalog", "entitlements")
+LIVE = TABLES + ("config",)    # kinds handed to swap() once on flash
 
 
 def _row(kind):
@@ -185,13 +204,23 @@ class DenyListHandler(sync.Handler):
         self.dl = dl
         self.delta_path = join(root, _DELTA)
         # A delta survives reboots on flash and is applied again on top of the image.
+        # One for another image (a cut between an image's commit and the old
+        # delta's removal) is stale: the image in force already holds it.
+        from ykt.rules.dlformat import DenyListError
+
         self.held = None
         try:
             held = read_file(self.delta_path, _DELTA_MAX)
+        except OSError:
+            return
+        try:
             dl.apply_delta(held)
             self.held = held
-        except (OSError, ValueError):
-            pass
+        except (ValueError, DenyListError):
+            try:
+                os.remove(self.delta_path)
+            except OSError:
+                pass
 
     def version(self):
         return self.dl.version
@@ -238,6 +267,6 @@ def make_sync(root, http, device_id, key, clock, denylist, swap, err, interval_s
     if denylist is not None:
         handlers.append(DenyListHandler(denylist, root))
     for row in FILES:
-        if row[0] in TABLES:
+        if row[0] in LIVE:
             handlers.append(FileHandler(row, root, swap, vers))
     return sync.Sync(http, device_id, key, ring, handlers, clock=clock, interval_s=interval_s)

@@ -54,7 +54,7 @@ class World:
     MicroPython; a host folder under CPython, which has no littlefs)."""
 
     def __init__(self, board="bus_validator", uid=None, timing=None, root=None, fresh=True,
-                 epoch=1795000000, flash_path=None, net=True, start_us=0):
+                 epoch=1795000000, flash_path=None, net=True, start_us=0, mtime=True):
         from vhw import heapbudget
 
         boardcfg = heapbudget.firmware_import("ykt.boardcfg")
@@ -90,6 +90,7 @@ class World:
             self.voice = VoiceModuleSim(b["voice"]["driver"])
             self.voice.attach(b["voice"].get("uart", 1))
         self.root = root
+        self.mtime = mtime      # littlefs file times from the host clock (False: runs replay exactly)
         self._mount()
         self._preload_chip()
         heapbudget.apply(b["heap_bytes"])
@@ -161,10 +162,10 @@ class World:
                 pass
             dev = self._vfs_dev()
             try:
-                fs = vfs.VfsLfs2(dev)
+                fs = vfs.VfsLfs2(dev, mtime=self.mtime)
             except OSError:
                 vfs.VfsLfs2.mkfs(dev)
-                fs = vfs.VfsLfs2(dev)
+                fs = vfs.VfsLfs2(dev, mtime=self.mtime)
             vfs.mount(fs, _FS_MOUNT)
         else:
             _mkdirs(self.root)

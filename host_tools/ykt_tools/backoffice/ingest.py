@@ -12,7 +12,12 @@ seq_contig: every seq <= it is stored or was
 skipped by the device (a batch starts at the device's upload cursor, so seqs
 below its first seq that never arrived are recorded in seq_gaps and
 reported). A batch whose first seq is more than MAX_AHEAD past seq_contig is
-refused whole. (device, nonce) is unique: a replayed request stores nothing."""
+refused whole. (device, nonce) is unique: a replayed request stores nothing.
+
+on_new (None by default, at no cost): a callback(device, seqs) the writer calls
+after each commit with the seqs that batch stored as new, i.e. what the reply
+acknowledges as new (the simulator counts a tap acknowledged as new twice as a
+duplicate: docs/scenarios.md)."""
 import asyncio
 import functools
 import os
@@ -53,7 +58,7 @@ class Result:
 
 
 class _Item:
-    __slots__ = ("dev", "nonce", "rows", "first", "last", "res", "fut", "loop", "ev", "base")
+    __slots__ = ("dev", "nonce", "rows", "first", "last", "res", "fut", "loop", "ev", "base", "new_seqs")
 
     def __init__(self, dev, nonce, rows):
         self.dev = dev
@@ -66,6 +71,7 @@ class _Item:
         self.loop = None
         self.ev = None
         self.base = 0
+        self.new_seqs = None
 
 
 def rows_from_fields(dev, recs, rx):
@@ -126,6 +132,7 @@ class Ingestor:
         self.stats = {"batches": 0, "taps_new": 0, "taps_dup": 0, "replays": 0, "groups": 0,
                       "commit_s": 0.0}
         self._stop = False
+        self.on_new = None
         self.stage_all = False
         self._lock = self._writer_lock() if self.sqlite else None
         self._th = threading.Thread(target=self._run, name="ykt-ingest", daemon=True)
@@ -303,9 +310,14 @@ class Ingestor:
             # One multi-row statement per batch: one sqlite3_step, so the
             # GIL is released once per batch rather than once per row
             # (per-row handoffs starve this thread behind the event loop).
-            before = c.total_changes
-            c.execute(_sqlite_insert(len(g.rows)), list(chain.from_iterable(g.rows)))
-            g.res.new = c.total_changes - before
+            if self.on_new is None:
+                before = c.total_changes
+                c.execute(_sqlite_insert(len(g.rows)), list(chain.from_iterable(g.rows)))
+                g.res.new = c.total_changes - before
+            else:
+                g.new_seqs = [r[0] for r in c.execute(_sqlite_insert(len(g.rows)) + " RETURNING seq",
+                                                      list(chain.from_iterable(g.rows))).fetchall()]
+                g.res.new = len(g.new_seqs)
             g.res.dups = len(g.rows) - g.res.new
             if g.res.gap:
                 c.execute("INSERT OR IGNORE INTO seq_gaps (device, first, last, at) VALUES (?,?,?,?)",
@@ -316,6 +328,7 @@ class Ingestor:
                       (contig, smax, t, d))
         c.execute("COMMIT")
         self._count(group)
+        self._report_new(store)
 
     def _commit_pg(self, c, group):
         t = now()
@@ -372,16 +385,19 @@ class Ingestor:
             for g in store:
                 if direct and g.first > g.base:
                     g.res.dups = 0
+                    if self.on_new is not None:
+                        g.new_seqs = [r[1] for r in g.rows]
                 else:
-                    n = 0
+                    new = []
                     for r in g.rows:
                         if direct and r[1] > g.base:
-                            n += 1
+                            new.append(r[1])
                         elif (r[0], r[1]) in newset:
                             newset.discard((r[0], r[1]))    # counted once if sent twice
-                            n += 1
-                    g.res.new = n
-                    g.res.dups = len(g.rows) - n
+                            new.append(r[1])
+                    g.new_seqs = new
+                    g.res.new = len(new)
+                    g.res.dups = len(g.rows) - len(new)
                 if g.res.gap:
                     c.execute("INSERT INTO seq_gaps (device, first, last, at) VALUES (%s,%s,%s,%s) "
                               "ON CONFLICT DO NOTHING", (g.dev, g.res.gap[0], g.res.gap[1], t))
@@ -391,6 +407,12 @@ class Ingestor:
                           (contig, smax, t, d))
         c.commit()
         self._count(group)
+        self._report_new(store)
+
+    def _report_new(self, store):
+        if self.on_new is not None:
+            for g in store:
+                self.on_new(g.dev, g.new_seqs or ())
 
     def _count(self, group):
         s = self.stats

@@ -1,31 +1,43 @@
-"""`ykt powercut [--full] [--sample N] [--json]`: the journal's power-cut sweep
-on the real MicroPython interpreter and littlefs (see ykt_tools/powercut/journal.py).
+"""`ykt powercut [--full] [--sample N] [--json]`: power cuts on the real
+MicroPython interpreter and littlefs.
+
+--full (make powercut): every persistent writer of the firmware
+(ykt_tools/powercut/writers.py: journal, ack, tables, keys, deny list, OTA),
+the device booting for real after each cut, counted per writer.
+Without --full: the journal's sweep (ykt_tools/powercut/journal.py), a
+sample of its cut points (--sample 0: all of them).
 Ends with the line `cut points: N, violations: M`; exit code 1 on any violation."""
 import json
 import sys
 
 
 def register(sub):
-    p = sub.add_parser("powercut", help="cut power after every flash write, check the journal and config invariants")
-    p.add_argument("--full", action="store_true", help="every cut point of the long scenario (make powercut)")
-    p.add_argument("--sample", type=int, default=600, help="cut points to check when not --full (default 600)")
-    p.add_argument("--taps", type=int, default=None, help="taps in the scenario (default 150, 400 with --full)")
+    p = sub.add_parser("powercut", help="cut power after flash writes, check the device after each cut")
+    p.add_argument("--full", action="store_true",
+                   help="every persistent writer, counted per writer (make powercut)")
+    p.add_argument("--writers", default=None, metavar="W1,W2",
+                   help="--full: only these writers (journal, ack, tables, keys, denylist, ota)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="--full: scale every writer's cut points (default 1.0)")
+    p.add_argument("--sample", type=int, default=600, help="journal sweep: cut points to check (0: all; default 600)")
+    p.add_argument("--taps", type=int, default=None, help="journal sweep: taps in the scenario (default 150)")
     p.add_argument("--jobs", type=int, default=2, help="MicroPython processes (default 2)")
     p.add_argument("--live-every", type=int, default=50,
-                   help="also re-run the scenario with a real in-process cut every N cut points (0: never)")
+                   help="journal sweep: also re-run the scenario with a real in-process cut every N cut points")
     p.add_argument("--json", action="store_true", help="print one JSON object before the summary line")
     p.set_defaults(func=_run)
 
 
 def _run(args):
+    if args.full:
+        return _full(args)
     from ykt_tools.powercut import journal as powercut
 
-    taps = args.taps or (400 if args.full else powercut.TAPS)
-    sample = 0 if args.full else args.sample
+    taps = args.taps or powercut.TAPS
     if sys.stderr.isatty():
-        print("power-cut sweep: %s cut points, %d taps, %d processes ..."
-              % ("all" if not sample else sample, taps, args.jobs), file=sys.stderr)
-    res = powercut.run_sweep(sample=sample, taps=taps, jobs=args.jobs, live_every=args.live_every)
+        print("power-cut sweep of the journal: %s cut points, %d taps, %d processes ..."
+              % ("all" if not args.sample else args.sample, taps, args.jobs), file=sys.stderr)
+    res = powercut.run_sweep(sample=args.sample, taps=taps, jobs=args.jobs, live_every=args.live_every)
     if args.json:
         print(json.dumps(res, indent=2, sort_keys=True))
     else:
@@ -33,5 +45,26 @@ def _run(args):
             print("VIOLATION at write %d (%s): %s" % (d["write"], d["tear"], "; ".join(d["problems"])))
         print("scenario: %d taps, %d flash writes; %d cut points also re-run as in-process cuts"
               % (res["taps"], res["writes"], res["live_checked"]))
+    print("cut points: %d, violations: %d" % (res["cut_points"], res["violations"]))
+    return 1 if res["violations"] else 0
+
+
+def _full(args):
+    from ykt_tools.powercut import writers
+
+    names = args.writers.split(",") if args.writers else None
+    if sys.stderr.isatty():
+        print("power-cut sweep of every writer (%s), %d processes ..."
+              % (", ".join(w.name for w in writers.WRITERS if names is None or w.name in names), args.jobs),
+              file=sys.stderr)
+    res = writers.run_full(jobs=args.jobs, scale=args.scale, writers=names)
+    if args.json:
+        print(json.dumps(res, indent=2, sort_keys=True))
+    else:
+        for d in res["details"][:20]:
+            print("VIOLATION %s" % json.dumps(d, sort_keys=True))
+        for name, w in res["writers"].items():
+            print("  %-9s %5d cut points, %d violations, %d flash writes  (%s)"
+                  % (name, w["cut_points"], w["violations"], w["writes"], w["what"]))
     print("cut points: %d, violations: %d" % (res["cut_points"], res["violations"]))
     return 1 if res["violations"] else 0

@@ -33,7 +33,11 @@ def register(sub):
     p.add_argument("--scenario", default=None, help="play a scenario file (see docs/scenarios.md)")
     p.add_argument("--riders", type=int, default=None, help="randomized traffic: number of riders")
     p.add_argument("--hours", type=float, default=None, help="randomized traffic: hours to simulate")
-    p.add_argument("--seed", type=int, default=1, help="seed for randomized traffic")
+    p.add_argument("--seed", type=int, default=1, help="seed for randomized traffic (and the network faults)")
+    p.add_argument("--net-faults", type=int, default=0, metavar="N",
+                   help="inject N network faults over the run (docs/scenarios.md, \"Network faults\")")
+    p.add_argument("--net-fault-kinds", default=None, metavar="K1,K2",
+                   help="only these fault kinds (vhw/netfault.py KINDS)")
     p.set_defaults(func=run)
 
 

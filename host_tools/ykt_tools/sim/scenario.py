@@ -62,9 +62,10 @@ def parse_hms(s):
 
 
 class DeviceProc:
-    def __init__(self, name, runtime, heap, log, reserve=0):
+    def __init__(self, name, runtime, heap, log, reserve=0, on_records=None):
         self.name = name
         self.log = log
+        self.on_records = on_records
         # heap is the firmware's budget (the launcher adds the simulated chip's allowance)
         self.p = mp.start(runtime, os.path.join(SIMHW, "devproc.py"), fw_heap=heap, fw_reserve=reserve,
                           stdin=subprocess.PIPE,
@@ -87,6 +88,10 @@ class DeviceProc:
             if not line:
                 raise RuntimeError("device %s exited (rc %s):\n%s" % (self.name, self.p.poll(), "".join(self._err)))
             line = line.strip()
+            if line.startswith("@@J "):
+                if self.on_records is not None:
+                    self.on_records(self.name, bytes.fromhex(line[4:]))
+                continue
             if line.startswith("{"):
                 msg = json.loads(line)
                 if "error" in msg:
@@ -108,10 +113,30 @@ class DeviceProc:
             self.p.kill()
 
 
+BO_NAME = "bo.ykt.test"      # the back office's name on the simulated network
+BO_ADDR = "10.77.0.1"
+
+
+def device_net(base_url):
+    """(the URL a simulated device is provisioned with, its init "net"): the
+    back office at base_url (http://host:port on this machine), reached over
+    the simulated network (vhw/ipnet.py) by name and TLS on the virtual
+    clock; the device waits for the real server in real time, never in
+    virtual time."""
+    rhost, rport = base_url.split("://", 1)[1].rsplit(":", 1)
+    return "https://" + BO_NAME, {"hosts": {BO_NAME: BO_ADDR}, "routes": [[BO_ADDR, 443, rhost, int(rport), True]]}
+
+
 class Runner:
     def __init__(self, sc, runtime="micropython", heap="256K", workdir=None, out=sys.stdout, quiet=False,
-                 reserve=0):
+                 reserve=0, net_faults=0, fault_kinds=None, fault_seed=1):
         self.sc = sc
+        self.net_faults = net_faults
+        self.fault_kinds = fault_kinds
+        self.fault_seed = fault_seed
+        self.journals = {}        # device name -> {seq: tap record read back from its flash}
+        self.acked_new = {}       # device id -> {seq: times the back office acknowledged it as new}
+        self.journal_faults = []  # a record read back twice with different bytes
         self.runtime = runtime
         self.heap = heap
         self.reserve = reserve
@@ -163,13 +188,39 @@ class Runner:
         spec = self.sc["cards"][name]
         return spec["profile"] if "profile" in spec else {"ssc": spec["ssc"]}
 
+    def _records(self, name, data):
+        """Journal records a device read back from its flash (devproc.journal_records)."""
+        import struct
+
+        _fw_import()
+        from ykt.taprec import SIZE
+
+        got = self.journals.setdefault(name, {})
+        for off in range(0, len(data) - SIZE + 1, SIZE):
+            rec = data[off:off + SIZE]
+            seq = struct.unpack_from("<I", rec)[0]
+            if seq in got and got[seq] != rec:
+                self.journal_faults.append("%s: seq %d read back with other bytes" % (name, seq))
+            got[seq] = rec
+
+    def _acked_new(self, dev, seqs):
+        """The back office's writer: these seqs were committed as new (ingest.on_new)."""
+        d = self.acked_new.setdefault(dev, {})
+        for s in seqs:
+            d[s] = d.get(s, 0) + 1
+
     def setup(self):
         from ykt_tools.backoffice import api
+        from ykt_tools.backoffice.app import create_app
+        from ykt_tools.backoffice.server import run_in_thread
         from ykt_tools.build import fares as fares_compile
 
         self.api = api
         api.use_clock(self.clock)
-        self.base_url, self.stop_bo = api.start(self.db)
+        app = create_app(self.db)
+        app.state.ingestor.on_new = self._acked_new
+        self.base_url, self.stop_bo = run_in_thread(self.db, app=app)
+        self.dev_url, self.dev_net = device_net(self.base_url)
         self.log("back office on %s (SQLite %s)" % (self.base_url, os.path.join(self.workdir, "backoffice.db")))
         with open(os.path.join(ROOT, self.sc.get("catalog", "data/catalog.json"))) as f:
             api.publish(self.db, "catalog", fares_compile.compile_catalog(f.read()))
@@ -197,9 +248,10 @@ class Runner:
             kind = {"turnstile": "gate", "ferry_validator": "ferry"}.get(prof.get("board"), "validator")
             reg = api.provision_device(self.db, d["name"], kind=kind,
                                        entry=prof["entry"], device_id=d.get("id", 1001 + i))
-            proc = DeviceProc(d["name"], self.runtime, self.heap, self.log, self.reserve)
+            proc = DeviceProc(d["name"], self.runtime, self.heap, self.log, self.reserve, self._records)
             init = {"cmd": "init", "board": d.get("board", prof["board"]), "device_id": reg["id"],
-                             "backoffice": self.base_url, "dev_key": reg["key"], "tok_key": reg["token_key"],
+                             "backoffice": self.dev_url, "net": self._net(i),
+                             "dev_key": reg["key"], "tok_key": reg["token_key"],
                              "keyring": reg["keyring"].hex() if isinstance(reg["keyring"], (bytes, bytearray))
                              else reg["keyring"], "profile": prof, "epoch": self.epoch,
                              "uid": "240ac4%06x" % (0x100 + i), "sync_interval_s": self.sc.get("sync_interval_s", 60),
@@ -208,6 +260,19 @@ class Runner:
             self.devices[d["name"]] = {"proc": proc, "id": reg["id"], "spec": d, "status": None, "init": init}
             self.log("device %-10s id %d %-16s found: %s" % (d["name"], reg["id"], d.get("board", prof["board"]),
                                                               ", ".join(sorted(rep["report"]["found"]))))
+
+    def _net(self, i):
+        """The simulated network of device i: the back office by name over
+        (modeled) TLS, and its share of the run's network faults, spread over
+        the timeline (not the warm-up, not the final upload)."""
+        net = dict(self.dev_net)
+        n = len(self.sc["devices"])
+        share = self.net_faults // n + (1 if i < self.net_faults % n else 0)
+        if share:
+            end = parse_hms(self.sc.get("end", "16:00"))
+            net["faults"] = {"count": share, "start_ms": self.warmup_ms, "end_ms": self.warmup_ms + end,
+                             "seed": self.fault_seed * 7919 + i, "kinds": self.fault_kinds}
+        return net
 
     # --- timeline -----------------------------------------------------------
     def _traffic(self):
@@ -370,7 +435,7 @@ class Runner:
         r = d["proc"].recv()
         while "restart" in r:
             d["proc"].close()
-            proc = DeviceProc(d["spec"]["name"], self.runtime, self.heap, self.log, self.reserve)
+            proc = DeviceProc(d["spec"]["name"], self.runtime, self.heap, self.log, self.reserve, self._records)
             msg = dict(d["init"])
             msg["resume"] = r["restart"]
             proc.call(msg)
@@ -450,28 +515,70 @@ class Runner:
         d["status"] = d["proc"].call({"cmd": "status"})
         return d["status"]
 
-    def report(self):
+    def _stored(self):
+        """Every tap row of the back office as the tap record it came
+        from: {device id: {seq: bytes}}."""
         from sqlalchemy import text
 
+        _fw_import()
+        from ykt import taprec
+
+        out = {}
+        t = taprec.Tap()
+        with self.api.engine(self.db).connect() as c:
+            for r in c.execute(text(
+                    "SELECT device, seq, t, token, outcome, reason, fare, concession, flags, entry, stop, "
+                    "direction, stage, dl_ver, fare_ver, cat_ver, shift FROM taps")):
+                (t.seq, t.time, tok, t.outcome, t.reason, t.fare, t.concession, t.flags, t.entry, t.stop,
+                 t.direction, t.stage, t.dl_ver, t.fare_ver, t.cat_ver, t.shift) = r[1:]
+                t.token[:] = bytes(tok)
+                out.setdefault(r[0], {}).setdefault(r[1], []).append(taprec.pack(t))
+        return out
+
+    def compare(self, name, dev_id, stored):
+        """One device's journal, record by record, against the back office:
+        -> {journaled, compared (byte-equal), lost (missing or different),
+        unknown (rows with no journal record), duplicates (acknowledged as new
+        more than once, or stored twice)}."""
+        jr = self.journals.get(name, {})
+        rows = stored.get(dev_id, {})
+        res = {"journaled": len(jr), "compared": 0, "lost": 0, "unknown": 0, "duplicates": 0, "examples": []}
+        for seq in sorted(jr):
+            got = rows.get(seq)
+            if got and got[0] == jr[seq]:
+                res["compared"] += 1
+            else:
+                res["lost"] += 1
+                if len(res["examples"]) < 5:
+                    res["examples"].append("seq %d %s" % (seq, "differs in the back office" if got
+                                                           else "missing from the back office"))
+        for seq, recs in rows.items():
+            if seq not in jr:
+                res["unknown"] += 1
+            res["duplicates"] += len(recs) - 1
+        res["duplicates"] += sum(1 for n in self.acked_new.get(dev_id, {}).values() if n > 1)
+        return res
+
+    def report(self):
+        out = {"devices": {}, "taps_journaled": 0, "taps_committed": 0, "records_compared": 0, "lost": 0,
+               "duplicates": 0, "unknown_rows": 0, "memory_errors": 0, "heap_peak_bytes": 0,
+               "expectations": self.expect_n, "failures": self.failures, "resets": len(self.resets),
+               "network_faults": {}, "network": {}}
         eng = self.api.engine(self.db)
-        out = {"devices": {}, "taps_journaled": 0, "taps_committed": 0, "lost": 0, "duplicates": 0,
-               "memory_errors": 0, "heap_peak_bytes": 0, "expectations": self.expect_n,
-               "failures": self.failures, "resets": len(self.resets)}
-        with eng.connect() as c:
-            rows = {r[0]: (r[1], r[2], r[3]) for r in c.execute(text(
-                "SELECT device, COUNT(*), COUNT(DISTINCT seq), MAX(seq) FROM taps GROUP BY device"))}
+        stored = self._stored()
         by_outcome = {}
         for t in self.taps:
             k = (t["device"], outcome_name(t["outcome"]), self.reasons.get(t["reason"], str(t["reason"])))
             by_outcome[k] = by_outcome.get(k, 0) + 1
         for name, d in self.devices.items():
             st = self._status(d)
-            journaled = st["next_seq"] - 1
-            n, distinct, mx = rows.get(d["id"], (0, 0, 0))
-            out["devices"][name] = {"journaled": journaled, "committed": n, "backlog": st["backlog"],
+            cmp = self.compare(name, d["id"], stored)
+            n = sum(len(v) for v in stored.get(d["id"], {}).values())
+            out["devices"][name] = {"journaled": cmp["journaled"], "committed": n, "compared": cmp["compared"],
+                                    "next_seq": st["next_seq"], "backlog": st["backlog"],
                                     "memory_errors": st["memory_errors"],
                                     "versions": st["versions"], "errors": st["errors"],
-                                    "sync_errors": st.get("sync_errors", [])}
+                                    "sync_errors": st.get("sync_errors", []), "network": st.get("net", {})}
             for k in st:
                 if k.startswith("heap_") or k == "psram":
                     out["devices"][name][k] = st[k]
@@ -480,12 +587,38 @@ class Runner:
                     and dv["heap_peak_bytes"] > dv["heap_budget_bytes"] - SPARE):
                 self.failures.append("%s: heap peak %d B leaves less than %d B of its %d B budget"
                                      % (name, dv["heap_peak_bytes"], SPARE, dv["heap_budget_bytes"]))
-            out["taps_journaled"] += journaled
+            if cmp["lost"] or cmp["duplicates"] or cmp["unknown"]:
+                self.failures.append("%s: %d of %d journal records lost, %d duplicated, %d rows no journal holds%s"
+                                     % (name, cmp["lost"], cmp["journaled"], cmp["duplicates"], cmp["unknown"],
+                                        (": " + "; ".join(cmp["examples"])) if cmp["examples"] else ""))
+            if st["next_seq"] - 1 > cmp["journaled"] + 1:
+                # a seq may be given out twice only for an append a power cut interrupted
+                self.failures.append("%s: next seq %d but %d records read back from its journal"
+                                     % (name, st["next_seq"], cmp["journaled"]))
+            net = st.get("net", {})
+            for k, v in net.get("faults", {}).get("faults", {}).items():
+                out["network_faults"][k] = out["network_faults"].get(k, 0) + v
+            k = "retry_after_ignored"
+            out["network"][k] = out["network"].get(k, 0) + net.get("faults", {}).get(k, 0)
+            for k, v in net.get("stats", {}).items():
+                out["network"][k] = out["network"].get(k, 0) + v
+            for k, v in net.get("used", {}).items():
+                out["network"]["link_" + k] = out["network"].get("link_" + k, 0) + v
+            out["taps_journaled"] += cmp["journaled"]
             out["taps_committed"] += n
-            out["lost"] += max(0, journaled - n)
-            out["duplicates"] += n - distinct
+            out["records_compared"] += cmp["compared"]
+            out["lost"] += cmp["lost"]
+            out["duplicates"] += cmp["duplicates"]
+            out["unknown_rows"] += cmp["unknown"]
             out["memory_errors"] += st["memory_errors"]
             out["heap_peak_bytes"] = max(out["heap_peak_bytes"], st["heap_peak_bytes"])
+        out["network_faults_total"] = sum(out["network_faults"].values())
+        self.failures.extend(self.journal_faults)
+        if out["network"].get("retry_after_ignored"):
+            self.failures.append("%d requests sent before a Retry-After had passed" % out["network"]["retry_after_ignored"])
+        if out["network"].get("stalled"):
+            self.failures.append("the back office did not answer %d requests within %d s (real time)"
+                                 % (out["network"]["stalled"], 60))
         out["by_outcome"] = {"%s/%s/%s" % k: v for k, v in sorted(by_outcome.items())}
         day = int(time.strftime("%Y%m%d", time.gmtime(self.epoch + 8 * 3600)))
         from ykt_tools.backoffice import collect, settle
@@ -507,9 +640,6 @@ class Runner:
             c = collect.create(eng, day, actor="scenario")
             out["collection"] = {"files": [{k: f[k] for k in ("id", "acquirer", "items", "amount", "sha256")}
                                            for f in c["files"]], "unassigned": c["unassigned"]}
-        if out["lost"] or out["duplicates"]:
-            self.failures.append("journaled %d, committed %d, duplicates %d"
-                                 % (out["taps_journaled"], out["taps_committed"], out["duplicates"]))
         if out["memory_errors"]:
             self.failures.append("%d MemoryError(s) on the devices" % out["memory_errors"])
         out["ok"] = not self.failures
@@ -570,9 +700,10 @@ def load(path):
 
 def random_riders(sc, riders, hours, seed):
     """Randomized traffic for a soak run: riders tapping on the scenario's
-    first device across the service day, some twice."""
+    devices across the service day, some twice, each ride on a device drawn
+    at random."""
     rnd = random.Random(seed)
-    dev = sc["devices"][0]["name"]
+    devs = [d["name"] for d in sc["devices"]]
     sc.setdefault("cards", {})
     evs = sc.setdefault("events", [])
     span = int(hours * 3600)
@@ -581,7 +712,8 @@ def random_riders(sc, riders, hours, seed):
         sc["cards"][name] = {"ssc": {"region": 450100, "card_id": "450100d1560000%018x" % (r + 1),
                                      "card_no": "R%08d" % r, "birth": 19600101 + rnd.randrange(0, 45) * 10000}}
         for _ in range(1 + (rnd.random() < 0.3)):
-            evs.append({"at": rnd.randrange(60, span - 60), "device": dev, "tap": name, "for_ms": 500})
+            evs.append({"at": rnd.randrange(60, span - 60), "device": devs[rnd.randrange(len(devs))], "tap": name,
+                        "for_ms": 500})
     sc["end"] = span
     return sc
 
@@ -593,8 +725,11 @@ def cli(args):
         sc = load(os.path.join(ROOT, "scenarios", "soak.json"))
     if args.riders:
         sc = random_riders(sc, args.riders, args.hours or 24, args.seed)
+    kinds = getattr(args, "net_fault_kinds", None)
     r = Runner(sc, runtime=args.runtime, heap=args.heap, quiet=args.json, reserve=args.reserve,
-               workdir=getattr(args, "workdir", None))
+               workdir=getattr(args, "workdir", None),
+               net_faults=getattr(args, "net_faults", 0) or 0, fault_kinds=kinds.split(",") if kinds else None,
+               fault_seed=args.seed)
     # `ykt run` on a terminal keeps the back office serving the day (--serve)
     mode = getattr(args, "serve", "never")
     serve = not args.json and (mode == "always" or (mode == "auto" and sys.stdout.isatty()))
@@ -613,7 +748,8 @@ def cli(args):
             r.close()
     rep["wall_s"] = round(time.time() - t0, 1)
     if args.json:
-        keys = ("taps_journaled", "taps_committed", "lost", "duplicates", "memory_errors", "heap_peak_bytes",
+        keys = ("taps_journaled", "taps_committed", "records_compared", "lost", "duplicates", "unknown_rows",
+                "network_faults", "network_faults_total", "network", "memory_errors", "heap_peak_bytes",
                 "expectations", "failures", "ok", "wall_s", "resets")
         print(json.dumps({k: rep[k] for k in keys} | {"devices": rep["devices"]}, indent=2))
     else:
@@ -634,8 +770,11 @@ def print_report(r, rep):
         p("  %-10s journaled %5d  committed %5d  backlog %d  heap peak %d of %d B (%s)  memory errors %d"
           % (name, d["journaled"], d["committed"], d["backlog"], d["heap_peak_bytes"],
              d.get("heap_budget_bytes", -1), d.get("heap_accounting", "?"), d["memory_errors"]))
-    p("  total      journaled %5d  committed %5d  lost %d  duplicates %d"
-      % (rep["taps_journaled"], rep["taps_committed"], rep["lost"], rep["duplicates"]))
+    p("  total      journaled %5d  committed %5d  compared byte for byte %d  lost %d  duplicates %d"
+      % (rep["taps_journaled"], rep["taps_committed"], rep["records_compared"], rep["lost"], rep["duplicates"]))
+    if rep["network_faults_total"]:
+        p("== network faults: %d (%s)" % (rep["network_faults_total"], ", ".join(
+            "%s %d" % kv for kv in sorted(rep["network_faults"].items()))))
     p("== settlement for the day")
     p("  %s" % json.dumps(rep["settlement"])[:600])
     p("== dashboard: %s (while the back office runs: `ykt backoffice serve --db %s`)" % (rep["dashboard"], r.db))

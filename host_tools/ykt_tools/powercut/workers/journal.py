@@ -45,44 +45,7 @@ DEV = 1
 KINDS = ("keys", "fares")        # the downloads switched, alternately
 
 
-class Rng:
-    """Deterministic xorshift32: segment salts must replay identically."""
-
-    def __init__(self, seed):
-        self.s = seed or 1
-
-    def __call__(self, n):
-        out = bytearray(n)
-        for i in range(n):
-            x = self.s
-            x ^= (x << 13) & 0xFFFFFFFF
-            x ^= x >> 17
-            x ^= (x << 5) & 0xFFFFFFFF
-            self.s = x
-            out[i] = x & 0xFF
-        return bytes(out)
-
-
-def _tap(i):
-    from ykt import taprec
-
-    t = taprec.Tap()
-    t.time = 1795000000 + 7 * i
-    for k in range(8):
-        t.token[k] = (i * 31 + k * 7 + 1) & 0xFF
-    t.outcome = i % 3
-    t.reason = (i * 5) % 34
-    t.fare = (i * 13) % 600
-    t.concession = i % 9
-    t.flags = i & 0x1F
-    t.entry = 300 + i % 7
-    t.stop = i % 40
-    t.direction = i % 5
-    t.stage = i % 3
-    t.dl_ver = 7 + i // 50
-    t.fare_ver = 3
-    t.cat_ver = 2
-    return t
+from pcutlib import Rng, tap as _tap, JournalOracle, check_journal as _check_journal  # noqa: E402
 
 
 def kind_bytes(kind, version):
@@ -233,38 +196,23 @@ def record(taps):
     return init, bd.log, events
 
 
-class Oracle:
-    """What must hold at cut point c, from the recorded events."""
+class Oracle(JournalOracle):
+    """What must hold at cut point c, from the recorded events: the
+    journal's part (pcutlib.JournalOracle) and the downloads switched."""
 
     def __init__(self, events, c):
-        self.returned = {}      # seq -> bytes, appends that returned (feedback given)
-        self.inflight = None    # (seq) of an append started but not returned
-        self.ack_ret = 0
-        self.ack_max = 0
+        JournalOracle.__init__(self, events, c)
         self.cfg_ok = {}        # kind -> versions its file may hold
         cfg_ret = {k: 1 for k in KINDS}
         cfg_started = None
-        pending_seq = None
         for w, kind, val in events:
             if w > c:
                 break
-            if kind == "append_start":
-                pending_seq = val
-            elif kind == "append_ret":
-                self.returned[val[0]] = val[1]
-                pending_seq = None
-            elif kind == "full":
-                pending_seq = None
-            elif kind == "ack_start":
-                self.ack_max = max(self.ack_max, val)
-            elif kind == "ack_ret":
-                self.ack_ret = max(self.ack_ret, val)
-            elif kind == "cfg_start":
+            if kind == "cfg_start":
                 cfg_started = val
             elif kind == "cfg_ret":
                 cfg_ret[val[0]] = val[1]
                 cfg_started = None
-        self.inflight = pending_seq
         self.cfg_ret = cfg_ret
         for k in KINDS:
             self.cfg_ok[k] = {cfg_ret[k]}
@@ -288,7 +236,7 @@ def check_image(img, o):
     try:
         bad += _check_files(o)
         j = Journal(JDIR, KEY, capacity_bytes=CAP_SEGS * BSIZE, seg_recs=SEG_RECS, rng=Rng(7)).open()
-        bad += _check_journal(j, o, None)
+        bad += _check_journal(j, o)
         ever = max([0] + list(o.returned.keys()))
         if j.full:
             j.ack(j.next_seq - 1)  # the back office catches up, as it would
@@ -358,37 +306,6 @@ def _check_files(o):
         ret = o.cfg_ret[kind]
         if rec > v or (rec < ret and not (rec == 0 and ret == 1)):
             bad.append("versions.json holds %s %d, the file %d (last switch returned %d)" % (kind, rec, v, ret))
-    return bad
-
-
-def _check_journal(j, o, _):
-    from ykt import taprec
-
-    bad = []
-    if j.cursor < o.ack_ret or j.cursor > max(o.ack_max, o.ack_ret):
-        bad.append("cursor %d outside [%d, %d]" % (j.cursor, o.ack_ret, o.ack_max))
-    recs = j.pending(100000, after=0)
-    if j.corrupt:
-        bad.append("%d corrupt frames" % j.corrupt)
-    seen = {}
-    last = 0
-    for r in recs:
-        if r.seq <= last:
-            bad.append("seq %d out of order after %d" % (r.seq, last))
-        last = r.seq
-        seen[r.seq] = seen.get(r.seq, 0) + 1
-        b = taprec.pack(r)
-        if r.seq in o.returned:
-            if b != o.returned[r.seq]:
-                bad.append("tap %d altered" % r.seq)
-        elif r.seq != o.inflight:
-            bad.append("unexpected tap %d" % r.seq)
-    for s in o.returned:
-        if s > j.cursor and seen.get(s, 0) != 1:
-            bad.append("tap %d (feedback given, not acked) present %d times" % (s, seen.get(s, 0)))
-    top = max([0, last] + list(o.returned.keys()))
-    if j.next_seq <= top:
-        bad.append("next_seq %d would repeat seq %d" % (j.next_seq, top))
     return bad
 
 
