@@ -66,7 +66,7 @@ def _baseline(toks, stats):
 
 
 def run(args):
-    if args.registry:
+    if getattr(args, "registry", 0):
         from ykt_tools.bench import denyfilter
 
         return denyfilter.run(args)
