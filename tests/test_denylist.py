@@ -279,6 +279,34 @@ def test_fuzz_filter_image_byte_corruption_rejected(off, x):
     assert DenyList(a, b).version == 4
 
 
+def test_cli_build_with_registry(tmp_path, capsys):
+    r = random.Random(12)
+    reg = [r.getrandbits(64) for _ in range(4000)]
+    den = reg[:300]
+    outside = r.getrandbits(64)             # denied, unknown to the registry
+    (tmp_path / "reg.txt").write_text("# registry\n" + "\n".join("%016x" % t for t in reg) + "\n")
+    (tmp_path / "s.csv").write_text("token,status\n" + "".join("%016x,lost\n" % t for t in den)
+                                    + "%016x,unpaid\n" % outside)
+    rc = cli.main(["denylist", "build", "--input", str(tmp_path / "s.csv"), "--out", str(tmp_path / "i"),
+                   "--version", "3", "--registry", str(tmp_path / "reg.txt"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["format"] == 3 and out["guangxi"]["entries"] == 301 and out["foreign"]["entries"] == 1
+    probe = ["%016x" % t for t in (den[0], reg[-1], outside)]
+    assert cli.main(["denylist", "lookup", str(tmp_path / "i")] + probe) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert lines == [probe[0] + " lost", probe[1] + " none", probe[2] + " unpaid"]
+    assert cli.main(["denylist", "lookup", "--foreign", str(tmp_path / "i"), probe[2], probe[0]]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [probe[2] + " unpaid", probe[0] + " none"]
+    (tmp_path / "bad.txt").write_text("%016x\n12345\n" % reg[0])
+    rc = cli.main(["denylist", "build", "--input", str(tmp_path / "s.csv"), "--out", str(tmp_path / "j"),
+                   "--version", "3", "--registry", str(tmp_path / "bad.txt")])
+    assert rc == 2 and "bad.txt:2: a token is 16 hex digits" in capsys.readouterr().err
+    assert not (tmp_path / "j").exists()
+    rc = cli.main(["denylist", "delta", "--base", str(tmp_path / "i"), "--input", str(tmp_path / "s.csv"),
+                   "--out", str(tmp_path / "d"), "--version", "4"])
+    assert rc == 2 and "format-3 image keeps only part" in capsys.readouterr().err
+
+
 def test_bench_registry_small_run():
     from types import SimpleNamespace
 
