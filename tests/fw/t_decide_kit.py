@@ -76,8 +76,8 @@ class DenyList:
         self.d = d or {}
         self.version = version
 
-    def lookup(self, tok):
-        return self.d.get(bytes(tok), 0)
+    def lookup(self, tok, off=0, foreign=False):
+        return self.d.get(bytes(tok[off:off + 8]), 0)
 
 
 BOARDS = ("bus_validator", "ferry_validator", "turnstile")

@@ -170,7 +170,9 @@ class Decider:
 
         # 4. deny list (works without trusted time)
         if dl is not None:
-            st = dl.lookup(tok)
+            # a format-3 list keeps other provinces' cards apart (region 45xxxx
+            # is Guangxi; e-SSC codes carry no region: 0 counts as Guangxi)
+            st = dl.lookup(tok, 0, cr.region and cr.region // 10000 != 45)
             if 1 <= st <= 4:
                 return self._end(tap, T.OUT_DENY, T.R_DENY_LOST + st - 1, FB_DENY, M_DENY_LOST + st - 1)
             if st == 5:   # dlformat.ST_UNPAID: a returned collection not yet paid
