@@ -50,7 +50,7 @@ def test_cli_workflow(tmp_path, capsys):
     with open(os.path.join(ROOT, "data", "fares", "bus_nanning_301.txt")) as f:
         (tmp_path / "f.bin").write_bytes(fares_compile.compile_fares(f.read()))
     rc, out, _ = _run(capsys, "publish", "fares", str(tmp_path / "f.bin"), "--db", db)
-    assert rc == 0 and json.loads(out)["version"] == 7
+    assert rc == 0 and json.loads(out)["version"] == 8
     rc, out, _ = _run(capsys, "settle", "--day", "20261126", "--cap", "600", "--json", "--db", db)
     assert rc == 0 and json.loads(out)["day"] == 20261126
     rc, out, err = _run(capsys, "export", "taps", "--format", "parquet", "--out", str(tmp_path / "t.parquet"), "--db", db)

@@ -33,7 +33,7 @@ def test_examples_compile():
 def test_bus_example_values():
     with open(os.path.join(ROOT, "data", "fares", "bus_nanning_301.txt")) as f:
         t = F.FareTable(FC.compile_fares(f.read()))
-    assert (t.entry, t.version, t.base, t.double_tap_s, t.transfer_s) == (301, 7, 200, 30, 3600)
+    assert (t.entry, t.version, t.base, t.double_tap_s, t.transfer_s) == (301, 8, 200, 30, 3600)
     assert t.day_type(20261003, 5) == F.D_HOLIDAY and t.day_type(20260927, 6) == F.D_WEEKDAY
     assert t.base_fare(6 * 60 + 30, F.D_WEEKDAY) == 100 and t.base_fare(6 * 60 + 30, F.D_HOLIDAY) == 200
 
@@ -84,7 +84,33 @@ ERRORS = (
     ("mode flat\nfare 2\n", 0, "table"),
     ("table 1 version 1\nmode scenic\n", 2, "needs a 'fare'"),
     ("table 1 version 1\nmode flat\nfare 2\ncompanion 20m\n", 4, "over 600s"),
+    # a concession label that names its charge must match the rule (subsidy claims go by label)
+    ("table 1 version 1\nmode flat\nfare 2\n\nage 60-64 free as elderly_half\n", 5,
+     "concession label 'elderly_half' contradicts its rule 'free'"),
+    ("table 1 version 1\nmode flat\nfare 2\nage 65-150 half as elderly_free\n", 4,
+     "concession label 'elderly_free' contradicts its rule 'half'"),
+    ("table 1 version 1\nmode flat\nfare 2\ntransfer 60m free same_bus\n", 4, "unknown transfer option"),
 )
+
+
+def test_transfer_options_and_default():
+    base = "table 1 version 1\nmode flat\nfare 2\n"
+    t = F.FareTable(FC.compile_fares(base + "transfer 60m free\n"))
+    assert t.transfer_s == 3600 and t.flags == 0          # same route and same vehicle excluded
+    t = F.FareTable(FC.compile_fares(base + "transfer 60m half same_route same_vehicle\n"))
+    assert t.flags == F.FL_XFER_SAME_ROUTE | F.FL_XFER_SAME_VEHICLE and t.transfer_act == F.A_HALF
+
+
+def test_shipped_tables_labels_match_their_rules():
+    import glob
+    for path in glob.glob(os.path.join(ROOT, "data", "fares", "*.txt")):
+        with open(path) as f:
+            t = F.FareTable(FC.compile_fares(f.read(), path))
+        for a in t.ages:
+            if a[3] == T.C_ELDERLY_HALF:
+                assert a[2] == F.A_HALF, path
+            if a[3] == T.C_ELDERLY_FREE:
+                assert a[2] == F.A_FREE, path
 
 
 @pytest.mark.parametrize("src,line,frag", ERRORS)

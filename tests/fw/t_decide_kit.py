@@ -25,9 +25,9 @@ def hdr(magic, sub, version, ident, body):
 
 def fare_table(entry, version=1, mode=F.MODE_FLAT, base=200, double_tap=30, passback=0,
                transfer=0, tact=0, tval=0, companion=0, daily_free=0, daily_act=0,
-               trip_max=14400, green_age=0, bands=(), ages=(), cats=(), hols=(), work=(), od=()):
+               trip_max=14400, green_age=0, bands=(), ages=(), cats=(), hols=(), work=(), od=(), flags=0):
     body = bytearray(struct.pack(F._PFMT, base, double_tap, passback, transfer, tact, 0, tval,
-                                 companion, daily_free, daily_act, trip_max, green_age, 0,
+                                 companion, daily_free, daily_act, trip_max, green_age, flags,
                                  len(bands), len(ages), len(cats), len(hols), len(work), 0, len(od)))
     for b in bands:
         body += struct.pack(F._BAND, *b)

@@ -201,8 +201,13 @@ class Decider:
                 return self._end(tap, T.OUT_ACCEPT, T.R_SHIFT_OFF, FB_ACCEPT, M_SHIFT_OFF)
             return self._end(tap, T.OUT_ACCEPT, T.R_SHIFT_ON, FB_ACCEPT, M_SHIFT_ON)
 
-        # 7. per-kind guards, on the recent-tap memory
+        # 7. per-kind guards, on the recent-tap memory. Before them: the
+        # entitled holder's own second tap inside the companion window admits
+        # the companion (a double tap or passback otherwise); another card
+        # never does.
         rel = now_s - _T0 if now_s > _T0 else now_s
+        if self._comp_until and rel <= self._comp_until and _same(self._comp_tok, tok):
+            return self.companion(tap, rel)
         rc = self.recent
         i = rc.slot(tok)
         kind = entry.kind
@@ -243,6 +248,22 @@ class Decider:
             return self._end(tap, T.OUT_ACCEPT, T.R_NO_TRUSTED_TIME, FB_ACCEPT, M_NO_TIME)
         return self._price(cr, tap, entry, i, rel, minute, ymd, base, gate, exiting, ent)
 
+    def companion(self, tap, rel):
+        """Admit the companion of the holder whose window is open: free, with
+        the holder's token and F_COMPANION (the holder's second tap, or the
+        staff's companion button on a gate: app.companion_button). One
+        companion per window."""
+        self._comp_until = 0
+        tap.fare = 0
+        tap.concession = T.C_DISABLED_COMPANION
+        tap.flags |= T.F_COMPANION
+        return self._end(tap, T.OUT_ACCEPT, T.R_CONCESSION, FB_CONCESSION, M_CONCESSION)
+
+    def companion_open(self, now_s):
+        """A companion window is open (the staff button may admit one)."""
+        rel = now_s - _T0 if now_s > _T0 else now_s
+        return bool(self._comp_until) and rel <= self._comp_until
+
     def shift_done(self, tap):
         """The shift tap `tap` is on flash (tap.seq assigned): open or close
         the shift. Any other tap changes nothing."""
@@ -277,13 +298,7 @@ class Decider:
         age = -1
         if cr.birth_date:
             age = (ymd - cr.birth_date) // 10000
-        # companion of an entitled holder who tapped just before
-        if self._comp_until and rel <= self._comp_until and not _same(self._comp_tok, tok):
-            self._comp_until = 0
-            conc = T.C_DISABLED_COMPANION
-            fare = 0
-            tap.flags |= T.F_COMPANION
-        else:
+        if True:
             if ent >= 0:
                 green = bool(ent & F.E_GREEN)
                 r = fares.cat_rule(ent >> 8, dtype) if fares is not None else None
@@ -322,7 +337,8 @@ class Decider:
         # transfer window from the last full-fare ride on this device
         paid = False
         if reason == T.R_OK and fare > 0 and not exiting:
-            if fares.transfer_s and rc.paid[i] and rel - rc.paid[i] < fares.transfer_s:
+            if fares.transfer_s and fares.flags & F.FL_XFER_SAME_VEHICLE and rc.paid[i] \
+                    and rel - rc.paid[i] < fares.transfer_s:
                 tf = F.apply(fares.transfer_act, fares.transfer_val, fare)
                 if tf < fare:
                     fare = tf

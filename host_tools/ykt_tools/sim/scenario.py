@@ -28,7 +28,7 @@ SPARE = 16384      # heap every device must have to spare at its high-water mark
 # anything starts, so it can never pass silently.
 FILE_KEYS = ("name", "about", "epoch", "clock_offset_s", "end", "warmup_s", "sync_interval_s", "catalog", "fares",
              "devices", "cards", "entitlements", "accounts", "events", "traffic", "collect_at_end", "generated",
-             "registry")
+             "registry", "unregistered")
 DEVICE_KEYS = ("name", "profile", "id", "board", "about")
 CARD_KEYS = ("profile", "ssc", "about")
 ENTITLEMENT_KEYS = ("card", "concession", "flags")
@@ -261,10 +261,12 @@ class Runner:
     def registry_csv(self):
         """The scripted cards as the SSC centre's registry file: every
         social security card of "cards" (or the names in "registry") that
-        has a card identification code."""
+        has a card identification code, except those in "unregistered"
+        (issued after the centre's last export)."""
         from ykt_tools.backoffice import registry
 
-        names = self.sc.get("registry", sorted(self.sc.get("cards", {})))
+        names = [n for n in self.sc.get("registry", sorted(self.sc.get("cards", {})))
+                 if n not in self.sc.get("unregistered", ())]
         lines = [",".join(registry.COLUMNS)]
         for n in names:
             c = self.card_object(n)
