@@ -138,7 +138,7 @@ def test_entitlements_compile():
 def test_catalog_compile():
     with open(os.path.join(ROOT, "data", "catalog.json")) as f:
         c = C.Catalog(FC.compile_catalog(f.read(), "catalog.json"))
-    assert c.version == 4
+    assert c.version == 5
     kinds = {e.kind for e in c.entries.values()}
     assert kinds == {C.K_BUS, C.K_FERRY, C.K_MUSEUM, C.K_LIBRARY, C.K_SCENIC}
     assert c.get(302).accepts(450100) and not c.get(302).accepts(450200)
@@ -164,7 +164,7 @@ def test_cli(tmp_path, capsys):
     assert "bad.txt:3:" in capsys.readouterr().err and not (tmp_path / "x.bin").exists()
     cat = tmp_path / "cat.bin"
     assert main(["catalog", "compile", os.path.join(ROOT, "data", "catalog.json"), "-o", str(cat)]) == 0
-    assert C.Catalog(cat.read_bytes()).version == 4
+    assert C.Catalog(cat.read_bytes()).version == 5
     ent = tmp_path / "e.txt"
     ent.write_text("version 2\n0102030405060708 fire_rescue\n")
     assert main(["fares", "entitlements", str(ent), "-o", str(tmp_path / "e.bin")]) == 0
@@ -203,3 +203,32 @@ def test_fuzz_body_with_valid_crc(body, as_catalog):
         (C.Catalog if as_catalog else F.FareTable)(buf)
     except F.LoadError:
         pass
+
+
+def test_catalog_requires_and_expiry_policy():
+    src = {"version": 2, "entries": [
+        {"id": 1, "kind": "bus", "regions": ["45"], "requires": ["transit"]},
+        {"id": 2, "kind": "museum", "regions": ["*"], "expiry": "accept"},
+        {"id": 3, "kind": "ferry", "regions": ["45"], "expiry": {"grace_days": 30}},
+        {"id": 4, "kind": "bus", "regions": ["45"]}]}
+    import json
+    cat = C.Catalog(FC.compile_catalog(json.dumps(src)))
+    assert cat.get(1).flags == C.F_REQ_TRANSIT
+    assert cat.get(2).flags == C.EXP_ACCEPT and cat.get(2).grace == 0
+    assert cat.get(3).flags == C.EXP_GRACE and cat.get(3).grace == 30
+    assert cat.get(4).flags == 0                       # refuse expired cards, no transit needed
+    shipped = C.Catalog(FC.compile_catalog(open(os.path.join(ROOT, "data", "catalog.json")).read()))
+    assert shipped.get(302).flags & C.F_REQ_TRANSIT and not shipped.get(301).flags & C.F_REQ_TRANSIT
+
+
+@pytest.mark.parametrize("entry,frag", [
+    ({"requires": ["nfc"]}, "requires:"), ({"requires": "transit"}, "requires:"),
+    ({"expiry": "sometimes"}, "expiry:"), ({"expiry": {"grace_days": 0}}, "expiry:"),
+    ({"expiry": {"grace_days": 400}}, "expiry:"), ({"expiry": {"days": 3}}, "expiry:")])
+def test_catalog_bad_requires_or_expiry(entry, frag):
+    import json
+    e = {"id": 1, "kind": "bus", "regions": ["45"]}
+    e.update(entry)
+    with pytest.raises(FC.CompileError) as ei:
+        FC.compile_catalog(json.dumps({"version": 1, "entries": [e]}), "cat.json")
+    assert frag in str(ei.value) and "entries[0]" in str(ei.value)

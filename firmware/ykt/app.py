@@ -313,6 +313,7 @@ class App:
 
         self.decider = Decider(self.profile, cat, ft, ents, self.denylist,
                                Recent(self.profile.recent_cap), tok)
+        self._reader_opts()
         self.found["decisions"] = "entry %d stop %d" % (self.profile.entry, self.profile.stop)
         self._load_shift()
 
@@ -394,12 +395,29 @@ class App:
         self.sync = syncsetup.make_sync(self.root, self.http, self.device_id, key, self.clock, self.denylist,
                                         self._swap_table, self._err, self.cfg.get("sync_interval_s", 60))
 
+    def _reader_opts(self):
+        """The reader selects the transport function where this device's
+        catalog entry requires it (the decision refuses a card without)."""
+        d = self.decider
+        if self.reader is None or d is None or d.catalog is None:
+            return
+        from ykt.nfc.sscard import OPT_TRANSIT
+        from ykt.rules.catalog import F_REQ_TRANSIT
+
+        e = d.catalog.get(self.profile.entry)
+        if e is not None and e.flags & F_REQ_TRANSIT:
+            self.reader.opts |= OPT_TRANSIT
+        else:
+            self.reader.opts &= ~OPT_TRANSIT
+
     def _swap_table(self, kind, obj):
         """sync put a new table (fares, catalog, entitlements) or config on flash."""
         if kind == "config":
             return                # settings apply from the next boot
         if self.decider is not None:
             setattr(self.decider, kind, obj)   # the decider's attributes are named after the kinds
+            if kind == "catalog":
+                self._reader_opts()
         else:
             self._load_tables()   # the first complete set makes the device able to decide
 

@@ -8,9 +8,10 @@
 # bench_decide).
 #
 # Order of the rules (first match wins):
-#   reader fault / read error -> UID-only or foreign card -> refused QR code
-#   -> not configured
-#   -> deny list -> expiry dates (trusted time only) -> region
+#   reader fault / read error -> locked or blocked card -> UID-only or
+#   foreign card -> refused QR code -> not configured
+#   -> deny list -> expiry dates (trusted time only; the entry's expiry
+#   policy) -> region -> transport function (where the entry requires it)
 #   -> a staff card on a bus: driver shift sign-on / sign-off
 #   -> per-kind guard (double tap | anti-passback | ferry tap-out)
 #   -> no trusted time (accept, fare 0) -> price -> concessions -> daily limit
@@ -26,7 +27,8 @@ from ykt.outcome import (FB_ACCEPT, FB_CONCESSION, FB_GREEN, FB_ALREADY, FB_DENY
                          M_OK, M_CONCESSION, M_TRANSFER, M_ALREADY_PAID, M_GREEN, M_IDENTITY, M_EXIT,
                          M_DENY_LOST, M_EXPIRED, M_NOT_YET_VALID, M_REGION, M_UNSUPPORTED,
                          M_PASSBACK, M_DAILY_LIMIT, M_NO_TIME, M_NOT_CONFIGURED, M_READ_FAILED,
-                         M_READER_FAULT, M_DENY_UNPAID, M_SHIFT_ON, M_SHIFT_OFF, KIND_BITS)
+                         M_READER_FAULT, M_DENY_UNPAID, M_SHIFT_ON, M_SHIFT_OFF, M_NO_TRANSIT,
+                         M_CARD_LOCKED, M_CARD_BLOCKED, KIND_BITS)
 
 _T0 = const(1700000000)  # times are kept relative to 2023-11-14: small ints on the ESP32
 _DOMAIN_CARD = b"ykt-card-v1\x00"  # must equal ykt.sec.token's domain (tested)
@@ -138,6 +140,14 @@ class Decider:
         err = cr.error
         if err == CR.ERR_READER:
             return self._end(tap, T.OUT_ERROR, T.R_READER_FAULT, FB_FAULT, M_READER_FAULT)
+        if err == CR.ERR_LOCKED or err == CR.ERR_BLOCKED:
+            # a card refused by its own status word, not a misread: no "tap again"
+            if cr.uid_len:
+                self._token(memoryview(cr.uid)[:cr.uid_len], tok)
+            tap.flags |= T.F_UID_ONLY
+            if err == CR.ERR_LOCKED:
+                return self._end(tap, T.OUT_DENY, T.R_CARD_LOCKED, FB_DENY, M_CARD_LOCKED)
+            return self._end(tap, T.OUT_DENY, T.R_CARD_BLOCKED, FB_DENY, M_CARD_BLOCKED)
         if cr.kind == CR.KIND_UID_ONLY or err == CR.ERR_UNSUPPORTED or err == CR.ERR_UNKNOWN_APP:
             if cr.uid_len:
                 # Token of the UID (never the UID itself) lets the back office spot clones.
@@ -182,7 +192,9 @@ class Decider:
         if time_trusted:
             minute = self._today(now_s)
             ymd = self._ymd
-            if cr.expiry_date and ymd > cr.expiry_date:
+            pol = entry.flags & C.F_EXP_MASK
+            if cr.expiry_date and ymd > cr.expiry_date and pol != C.EXP_ACCEPT and \
+                    (pol != C.EXP_GRACE or _days(ymd) - _days(cr.expiry_date) > entry.grace):
                 return self._end(tap, T.OUT_DENY, T.R_EXPIRED, FB_DENY, M_EXPIRED)
             if cr.issue_date and ymd < cr.issue_date:
                 return self._end(tap, T.OUT_DENY, T.R_NOT_YET_VALID, FB_DENY, M_NOT_YET_VALID)
@@ -190,6 +202,10 @@ class Decider:
         # 6. the catalog entry must accept the issuing region
         if not entry.accepts(cr.region):
             return self._end(tap, T.OUT_DENY, T.R_REGION, FB_DENY, M_REGION)
+        # 6a. Art. 14: where the entry requires it, the transport function
+        # must be loaded (the reader selects it: app sets OPT_TRANSIT)
+        if entry.flags & C.F_REQ_TRANSIT and not qr and not cr.has_transit:
+            return self._end(tap, T.OUT_DENY, T.R_NO_TRANSIT, FB_DENY, M_NO_TRANSIT)
 
         # 6b. a driver's staff card on a bus signs a shift on or off (no fare)
         if qr:
@@ -378,6 +394,20 @@ class Decider:
             else:
                 rc.inside[i] = rel if rel else 1
                 rc.in_stop[i] = self.stop
+
+
+def _days(ymd):
+    """YYYYMMDD -> days since 1970-01-01 (inverse of civil), integer only."""
+    y = ymd // 10000
+    m = ymd // 100 % 100
+    d = ymd % 100
+    if m <= 2:
+        y -= 1
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def _same(a, b):

@@ -337,8 +337,31 @@ def compile_entitlements(text, src="<entitlements>"):
     return header(b"YKTE", 0, version, 0, body)
 
 
+def _entry_flags(src, where, e):
+    """"requires": ["transit"] and "expiry": "refuse" | "accept" | {"grace_days": N}
+    -> (catalog F_* flags, grace days)."""
+    flags = 0
+    req = e.get("requires", [])
+    if not isinstance(req, list) or any(r != "transit" for r in req):
+        raise CompileError(src, where, "requires: a list of functions the card must have (known: transit)")
+    if req:
+        flags |= C.F_REQ_TRANSIT
+    exp = e.get("expiry", "refuse")
+    grace = 0
+    if exp == "accept":
+        flags |= C.EXP_ACCEPT
+    elif isinstance(exp, dict) and set(exp) == {"grace_days"} and isinstance(exp["grace_days"], int) \
+            and 1 <= exp["grace_days"] <= 255:
+        flags |= C.EXP_GRACE
+        grace = exp["grace_days"]
+    elif exp != "refuse":
+        raise CompileError(src, where, "expiry: \"refuse\", \"accept\" or {\"grace_days\": 1..255}, got %r" % (exp,))
+    return flags, grace
+
+
 def compile_catalog(text, src="<catalog>"):
-    """JSON: {"version": N, "entries": [{"id", "kind", "name", "regions": [...]}, ...]}."""
+    """JSON: {"version": N, "entries": [{"id", "kind", "name", "regions": [...],
+    "requires": ["transit"], "expiry": "refuse" | "accept" | {"grace_days": N}}, ...]}."""
     try:
         d = json.loads(text)
     except ValueError as e:
@@ -369,7 +392,8 @@ def compile_catalog(text, src="<catalog>"):
                 pats.append(C.encode_region(r if isinstance(r, str) else repr(r)))
             except ValueError as ex:
                 raise CompileError(src, where, str(ex))
-        body += struct.pack(C._ENTRY, eid, KINDS[e["kind"]], len(pats), 0, 0)
+        flags, grace = _entry_flags(src, where, e)
+        body += struct.pack(C._ENTRY, eid, KINDS[e["kind"]], len(pats), flags, grace)
         body += b"".join(struct.pack("<I", x) for x in pats)
     if len(ids) > C._MAX_ENTRIES:
         raise CompileError(src, 0, "more than %d entries" % C._MAX_ENTRIES)
