@@ -483,6 +483,25 @@ class App:
             r = decision(FB_FAULT, M_NOT_CONFIGURED)
         else:
             r = d.decide(cr, now, trusted, tap)
+        return self._outcome(tap, r, d, trusted)
+
+    def companion_button(self):
+        """The staff's companion button on a gate board: admits the companion
+        of an entitled holder who just passed (recorded and shown like a
+        tap); 0 when no companion window is open."""
+        d = self.decider
+        if d is None:
+            return 0
+        tap = self.tap
+        tap.clear()
+        trusted = self.clock.trusted()
+        r = d.staff_companion(self.clock.now(), trusted, tap)
+        if r is None:
+            return 0
+        return self._outcome(tap, r, d, trusted)
+
+    def _outcome(self, tap, r, d, trusted):
+        """Journal, feedback and voice of one decision."""
         if not trusted:
             tap.flags |= taprec.F_TIME_UNTRUSTED
         shift = tap.reason == taprec.R_SHIFT_ON or tap.reason == taprec.R_SHIFT_OFF

@@ -92,11 +92,13 @@ def test_companion_window_and_staff_button():
     assert not r.d.companion_open(NOW)
     r.tap_card(holder)
     assert r.d.companion_open(NOW + 30) and not r.d.companion_open(NOW + 31)
+    holder_tok = bytes(r.tap.token)
     t = T.Tap()
-    t.token[:] = r.tap.token
-    rv = r.d.companion(t, 0)
+    rv = r.d.staff_companion(NOW + 20, True, t)      # the staff's button at the gate
     assert O.kind_of(rv) == O.FB_CONCESSION and t.concession == T.C_DISABLED_COMPANION and t.fare == 0
-    assert not r.d.companion_open(NOW + 1)       # one per window
+    assert t.flags & T.F_COMPANION and bytes(t.token) == holder_tok and t.entry == 5101 and t.time == NOW + 20
+    assert not r.d.companion_open(NOW + 21)          # one per window
+    assert r.d.staff_companion(NOW + 22, True, T.Tap()) is None
     # a holder without the companion flag opens no window
     other = card()
     r = Rig("turnstile", companion=30, ents=[(bytes(tok(other)), T.C_DISABLED, 0)])

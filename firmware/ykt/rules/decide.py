@@ -112,7 +112,8 @@ class Decider:
         return fb | msg << KIND_BITS
 
     # -- the decision --------------------------------------------------
-    def decide(self, cr, now_s, time_trusted, tap):
+    def _begin(self, tap, now_s, time_trusted):
+        """Every field a decision sets before its rules: the tap's context."""
         p = self.profile
         fares = self.fares
         dl = self.denylist
@@ -135,6 +136,13 @@ class Decider:
         tok = tap.token
         for k in range(8):
             tok[k] = 0
+
+    def decide(self, cr, now_s, time_trusted, tap):
+        p = self.profile
+        fares = self.fares
+        dl = self.denylist
+        self._begin(tap, now_s, time_trusted)
+        tok = tap.token
 
         # 1. the read itself
         err = cr.error
@@ -274,6 +282,18 @@ class Decider:
         tap.concession = T.C_DISABLED_COMPANION
         tap.flags |= T.F_COMPANION
         return self._end(tap, T.OUT_ACCEPT, T.R_CONCESSION, FB_CONCESSION, M_CONCESSION)
+
+    def staff_companion(self, now_s, time_trusted, tap):
+        """The staff's companion button on a gate: admits the companion of the
+        holder whose window is open (the record carries the holder's token);
+        None when no window is open (nothing to record)."""
+        if not self.companion_open(now_s):
+            return None
+        self._begin(tap, now_s, time_trusted)
+        src = self._comp_tok
+        for k in range(8):
+            tap.token[k] = src[k]
+        return self.companion(tap, 0)
 
     def companion_open(self, now_s):
         """A companion window is open (the staff button may admit one)."""
