@@ -104,19 +104,9 @@ def std_fares(board, **kw):
     return F.FareTable(fare_table(**a))
 
 
-def days_from_civil(y, m, d):
-    if m <= 2:
-        y -= 1
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
 def at(ymd, hh=10, mm=0, tz_min=480):
     """Unix seconds of a local (UTC+8) date and time."""
-    return days_from_civil(ymd // 10000, ymd // 100 % 100, ymd % 100) * 86400 + hh * 3600 + mm * 60 - tz_min * 60
+    return decide.days(ymd) * 86400 + hh * 3600 + mm * 60 - tz_min * 60
 
 
 NOW = at(20261126)  # a Thursday, 10:00 in Guangxi

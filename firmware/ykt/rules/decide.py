@@ -202,7 +202,7 @@ class Decider:
             ymd = self._ymd
             pol = entry.flags & C.F_EXP_MASK
             if cr.expiry_date and ymd > cr.expiry_date and pol != C.EXP_ACCEPT and \
-                    (pol != C.EXP_GRACE or _days(ymd) - _days(cr.expiry_date) > entry.grace):
+                    (pol != C.EXP_GRACE or days(ymd) - days(cr.expiry_date) > entry.grace):
                 return self._end(tap, T.OUT_DENY, T.R_EXPIRED, FB_DENY, M_EXPIRED)
             if cr.issue_date and ymd < cr.issue_date:
                 return self._end(tap, T.OUT_DENY, T.R_NOT_YET_VALID, FB_DENY, M_NOT_YET_VALID)
@@ -416,7 +416,7 @@ class Decider:
                 rc.in_stop[i] = self.stop
 
 
-def _days(ymd):
+def days(ymd):
     """YYYYMMDD -> days since 1970-01-01 (inverse of civil), integer only."""
     y = ymd // 10000
     m = ymd // 100 % 100

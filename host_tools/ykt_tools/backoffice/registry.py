@@ -300,6 +300,8 @@ def set_status(eng, status, by, value, replaced_by=None, note="", actor="cli"):
                                                       status="active", replaced_by=None, updated=t))
                 republish = republish or _has_entitlement(c, row.person)
     r["cards"] = [x.hex() for x in toks]
+    r["token"] = toks[0].hex()         # the first (for one card: the) card acted on
+    r["status"] = status
     r["resolved_by"] = by
     if succ is not None:
         r["replaced_by"] = succ.hex()
