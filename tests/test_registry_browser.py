@@ -6,13 +6,7 @@ unix port, synced from this back office -- refuses all three after its next
 sync, and the new card carries the holder's concession from its first tap
 after that sync. The cards are the simulator's profiles; the registry is
 fed the way the SSC centre's system would feed it (an import file)."""
-import json
-import os
-
-import conftest
-from conftest import ROOT
-
-PW = "dashboard password"
+from test_dashboard_to_validator import bus_and_dashboard
 
 
 def _registry_csv(names):
@@ -30,9 +24,7 @@ def _registry_csv(names):
 def test_clerk_reports_by_card_number_and_citizen_id_and_a_replacement(browser, tmp_path):
     from vhw import rfcards
     from ykt import taprec as T
-    from ykt_tools.build import fares as fares_compile
-    from ykt_tools.sim import scenario
-    from ykt_tools.backoffice import api, auth, ops
+    from ykt_tools.backoffice import api, ops
 
     lost_no, lost_cit = rfcards.load("ssc_nanning"), rfcards.load("ssc_transit")
     old, new = rfcards.load("ssc_liuzhou_replaced_old"), rfcards.load("ssc_liuzhou_replaced_new")
@@ -40,43 +32,25 @@ def test_clerk_reports_by_card_number_and_citizen_id_and_a_replacement(browser, 
     url = "sqlite:///" + str(tmp_path / "bo.db")
     base, stop = api.start(url)
     dev = None
-    try:
-        eng = api.engine(url)
-        auth.add_operator(eng, "olga", "operator", PW)
-        with open(os.path.join(ROOT, "data", "catalog.json")) as f:
-            api.publish(url, "catalog", fares_compile.compile_catalog(f.read()))
-        with open(os.path.join(ROOT, "data", "fares", "bus_nanning_301.txt")) as f:
-            api.publish(url, "fares", fares_compile.compile_fares(f.read()))
+    tok_old = []
+
+    def before(eng):
         # the centre's export: the new card is not in it yet (issued today)
         r = api.import_registry(url, _registry_csv(["ssc_nanning", "ssc_transit", "ssc_liuzhou_replaced_old"]))
         assert r["rows"] == 3
-        tok_old = ops.tokenize(eng, card_id=bytes(old.card_id).hex())
-        ops.set_entitlement(eng, tok_old.hex(), T.C_MILITARY_CARE)
+        tok_old.append(ops.tokenize(eng, card_id=bytes(old.card_id).hex()))
+        ops.set_entitlement(eng, tok_old[0].hex(), T.C_MILITARY_CARE)
         ops.publish_entitlements(eng)
-        with open(os.path.join(ROOT, "data", "devices", "bus-nn301-0001.json")) as f:
-            prof = json.load(f)
-        reg = api.provision_device(url, "bus-301", entry=301)
-        conftest.need_runtime("micropython")
-        dev = scenario.DeviceProc("bus", "micropython", "256K", lambda s: None)
-        url_dev, net = scenario.device_net(base)
-        dev.call({"cmd": "init", "board": "bus_validator", "device_id": reg["id"], "backoffice": url_dev, "net": net,
-                  "dev_key": reg["key"], "tok_key": reg["token_key"], "keyring": reg["keyring"].hex(),
-                  "profile": prof, "sync_interval_s": 60})
-        t = 120000                       # boot, sync tables and time
+
+    try:
+        dev, t, page = bus_and_dashboard(url, base, browser, before)
+        eng = api.engine(url)
         r = dev.call({"cmd": "run", "until": t, "events": [
             {"at": t - 60000, "card": "ssc_nanning"}, {"at": t - 50000, "card": "ssc_transit"},
             {"at": t - 40000, "card": "ssc_liuzhou_replaced_new"}]})
         got = [(x["outcome"], x["reason"], x["concession"]) for x in r["taps"]]
         assert [g[0] for g in got] == [T.OUT_ACCEPT] * 3, r["taps"]
         assert got[2][2] == T.C_NONE                 # the new card: no concession yet
-
-        page = browser.new_page()
-        page.goto(base + "/")
-        page.wait_for_selector("#login-box:not([hidden])")
-        page.fill("#login-name", "olga")
-        page.fill("#login-password", PW)
-        page.click("#login-submit")
-        page.wait_for_selector("#devices tbody tr")
 
         def report(status, by, value, replaced_by="", ver=None, refused=False):
             page.select_option("#card-status", status)
@@ -100,7 +74,7 @@ def test_clerk_reports_by_card_number_and_citizen_id_and_a_replacement(browser, 
         cards = report("lost", "citizen_id", lost_cit.citizen, ver=2)
         assert cards == ops.tokenize(eng, card_id=bytes(lost_cit.card_id).hex()).hex()
         cards = report("replaced", "card_no", old.card_no.decode(), replaced_by=bytes(new.card_id).hex(), ver=3)
-        assert cards == tok_old.hex()
+        assert cards == tok_old[0].hex()
 
         # one sync interval later, the same cards on the same validator
         r = dev.call({"cmd": "run", "until": t + 130000, "events": [
