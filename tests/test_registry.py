@@ -227,3 +227,64 @@ def test_cli_card_status_by_card_no_and_registry_import(tmp_path, capsys):
     f.write_text(CSV + "%s,A45020001,%s,9,20160606,20300606,active,\n" % ("aa" * 16, CIT))
     rc, out, err = run("registry-import", str(f))
     assert rc == 2 and err.strip() == "error: cards.csv line 6: field generation: generation must be 1, 2 or 3"
+
+
+def _bulk(n, seed, status="active"):
+    import random
+
+    r = random.Random(seed)
+    rows = [HDR]
+    for i in range(n):
+        cid = "4502%028x" % r.getrandbits(112)
+        rows.append("%s,R%08d,%s,3,20240101,20340101,%s," % (cid, seed * 100000 + i,
+                                                             _cit("450203198001%02d%03d" % (1 + i % 28, i % 997)),
+                                                             status))
+    return "\n".join(rows) + "\n"
+
+
+def _device_list(signed_image, signed_delta=None):
+    from ykt.rules.denylist import DenyList
+    from yktsrv.dlbuild import BlankDev
+
+    dl = DenyList(ops._MemPart(ops._payload(signed_image)), BlankDev())
+    if signed_delta is not None:
+        dl.apply_delta(ops._payload(signed_delta))
+    return dl
+
+
+def test_published_image_is_a_registry_filter_and_new_cards_are_cleared(eng):
+    # With a registry, the back office publishes format 3 (docs/denylist.md):
+    # every registered card gets exactly its status through the device's own
+    # reader; a card reported by token that the registry does not know is in
+    # both sections. Cards registered later that the filter would refuse get
+    # a "not denied" record in the next delta.
+    from ykt.rules import dlformat as F
+
+    registry.import_file(eng, _bulk(3000, 1), "a.csv")
+    key = _key(eng)
+    with eng.connect() as c:
+        toks = [bytes(r.token) for r in c.execute(select(S.cards.c.token).order_by(S.cards.c.token))]
+    lost = toks[::10]
+    ops.set_cards_status(eng, [(t, "lost", None) for t in lost])
+    stray = bytes.fromhex("44" * 8)                # reported by token, unknown to the registry
+    ops.set_card_status(eng, "cancelled", token=stray.hex())
+    img = ops.denylist_download(eng, 0)
+    payload = ops._payload(img)
+    assert payload[4] == F.FORMAT_SECTIONS
+    dl = _device_list(img)
+    assert dl.counts == (len(lost) + 1, 1)
+    want = set(lost)
+    for t in toks:
+        assert dl.lookup(t) == (F.ST_LOST if t in want else 0)
+    assert dl.lookup(stray) == F.ST_CANCELLED and dl.lookup(stray, 0, True) == F.ST_CANCELLED
+    v_img = dl.version
+    # new cards: enough that some share an entry's bits in this small list
+    res = registry.import_file(eng, _bulk(6000, 2), "b.csv")
+    assert res["added"] == 6000 and res["cleared"] >= 1, res
+    delta = ops.denylist_download(eng, v_img)
+    dl = _device_list(img, delta)
+    with eng.connect() as c:
+        new = [bytes(r.token) for r in c.execute(select(S.cards.c.token))]
+    assert all(dl.lookup(t) == (F.ST_LOST if t in want else 0) for t in new)
+    assert dl.lookup(stray) == F.ST_CANCELLED
+    assert key is not None

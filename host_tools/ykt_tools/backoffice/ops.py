@@ -279,9 +279,79 @@ def denylist_delta_payload(ops, base, version, created):
     return dlformat.pack_delta(base, version, ent, created)
 
 
-def denylist_image_payload(entries, version, created):
-    """entries: [(token bytes, status)] -> dlformat image bytes."""
-    return _dlb().build_image({int.from_bytes(t, "big"): st for t, st in entries}, version, created)
+def denylist_image_payload(entries, version, created, registry=None):
+    """entries: [(token bytes, status)] -> dlformat image bytes. With the
+    card registry's tokens: format 3, a filter exact over the registry plus
+    an exact section for cards it does not know (docs/denylist.md); the
+    builder checks the whole registry against the image first."""
+    d = {int.from_bytes(t, "big"): st for t, st in entries}
+    if registry:
+        return _dlb().build_filter_image(d, [int.from_bytes(t, "big") for t in registry], version, created)
+    return _dlb().build_image(d, version, created)
+
+
+def _payload(signed_file):
+    from ykt.sec import signed as ks
+
+    h = ks.parse_header(signed_file)
+    return bytes(signed_file[ks.HDR_SIZE:ks.HDR_SIZE + h.length])
+
+
+def registry_clearances(eng, tokens, actor="registry"):
+    """New registry cards that a published format-3 image refuses (their top
+    bits match a denied entry with no extension telling them apart) get a
+    "not denied" record in a new delta version, so the next sync clears
+    them; the next full image gives the entry an extension instead.
+    Looked up through the device's own reader. -> [token hex] cleared."""
+    from ykt.rules.denylist import DenyList
+    from ykt.rules import dlformat as F
+    from yktsrv.dlbuild import BlankDev
+
+    with readonly(eng).connect() as c:
+        imgs = [r.image for r in c.execute(select(S.denylist.c.image).where(S.denylist.c.image.isnot(None)))]
+        denied = {bytes(r.token) for r in c.execute(select(S.card_status.c.token))}
+    hits = set()
+    for im in imgs:
+        payload = _payload(im)
+        if payload[4] != F.FORMAT_SECTIONS:
+            continue
+        dl = DenyList(_MemPart(payload), BlankDev())
+        for tok in tokens:
+            if tok not in denied and dl.lookup(tok):
+                hits.add(bytes(tok))
+    if not hits:
+        return []
+    t = now()
+    with eng.begin() as c:
+        if not is_sqlite(eng):
+            c.exec_driver_sql("SELECT pg_advisory_xact_lock(7956084)")
+        ver = current_dl_version(c) + 1
+        ops = [[0, tok.hex()] for tok in sorted(hits)]
+        for tok in sorted(hits):
+            c.execute(S.card_events.insert().values(at=t, token=tok, status="cleared", replaced_by=None,
+                                                    actor=actor, note="new registry card matched the filter",
+                                                    dl_ver=ver))
+        n = c.execute(select(func.count()).select_from(S.card_status)).scalar_one()
+        delta = _signing().sign_file(active_key(c), ksigned.K_DENYLIST_DELTA, ver,
+                                     denylist_delta_payload(ops, ver - 1, ver, t), base=ver - 1, created=t)
+        c.execute(S.denylist.insert().values(version=ver, created=t, entries=n, image=None,
+                                             delta=delta, delta_ops=json.dumps(ops)))
+        audit(c, actor, "denylist.clear", "registry", dl_ver=ver, cards=len(hits))
+    return [tok.hex() for tok in sorted(hits)]
+
+
+class _MemPart:
+    """An image in memory as a raw partition (the device reader's protocol)."""
+
+    def __init__(self, b):
+        self.b = b
+
+    def readblocks(self, block, buf, off=0):
+        o = block * 4096 + off
+        buf[:] = self.b[o:o + len(buf)]
+
+    def ioctl(self, op, arg):
+        return len(self.b) // 4096 if op == 4 else (4096 if op == 5 else 0)
 
 
 _dl_cache = {}
@@ -326,9 +396,11 @@ def denylist_download(eng, have):
         entries = [(bytes(r.token), STATUSES[r.status]) for r in
                    c.execute(select(S.card_status.c.token, S.card_status.c.status)
                              .where(S.card_status.c.dl_ver <= cur).order_by(S.card_status.c.token))]
+        registry = [bytes(r.token) for r in c.execute(select(S.cards.c.token))]
         key = active_key(c)
     t = now()
-    img = _signing().sign_file(key, ksigned.K_DENYLIST, cur, denylist_image_payload(entries, cur, t), created=t)
+    img = _signing().sign_file(key, ksigned.K_DENYLIST, cur, denylist_image_payload(entries, cur, t, registry),
+                               created=t)
     with eng.begin() as c:
         c.execute(update(S.denylist).where(S.denylist.c.version == cur).values(image=img))
     return img

@@ -197,8 +197,10 @@ def import_file(eng, text, name="cards.csv", actor="cli"):
     ver = None
     if deny:
         ver = ops.set_cards_status(eng, deny, note="registry import " + name[:100], actor=actor)["dl_ver"]
+    # cards new to the registry that a published filter image would refuse
+    cleared = ops.registry_clearances(eng, [r["token"] for r in recs if r["token"] not in have], actor)
     return {"file": name, "rows": len(recs), "added": added, "updated": updated, "denied": len(deny),
-            "dl_ver": ver}
+            "dl_ver": ver, "cleared": len(cleared)}
 
 
 # --- resolving what a clerk types --------------------------------------------------------
