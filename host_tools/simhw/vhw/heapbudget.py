@@ -41,6 +41,13 @@ peak = 0           # most the firmware held at once: live + what one loop step a
 burst_peak = 0     # most one loop step allocated
 _SAMPLE_MS = 2000  # idle live-heap samples, at the loop's own idle-collection cadence
 _sampled_at = -_SAMPLE_MS
+census_on = os.getenv("YKT_HEAP_REPORT") == "1"   # `ykt sim --heap-report` (vhw.heapcensus)
+census = None      # the census at the live high-water mark
+_app = None        # the firmware App the loop steps (the census walks it)
+if census_on:
+    from vhw import heapcensus
+
+    heapcensus.meter()
 
 
 def budget():
@@ -132,14 +139,46 @@ def collected():
     live = firmware_bytes(gc.mem_alloc())
     if live > live_peak:
         live_peak = live
+        if census_on and _app is not None:
+            _take_census()
     if live > peak:
         peak = live
+
+
+def _take_census():
+    """Census of the live heap (just collected). The walk's own bookkeeping
+    must not count against the firmware nor fail for want of its budget: the
+    ballast steps aside meanwhile and comes back smaller by what the census
+    result keeps, which goes to the simulator's share (base)."""
+    global census, _ballast, base
+    from vhw import heapcensus
+
+    a0 = gc.mem_alloc()
+    n = len(_ballast) if _ballast is not None else 0
+    _ballast = None
+    gc.collect()
+    a1 = gc.mem_alloc()
+    census = None
+    try:
+        census = heapcensus.take(_app, live)
+    finally:
+        gc.collect()
+        held = gc.mem_alloc() - a1
+        while n > 0 and _ballast is None:
+            try:
+                _ballast = bytearray(max(0, n - held))
+            except MemoryError:   # the census's result took part of the hole
+                held += 64
+        if n:
+            gc.collect()
+            base += gc.mem_alloc() - a0
 
 
 def step(app):
     """One firmware loop iteration, measured: what it allocated (garbage
     included, a conservative figure) on top of the live heap."""
-    global peak, burst_peak
+    global peak, burst_peak, _app
+    _app = app
     if not applied:
         return app.step()
     global _sampled_at
@@ -173,9 +212,17 @@ def carry(rep):
 
 def report():
     """The heap figures every simulator run prints."""
-    return {"heap_budget_bytes": budget() or -1, "heap_reserve_bytes": reserve,
+    r = {"heap_budget_bytes": budget() or -1, "heap_reserve_bytes": reserve,
             "heap_peak_bytes": peak if applied else -1, "heap_live_peak_bytes": live_peak if applied else -1,
             "heap_step_burst_bytes": burst_peak if applied else -1,
             "heap_module_bytes": pre_bytes if frozen else code_bytes,
             "heap_accounting": "frozen" if frozen else "proxy-64bit-code-excluded",
             "heap_simulator_bytes": base}
+    if census_on:
+        if census is None and _app is not None:
+            gc.collect()
+            _take_census()   # a runtime without a budget (CPython): the census at the end
+        c = dict(census or {})
+        c["burst_bytes"] = burst_peak if applied else -1
+        r["heap_census"] = c
+    return r

@@ -770,6 +770,11 @@ def print_report(r, rep):
         p("  %-10s journaled %5d  committed %5d  backlog %d  heap peak %d of %d B (%s)  memory errors %d"
           % (name, d["journaled"], d["committed"], d["backlog"], d["heap_peak_bytes"],
              d.get("heap_budget_bytes", -1), d.get("heap_accounting", "?"), d["memory_errors"]))
+    for name, d in rep["devices"].items():
+        if d.get("heap_census"):
+            from ykt_tools.sim.census import format_census
+
+            format_census(name, d["heap_census"], p)
     p("  total      journaled %5d  committed %5d  compared byte for byte %d  lost %d  duplicates %d"
       % (rep["taps_journaled"], rep["taps_committed"], rep["records_compared"], rep["lost"], rep["duplicates"]))
     if rep["network_faults_total"]:
