@@ -42,7 +42,8 @@ burst_peak = 0     # most one loop step allocated
 _SAMPLE_MS = 2000  # idle live-heap samples, at the loop's own idle-collection cadence
 _sampled_at = -_SAMPLE_MS
 census_on = os.getenv("YKT_HEAP_REPORT") == "1"   # `ykt sim --heap-report` (vhw.heapcensus)
-census = None      # the census at the live high-water mark
+census = None      # the census at the live high-water mark (retaken when it grows 512 B)
+_census_at = 0
 _app = None        # the firmware App the loop steps (the census walks it)
 if census_on:
     from vhw import heapcensus
@@ -139,7 +140,7 @@ def collected():
     live = firmware_bytes(gc.mem_alloc())
     if live > live_peak:
         live_peak = live
-        if census_on and _app is not None:
+        if census_on and _app is not None and live >= _census_at + 512:
             _take_census()
     if live > peak:
         peak = live
@@ -150,9 +151,10 @@ def _take_census():
     must not count against the firmware nor fail for want of its budget: the
     ballast steps aside meanwhile and comes back smaller by what the census
     result keeps, which goes to the simulator's share (base)."""
-    global census, _ballast, base
+    global census, _ballast, base, _census_at
     from vhw import heapcensus
 
+    _census_at = live
     a0 = gc.mem_alloc()
     n = len(_ballast) if _ballast is not None else 0
     _ballast = None
@@ -161,6 +163,8 @@ def _take_census():
     census = None
     try:
         census = heapcensus.take(_app, live)
+    except MemoryError:   # the simulator's allowance is all there is for the walk
+        census = {"error": "no heap left for the census walk", "measured_bytes": live}
     finally:
         gc.collect()
         held = gc.mem_alloc() - a1
@@ -178,6 +182,10 @@ def step(app):
     """One firmware loop iteration, measured: what it allocated (garbage
     included, a conservative figure) on top of the live heap."""
     global peak, burst_peak, _app
+    if census_on and app is not _app:
+        from vhw import heapcensus
+
+        heapcensus.meter_parts(app)
     _app = app
     if not applied:
         return app.step()
@@ -203,8 +211,17 @@ def step(app):
 
 def carry(rep):
     """Keep the high-water marks of the interpreter a reset ended."""
-    global peak, live_peak, burst_peak
+    global peak, live_peak, burst_peak, census
     if rep:
+        if rep.get("heap_census") and rep.get("heap_live_peak_bytes", 0) >= live_peak:
+            census = rep["heap_census"]   # the mark stands until this interpreter passes it
+            global _census_at
+            _census_at = census.get("measured_bytes", 0)
+        if census_on and rep.get("heap_census"):
+            from vhw import heapcensus
+
+            for k, v in (rep["heap_census"].get("transients") or {}).items():
+                heapcensus.bursts[k] = max(v, heapcensus.bursts.get(k, 0))
         peak = max(peak, rep.get("heap_peak_bytes", 0))
         live_peak = max(live_peak, rep.get("heap_live_peak_bytes", 0))
         burst_peak = max(burst_peak, rep.get("heap_step_burst_bytes", 0))
@@ -219,10 +236,18 @@ def report():
             "heap_accounting": "frozen" if frozen else "proxy-64bit-code-excluded",
             "heap_simulator_bytes": base}
     if census_on:
-        if census is None and _app is not None:
+        if census is None and _app is not None and not applied:
             gc.collect()
             _take_census()   # a runtime without a budget (CPython): the census at the end
         c = dict(census or {})
         c["burst_bytes"] = burst_peak if applied else -1
+        if census_on:
+            from vhw import heapcensus
+
+            t = c.get("transients") or {}
+            for k, v in heapcensus.bursts.items():   # the most since boot, carried over resets
+                if v > t.get(k, 0):
+                    t[k] = v
+            c["transients"] = dict(sorted(t.items(), key=lambda kv: -kv[1]))
         r["heap_census"] = c
     return r

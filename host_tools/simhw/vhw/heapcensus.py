@@ -210,6 +210,49 @@ def _children(o):
     return ()
 
 
+bursts = {}   # "part" or "part:kind" -> most one call allocated (garbage included)
+
+
+def _label(part):
+    n = type(part).__name__
+    hs = getattr(part, "handlers", None)   # Sync: the kind it is downloading
+    if hs is not None and getattr(part, "state", 0):
+        try:
+            n += ":" + hs[part._i].name
+        except (AttributeError, IndexError):
+            pass
+    return n
+
+
+def meter_parts(app):
+    """What each loop part allocates within one call: the transients the live
+    census cannot see (a download held in RAM, a parse). Wraps the steps of
+    the network parts and the tap path once per App."""
+    import gc
+
+    if not hasattr(gc, "mem_alloc") or getattr(app, "_ykt_metered", False) or not app._net:
+        return
+    app._ykt_metered = True
+
+    def wrap(obj, attr, fixed=None):
+        orig = getattr(obj, attr)
+
+        def f(*a):
+            lab = fixed or _label(obj)
+            a0 = gc.mem_alloc()
+            r = orig(*a)
+            d = gc.mem_alloc() - a0
+            if d > bursts.get(lab, 0):
+                bursts[lab] = d
+            return r
+
+        setattr(obj, attr, f)
+
+    for part in app._net:
+        wrap(part, "step")
+    wrap(app, "on_card", "tap")
+
+
 def _mark(stack, seen):
     while stack:
         _, o, _ = stack.pop()
@@ -227,7 +270,8 @@ def take(app, measured):
     """The census: {"measured_bytes", "walked_bytes", "unwalked_bytes",
     "by_holder": {holder: bytes}, "by_kind": {kind: bytes},
     "top": [[holder, kind, bytes], ...] the ten largest (holder, kind) pairs,
-    "big": [[path, kind, bytes], ...] the ten largest single objects}."""
+    "big": [[path, kind, bytes], ...] the ten largest single objects,
+    "transients": {part: most one call allocated} (meter_parts)}."""
     global _heap
     if not CPY:
         _heap = _heap_window()
@@ -298,5 +342,6 @@ def take(app, measured):
             "estimate": "sys.getsizeof" if CPY else "layout-%dbit" % (8 * W),
             "by_holder": dict(sorted(by_holder.items(), key=lambda kv: -kv[1])),
             "by_kind": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
-            "top": top, "big": big[:10]}
+            "top": top, "big": big[:10],
+            "transients": dict(sorted(bursts.items(), key=lambda kv: -kv[1]))}
 

@@ -4,11 +4,14 @@
 
 def format_census(name, c, out):
     """Print a census as text (the `ykt sim --heap-report` table)."""
+    if "error" in c:
+        out("== heap census %s: %s (measured %d B)" % (name, c["error"], c["measured_bytes"]))
+        return
     out("== heap census %s at the live high-water mark: measured %d B, walked %d B (%s), not reached %d B"
         % (name, c["measured_bytes"], c["walked_bytes"], c["estimate"], c["unwalked_bytes"]))
     if c.get("burst_bytes"):
-        out("   + %d B allocated within one loop step at the peak (transient: %s)"
-            % (c["burst_bytes"], c.get("burst_during", "?")))
+        out("   + up to %d B allocated within one loop step (transient, garbage included); by part: %s"
+            % (c["burst_bytes"], ", ".join("%s %d" % kv for kv in (c.get("transients") or {}).items())))
     out("   by kind:   " + ", ".join("%s %d" % kv for kv in c["by_kind"].items()))
     out("   top ten holders (holder, kind, bytes):")
     for h, k, v in c["top"]:
