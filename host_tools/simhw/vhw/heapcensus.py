@@ -27,7 +27,7 @@ import sys
 W = 4 if sys.maxsize < 2 ** 32 else 8
 CPY = sys.implementation.name != "micropython"
 _BLOCK = 4 * W
-KINDS = ("tables", "buffers", "download bodies", "strings", "code", "objects", "other")
+KINDS = ("tables", "buffers", "download bodies", "strings", "code", "objects", "peripherals", "other")
 _BODY_NAMES = ("body", "_body", "dl", "download", "_dl")   # attribute names that hold a download in flight
 _PRIMES = (0, 2, 4, 6, 8, 10, 12, 17, 23, 29, 37, 47, 59, 73, 97, 127, 167, 223, 293, 389, 521, 691, 919,
            1223, 1627, 2161, 2873, 3821, 5087, 6779)
@@ -317,7 +317,17 @@ def take(app, measured):
             t = type(o)
             if not (t in _byte_types or t in (str, dict, list, tuple, set, frozenset, int, float, type)
                     or _fw_type(t) or t.__name__ in ("function", "closure", "bound_method", "generator")):
-                continue   # a simulator object (or a builtin with no heap of its own)
+                # A simulator object (a peripheral the board layer made: on
+                # the device a native object of about this size), counted
+                # itself but not walked: behind it is the simulated chip.
+                seen[i] = 1
+                s = size_of(o) if on_heap(o) and hasattr(o, "__dict__") else 0
+                if s:
+                    by_holder[holder] = by_holder.get(holder, 0) + s
+                    by_kind["peripherals"] = by_kind.get("peripherals", 0) + s
+                    pk = holder + "\0peripherals"
+                    pairs[pk] = pairs.get(pk, 0) + s
+                continue
             if t is type and not _fw_type(o):
                 continue
             seen[i] = 1

@@ -250,6 +250,8 @@ class Runner:
                                        entry=prof["entry"], device_id=d.get("id", 1001 + i))
             proc = DeviceProc(d["name"], self.runtime, self.heap, self.log, self.reserve, self._records)
             init = {"cmd": "init", "board": d.get("board", prof["board"]), "device_id": reg["id"],
+                             # in this run's own folder: runs side by side never share a flash
+                             "flash_path": os.path.join(self.workdir, "flash-%d.img" % reg["id"]),
                              "backoffice": self.dev_url, "net": self._net(i),
                              "dev_key": reg["key"], "tok_key": reg["token_key"],
                              "keyring": reg["keyring"].hex() if isinstance(reg["keyring"], (bytes, bytearray))
