@@ -42,7 +42,7 @@ burst_peak = 0     # most one loop step allocated
 _SAMPLE_MS = 2000  # idle live-heap samples, at the loop's own idle-collection cadence
 _sampled_at = -_SAMPLE_MS
 census_on = os.getenv("YKT_HEAP_REPORT") == "1"   # `ykt sim --heap-report` (vhw.heapcensus)
-census = None      # the census at the live high-water mark (retaken when it grows 512 B)
+census = None      # the census at the live high-water mark (retaken when it grows 2 KB)
 _census_at = 0
 _app = None        # the firmware App the loop steps (the census walks it)
 if census_on:
@@ -87,6 +87,7 @@ def apply(board_heap=None):
     applied = True
     _budget = b
     reserve = int(os.getenv("YKT_FW_RESERVE") or 0)
+    _meter_chip()
     gc.collect()
     if not frozen:
         a0 = gc.mem_alloc()
@@ -123,6 +124,88 @@ def _import_tree(d, pkg):
             _import_tree(p, pkg + "." + f)
 
 
+# The simulated chip runs inside the firmware's calls (a UART read runs the
+# PN532 model, a socket send the simulated network, a littlefs write the
+# flash model): what it allocates there is the simulator's, not the
+# firmware's. Every function of the chip's modules is wrapped to add what it
+# allocated (outermost call only) to chip_bytes, which step() takes off the
+# iteration's figure; a value it hands back (bytes read from a UART) is the
+# firmware's, as on the device, and stays counted.
+# The wrapper's own call (its argument tuple and keyword dict, made before it
+# runs) is calibrated once and taken off too, at its smallest: conservative.
+CHIP_MODULES = ("machine", "esp32", "network", "vhw.ipnet", "vhw.flash")
+chip_bytes = 0
+_in_chip = False
+_call_cost = 0
+
+
+def _chip_wrap(f):
+    def w(*a, **k):
+        global chip_bytes, _in_chip
+        if _in_chip:
+            return f(*a, **k)
+        _in_chip = True
+        a0 = gc.mem_alloc()
+        r = None
+        try:
+            r = f(*a, **k)
+            return r
+        finally:
+            _in_chip = False
+            d = gc.mem_alloc() - a0 - _kept(r)
+            if d > 0:   # negative: a collection ran inside; nothing is taken off
+                chip_bytes += d
+            chip_bytes += _call_cost
+
+    return w
+
+
+def _kept(r):
+    t = type(r)
+    if t is bytes or t is bytearray or t is str:
+        return (32 + len(r)) // 16 * 16 if len(r) else 0
+    if t is tuple or t is list:
+        return 16 + len(r) * 4
+    return 0
+
+
+def _calibrate():
+    global _call_cost, chip_bytes
+
+    def nop(x, y=0):
+        return None
+
+    w = _chip_wrap(nop)
+    cost = []
+    for args in ((1,), (1, 2)):
+        gc.collect()
+        c0 = chip_bytes
+        a0 = gc.mem_alloc()
+        for _ in range(32):
+            w(*args)
+        cost.append((gc.mem_alloc() - a0 - (chip_bytes - c0)) // 32)
+    chip_bytes = 0
+    _call_cost = max(0, min(cost))
+
+
+def _meter_chip():
+    import sys
+
+    _calibrate()
+    for name in CHIP_MODULES:
+        m = sys.modules.get(name)
+        if m is None:
+            continue
+        for k, v in list(m.__dict__.items()):
+            t = type(v).__name__
+            if t in ("function", "closure"):
+                setattr(m, k, _chip_wrap(v))
+            elif t == "type" and getattr(v, "__module__", None) == name:
+                for ak, av in list(v.__dict__.items()):
+                    if type(av).__name__ in ("function", "closure"):
+                        setattr(v, ak, _chip_wrap(av))
+
+
 def firmware_bytes(alloc):
     """Heap the firmware holds when the interpreter has `alloc` allocated: on a
     frozen runtime everything above the simulator's base plus the module RAM
@@ -140,7 +223,7 @@ def collected():
     live = firmware_bytes(gc.mem_alloc())
     if live > live_peak:
         live_peak = live
-        if census_on and _app is not None and live >= _census_at + 512:
+        if census_on and _app is not None and live >= _census_at + 2048:
             _take_census()
     if live > peak:
         peak = live
@@ -191,8 +274,9 @@ def step(app):
         return app.step()
     global _sampled_at
     a0 = gc.mem_alloc()
+    c0 = chip_bytes
     busy = app.step()
-    d = gc.mem_alloc() - a0
+    d = gc.mem_alloc() - a0 - (chip_bytes - c0)
     if d > 0:   # a collection inside the step makes d small or negative: the sample is lost, not wrong
         if d > burst_peak:
             burst_peak = d
@@ -234,7 +318,7 @@ def report():
             "heap_step_burst_bytes": burst_peak if applied else -1,
             "heap_module_bytes": pre_bytes if frozen else code_bytes,
             "heap_accounting": "frozen" if frozen else "proxy-64bit-code-excluded",
-            "heap_simulator_bytes": base}
+            "heap_simulator_bytes": base, "heap_chip_alloc_bytes": chip_bytes}
     if census_on:
         if census is None and _app is not None and not applied:
             gc.collect()

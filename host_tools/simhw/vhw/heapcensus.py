@@ -283,7 +283,8 @@ def take(app, measured):
     roots = []
     if app is not None:
         roots.append(("app", app, False))
-        for k in sorted(app.__dict__):
+        # named parts first; private lists of them (_net) after
+        for k in sorted(app.__dict__, key=lambda k: (k[0] == "_", k)):
             roots.append(("app." + k, app.__dict__[k], True))
     for name in sorted(sys.modules):
         if name == "ykt" or name.startswith("ykt."):
