@@ -41,6 +41,16 @@ peak = 0           # most the firmware held at once: live + what one loop step a
 burst_peak = 0     # most one loop step allocated
 _SAMPLE_MS = 2000  # idle live-heap samples, at the loop's own idle-collection cadence
 _sampled_at = -_SAMPLE_MS
+# PSRAM boards: the budget there is the collection pause. The idle collection
+# the simulator samples with is timed on the host's clock (best of two, so a
+# preempted one does not count) and scaled by the time factor to ESP32 ms
+# (docs/design.md, "Time factor"). Conservative: the host collection also
+# marks the simulator's heap and the ballast. A tap during which the heap
+# shrank had a collection inside it (gc_in_tap).
+psram = False
+ESP32_FACTOR = 45
+gc_pause_max_us = 0
+gc_in_tap = 0
 census_on = os.getenv("YKT_HEAP_REPORT") == "1"   # `ykt sim --heap-report` (vhw.heapcensus)
 census = None      # the census at the live high-water mark (retaken when it grows 2 KB)
 _census_at = 0
@@ -76,10 +86,12 @@ def firmware_import(name):
     return m
 
 
-def apply(board_heap=None):
+def apply(board_heap=None, board_psram=False):
     """Leave exactly the firmware's budget free (MicroPython only; once).
-    board_heap: the board's heap_bytes, used when YKT_FW_HEAP is "board"."""
-    global _ballast, base, applied, code_bytes, reserve, _budget
+    board_heap: the board's heap_bytes, used when YKT_FW_HEAP is "board";
+    board_psram: the board has PSRAM (its collections are timed)."""
+    global _ballast, base, applied, code_bytes, reserve, _budget, psram
+    psram = bool(board_psram)
     v = os.getenv("YKT_FW_HEAP")
     b = board_heap if v == "board" else _env_budget()
     if applied or b is None or not hasattr(gc, "mem_free"):
@@ -276,7 +288,11 @@ def step(app):
     a0 = gc.mem_alloc()
     c0 = chip_bytes
     busy = app.step()
-    d = gc.mem_alloc() - a0 - (chip_bytes - c0)
+    raw = gc.mem_alloc() - a0
+    d = raw - (chip_bytes - c0)
+    if busy and raw < 0:
+        global gc_in_tap
+        gc_in_tap += 1
     if d > 0:   # a collection inside the step makes d small or negative: the sample is lost, not wrong
         if d > burst_peak:
             burst_peak = d
@@ -288,9 +304,27 @@ def step(app):
         now = vclock.now_ms()
         if now - _sampled_at >= _SAMPLE_MS:
             _sampled_at = now
-            gc.collect()
+            if psram:
+                _timed_collect()
+            else:
+                gc.collect()
             collected()
     return busy
+
+
+def _timed_collect():
+    global gc_pause_max_us
+    import time as _rt
+
+    best = None
+    for _ in range(2):
+        t0 = _rt.ticks_us()
+        gc.collect()
+        dt = _rt.ticks_diff(_rt.ticks_us(), t0)
+        if best is None or dt < best:
+            best = dt
+    if best > gc_pause_max_us:
+        gc_pause_max_us = best
 
 
 def carry(rep):
@@ -309,6 +343,9 @@ def carry(rep):
         peak = max(peak, rep.get("heap_peak_bytes", 0))
         live_peak = max(live_peak, rep.get("heap_live_peak_bytes", 0))
         burst_peak = max(burst_peak, rep.get("heap_step_burst_bytes", 0))
+        global gc_pause_max_us, gc_in_tap
+        gc_pause_max_us = max(gc_pause_max_us, rep.get("gc_pause_max_host_us", 0))
+        gc_in_tap += rep.get("gc_in_tap", 0)
 
 
 def report():
@@ -318,7 +355,11 @@ def report():
             "heap_step_burst_bytes": burst_peak if applied else -1,
             "heap_module_bytes": pre_bytes if frozen else code_bytes,
             "heap_accounting": "frozen" if frozen else "proxy-64bit-code-excluded",
-            "heap_simulator_bytes": base, "heap_chip_alloc_bytes": chip_bytes}
+            "heap_simulator_bytes": base, "heap_chip_alloc_bytes": chip_bytes, "gc_in_tap": gc_in_tap,
+            "psram": psram}
+    if psram:
+        r["gc_pause_max_host_us"] = gc_pause_max_us
+        r["gc_pause_max_ms"] = round(gc_pause_max_us * ESP32_FACTOR / 1000.0, 1)
     if census_on:
         if census is None and _app is not None and not applied:
             gc.collect()

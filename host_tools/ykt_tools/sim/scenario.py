@@ -582,7 +582,7 @@ class Runner:
                                     "versions": st["versions"], "errors": st["errors"],
                                     "sync_errors": st.get("sync_errors", []), "network": st.get("net", {})}
             for k in st:
-                if k.startswith("heap_") or k == "psram":
+                if k.startswith("heap_") or k.startswith("gc_") or k == "psram":
                     out["devices"][name][k] = st[k]
             dv = out["devices"][name]
             if (mp.is_frozen(self.runtime) and dv["heap_budget_bytes"] > 0
