@@ -99,7 +99,8 @@ def apply(board_heap=None, board_psram=False):
     applied = True
     _budget = b
     reserve = int(os.getenv("YKT_FW_RESERVE") or 0)
-    _meter_chip()
+    if os.getenv("YKT_CHIP_METER", "1") == "1":
+        _meter_chip()
     gc.collect()
     if not frozen:
         a0 = gc.mem_alloc()
