@@ -42,3 +42,28 @@ def test_sim_boots_every_board_on_micropython_with_an_esp32_heap():
         r = json.loads(p.stdout)
         assert r["runtime"] == "micropython" and "reader" in r["found"], r
         assert r["heap_free_bytes"] > 0 and r["heap_peak_bytes"] > 0 and not r["reader_fault"]
+
+
+def test_board_with_a_missing_or_impossible_heap_is_one_line(tmp_path):
+    """A board file's heap declaration is checked where every tool reads it:
+    `ykt board check` and `ykt sim` print one line naming the file and the
+    field, and nothing else."""
+    with open(os.path.join(ROOT, "boards", "turnstile.json")) as f:
+        good = json.load(f)
+    cases = [("heap_bytes", None, "heap_bytes: missing"),
+             ("heap_bytes", 131072, "heap_bytes: 131072 is impossible without PSRAM"),
+             ("heap_bytes", "112K", "heap_bytes:"),
+             ("psram", None, "psram: missing")]
+    for field, value, want in cases:
+        b = json.loads(json.dumps(good))
+        if value is None:
+            del b[field]
+        else:
+            b[field] = value
+        bad = tmp_path / ("bad-%s-%s.json" % (field, value))
+        bad.write_text(json.dumps(b))
+        for args in (("board", "check", str(bad)), ("sim", "--board", str(bad), "--runtime", "cpython")):
+            p = _ykt(*args)
+            lines = p.stderr.strip().splitlines()
+            assert p.returncode in (1, 2) and len(lines) == 1, (args, p.returncode, p.stderr)
+            assert lines[0].startswith("%s: %s" % (bad, want)), (args, lines)

@@ -92,7 +92,10 @@ class Device:
         # block inside the firmware's heap budget.
         import os
 
-        fpath = "/tmp/ykt-flash-%d-%d.img" % (msg["device_id"], os.getpid() if hasattr(os, "getpid") else 0)
+        # The runner names a file in its own folder; the fallback is unique
+        # per process only on CPython (MicroPython's os has no getpid).
+        fpath = msg.get("flash_path") or "/tmp/ykt-flash-%d-%d.img" % (
+            msg["device_id"], os.getpid() if hasattr(os, "getpid") else 0)
         if not resume:
             try:
                 os.remove(fpath)

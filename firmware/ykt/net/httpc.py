@@ -92,6 +92,8 @@ class HttpClient:
         self._rx = bytearray(CHUNK)
         self._rxmv = memoryview(self._rx)
         self._head = bytearray()
+        self._out = b""
+        self._body = b""
         self.sock = None
         self.state = IDLE
         self._poll = None
@@ -133,7 +135,11 @@ class HttpClient:
         self.sink = sink
         self.max_body = max_body
         self.deadline = ticks_add(ticks_ms(), self.timeout_ms)
-        self._out = request_bytes(method, self.host, self.base + path, headers, body)
+        # The head is built; the body is sent from the caller's buffer (an
+        # upload's batch), not copied after the head: no second copy of it.
+        n = len(body) if body or method == "POST" else -1
+        self._out = request_head(method, self.host, self.base + path, headers, n)
+        self._body = body
         self._sent = 0
         self._head = bytearray()
         if self._hold is not None:
@@ -238,11 +244,17 @@ class HttpClient:
 
     def _step_send(self):
         s = self.sock
-        mv = memoryview(self._out)[self._sent:self._sent + CHUNK]
+        h = len(self._out)
+        if self._sent < h:
+            mv = memoryview(self._out)[self._sent:self._sent + CHUNK]
+        else:
+            o = self._sent - h
+            mv = memoryview(self._body)[o:o + CHUNK]
         n = s.send(mv) if hasattr(s, "send") else s.write(mv)
         if n:
             self._sent += n
-        if self._sent >= len(self._out):
+        if self._sent >= h + len(self._body):
+            self._body = b""
             self.state = HEAD
 
     def _recv(self):
@@ -344,15 +356,21 @@ class HttpClient:
         return self.state
 
 
-def request_bytes(method, host, path, headers=(), body=b""):
-    """The exact bytes of a request (also used by the wire benchmark)."""
+def request_head(method, host, path, headers=(), length=-1):
+    """A request's head; Content-Length when length >= 0."""
     lines = ["%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (method, path, host)]
     for k, v in headers:
         lines.append("%s: %s\r\n" % (k, v))
-    if body or method == "POST":
-        lines.append("Content-Length: %d\r\n" % len(body))
+    if length >= 0:
+        lines.append("Content-Length: %d\r\n" % length)
     lines.append("\r\n")
-    return "".join(lines).encode() + bytes(body)
+    return "".join(lines).encode()
+
+
+def request_bytes(method, host, path, headers=(), body=b""):
+    """The exact bytes of a request (the wire benchmark; the client sends the
+    same bytes as head, then body)."""
+    return request_head(method, host, path, headers, len(body) if body or method == "POST" else -1) + bytes(body)
 
 
 def http_date_to_unix(s):

@@ -41,6 +41,24 @@ peak = 0           # most the firmware held at once: live + what one loop step a
 burst_peak = 0     # most one loop step allocated
 _SAMPLE_MS = 2000  # idle live-heap samples, at the loop's own idle-collection cadence
 _sampled_at = -_SAMPLE_MS
+# PSRAM boards: the budget there is the collection pause. The idle collection
+# the simulator samples with is timed on the host's clock (best of two, so a
+# preempted one does not count) and scaled by the time factor to ESP32 ms
+# (docs/design.md, "Time factor"). Conservative: the host collection also
+# marks the simulator's heap and the ballast. A tap during which the heap
+# shrank had a collection inside it (gc_in_tap).
+psram = False
+ESP32_FACTOR = 45
+gc_pause_max_us = 0
+gc_in_tap = 0
+census_on = os.getenv("YKT_HEAP_REPORT") == "1"   # `ykt sim --heap-report` (vhw.heapcensus)
+census = None      # the census at the live high-water mark (retaken when it grows 2 KB)
+_census_at = 0
+_app = None        # the firmware App the loop steps (the census walks it)
+if census_on:
+    from vhw import heapcensus
+
+    heapcensus.meter()
 
 
 def budget():
@@ -68,10 +86,12 @@ def firmware_import(name):
     return m
 
 
-def apply(board_heap=None):
+def apply(board_heap=None, board_psram=False):
     """Leave exactly the firmware's budget free (MicroPython only; once).
-    board_heap: the board's heap_bytes, used when YKT_FW_HEAP is "board"."""
-    global _ballast, base, applied, code_bytes, reserve, _budget
+    board_heap: the board's heap_bytes, used when YKT_FW_HEAP is "board";
+    board_psram: the board has PSRAM (its collections are timed)."""
+    global _ballast, base, applied, code_bytes, reserve, _budget, psram
+    psram = bool(board_psram)
     v = os.getenv("YKT_FW_HEAP")
     b = board_heap if v == "board" else _env_budget()
     if applied or b is None or not hasattr(gc, "mem_free"):
@@ -79,6 +99,8 @@ def apply(board_heap=None):
     applied = True
     _budget = b
     reserve = int(os.getenv("YKT_FW_RESERVE") or 0)
+    if os.getenv("YKT_CHIP_METER") == "1":   # opt-in: its wrappers allocate (heap-locked tests)
+        _meter_chip()
     gc.collect()
     if not frozen:
         a0 = gc.mem_alloc()
@@ -115,6 +137,90 @@ def _import_tree(d, pkg):
             _import_tree(p, pkg + "." + f)
 
 
+# The simulated chip runs inside the firmware's calls (a UART read runs the
+# PN532 model, a socket send the simulated network, a littlefs write the
+# flash model): what it allocates there is the simulator's, not the
+# firmware's. Every function of the chip's modules is wrapped to add what it
+# allocated (outermost call only) to chip_bytes, which step() takes off the
+# iteration's figure; a value it hands back (bytes read from a UART) is the
+# firmware's, as on the device, and stays counted.
+# The wrapper's own call (its argument tuple and keyword dict, made before it
+# runs) is calibrated once and taken off too, at its smallest: conservative.
+# Opt-in (YKT_CHIP_METER=1): those allocations break the heap-locked
+# no-allocation tests, so it is off by default.
+CHIP_MODULES = ("machine", "esp32", "network", "vhw.ipnet", "vhw.flash")
+chip_bytes = 0
+_in_chip = False
+_call_cost = 0
+
+
+def _chip_wrap(f):
+    def w(*a, **k):
+        global chip_bytes, _in_chip
+        if _in_chip:
+            return f(*a, **k)
+        _in_chip = True
+        a0 = gc.mem_alloc()
+        r = None
+        try:
+            r = f(*a, **k)
+            return r
+        finally:
+            _in_chip = False
+            d = gc.mem_alloc() - a0 - _kept(r)
+            if d > 0:   # negative: a collection ran inside; nothing is taken off
+                chip_bytes += d
+            chip_bytes += _call_cost
+
+    return w
+
+
+def _kept(r):
+    t = type(r)
+    if t is bytes or t is bytearray or t is str:
+        return (32 + len(r)) // 16 * 16 if len(r) else 0
+    if t is tuple or t is list:
+        return 16 + len(r) * 4
+    return 0
+
+
+def _calibrate():
+    global _call_cost, chip_bytes
+
+    def nop(x, y=0):
+        return None
+
+    w = _chip_wrap(nop)
+    cost = []
+    for args in ((1,), (1, 2)):
+        gc.collect()
+        c0 = chip_bytes
+        a0 = gc.mem_alloc()
+        for _ in range(32):
+            w(*args)
+        cost.append((gc.mem_alloc() - a0 - (chip_bytes - c0)) // 32)
+    chip_bytes = 0
+    _call_cost = max(0, min(cost))
+
+
+def _meter_chip():
+    import sys
+
+    _calibrate()
+    for name in CHIP_MODULES:
+        m = sys.modules.get(name)
+        if m is None:
+            continue
+        for k, v in list(m.__dict__.items()):
+            t = type(v).__name__
+            if t in ("function", "closure"):
+                setattr(m, k, _chip_wrap(v))
+            elif t == "type" and getattr(v, "__module__", None) == name:
+                for ak, av in list(v.__dict__.items()):
+                    if type(av).__name__ in ("function", "closure"):
+                        setattr(v, ak, _chip_wrap(av))
+
+
 def firmware_bytes(alloc):
     """Heap the firmware holds when the interpreter has `alloc` allocated: on a
     frozen runtime everything above the simulator's base plus the module RAM
@@ -132,20 +238,64 @@ def collected():
     live = firmware_bytes(gc.mem_alloc())
     if live > live_peak:
         live_peak = live
+        if census_on and _app is not None and live >= _census_at + 2048:
+            _take_census()
     if live > peak:
         peak = live
+
+
+def _take_census():
+    """Census of the live heap (just collected). The walk's own bookkeeping
+    must not count against the firmware nor fail for want of its budget: the
+    ballast steps aside meanwhile and comes back smaller by what the census
+    result keeps, which goes to the simulator's share (base)."""
+    global census, _ballast, base, _census_at
+    from vhw import heapcensus
+
+    _census_at = live
+    a0 = gc.mem_alloc()
+    n = len(_ballast) if _ballast is not None else 0
+    _ballast = None
+    gc.collect()
+    a1 = gc.mem_alloc()
+    census = None
+    try:
+        census = heapcensus.take(_app, live)
+    except MemoryError:   # the simulator's allowance is all there is for the walk
+        census = {"error": "no heap left for the census walk", "measured_bytes": live}
+    finally:
+        gc.collect()
+        held = gc.mem_alloc() - a1
+        while n > 0 and _ballast is None:
+            try:
+                _ballast = bytearray(max(0, n - held))
+            except MemoryError:   # the census's result took part of the hole
+                held += 64
+        if n:
+            gc.collect()
+            base += gc.mem_alloc() - a0
 
 
 def step(app):
     """One firmware loop iteration, measured: what it allocated (garbage
     included, a conservative figure) on top of the live heap."""
-    global peak, burst_peak
+    global peak, burst_peak, _app
+    if census_on and app is not _app:
+        from vhw import heapcensus
+
+        heapcensus.meter_parts(app)
+    _app = app
     if not applied:
         return app.step()
     global _sampled_at
     a0 = gc.mem_alloc()
+    c0 = chip_bytes
     busy = app.step()
-    d = gc.mem_alloc() - a0
+    raw = gc.mem_alloc() - a0
+    d = raw - (chip_bytes - c0)
+    if busy and raw < 0:
+        global gc_in_tap
+        gc_in_tap += 1
     if d > 0:   # a collection inside the step makes d small or negative: the sample is lost, not wrong
         if d > burst_peak:
             burst_peak = d
@@ -157,25 +307,75 @@ def step(app):
         now = vclock.now_ms()
         if now - _sampled_at >= _SAMPLE_MS:
             _sampled_at = now
-            gc.collect()
+            if psram:
+                _timed_collect()
+            else:
+                gc.collect()
             collected()
     return busy
 
 
+def _timed_collect():
+    global gc_pause_max_us
+    import time as _rt
+
+    best = None
+    for _ in range(2):
+        t0 = _rt.ticks_us()
+        gc.collect()
+        dt = _rt.ticks_diff(_rt.ticks_us(), t0)
+        if best is None or dt < best:
+            best = dt
+    if best > gc_pause_max_us:
+        gc_pause_max_us = best
+
+
 def carry(rep):
     """Keep the high-water marks of the interpreter a reset ended."""
-    global peak, live_peak, burst_peak
+    global peak, live_peak, burst_peak, census
     if rep:
+        if rep.get("heap_census") and rep.get("heap_live_peak_bytes", 0) >= live_peak:
+            census = rep["heap_census"]   # the mark stands until this interpreter passes it
+            global _census_at
+            _census_at = census.get("measured_bytes", 0)
+        if census_on and rep.get("heap_census"):
+            from vhw import heapcensus
+
+            for k, v in (rep["heap_census"].get("transients") or {}).items():
+                heapcensus.bursts[k] = max(v, heapcensus.bursts.get(k, 0))
         peak = max(peak, rep.get("heap_peak_bytes", 0))
         live_peak = max(live_peak, rep.get("heap_live_peak_bytes", 0))
         burst_peak = max(burst_peak, rep.get("heap_step_burst_bytes", 0))
+        global gc_pause_max_us, gc_in_tap
+        gc_pause_max_us = max(gc_pause_max_us, rep.get("gc_pause_max_host_us", 0))
+        gc_in_tap += rep.get("gc_in_tap", 0)
 
 
 def report():
     """The heap figures every simulator run prints."""
-    return {"heap_budget_bytes": budget() or -1, "heap_reserve_bytes": reserve,
+    r = {"heap_budget_bytes": budget() or -1, "heap_reserve_bytes": reserve,
             "heap_peak_bytes": peak if applied else -1, "heap_live_peak_bytes": live_peak if applied else -1,
             "heap_step_burst_bytes": burst_peak if applied else -1,
             "heap_module_bytes": pre_bytes if frozen else code_bytes,
             "heap_accounting": "frozen" if frozen else "proxy-64bit-code-excluded",
-            "heap_simulator_bytes": base}
+            "heap_simulator_bytes": base, "heap_chip_alloc_bytes": chip_bytes, "gc_in_tap": gc_in_tap,
+            "psram": psram}
+    if psram:
+        r["gc_pause_max_host_us"] = gc_pause_max_us
+        r["gc_pause_max_ms"] = round(gc_pause_max_us * ESP32_FACTOR / 1000.0, 1)
+    if census_on:
+        if census is None and _app is not None and not applied:
+            gc.collect()
+            _take_census()   # a runtime without a budget (CPython): the census at the end
+        c = dict(census or {})
+        c["burst_bytes"] = burst_peak if applied else -1
+        if census_on:
+            from vhw import heapcensus
+
+            t = c.get("transients") or {}
+            for k, v in heapcensus.bursts.items():   # the most since boot, carried over resets
+                if v > t.get(k, 0):
+                    t[k] = v
+            c["transients"] = dict(sorted(t.items(), key=lambda kv: -kv[1]))
+        r["heap_census"] = c
+    return r

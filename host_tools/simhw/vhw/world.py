@@ -93,7 +93,7 @@ class World:
         self.mtime = mtime      # littlefs file times from the host clock (False: runs replay exactly)
         self._mount()
         self._preload_chip()
-        heapbudget.apply(b["heap_bytes"])
+        heapbudget.apply(b["heap_bytes"], b["psram"])
 
     def _preload_chip(self):
         # The fake machine/esp32/network modules are the chip, not firmware:

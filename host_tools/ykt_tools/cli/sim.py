@@ -47,6 +47,9 @@ def heap_args(args):
         args.heap = mp.default_heap(args.runtime)
     if args.reserve is None:
         args.reserve = "16K" if mp.is_frozen(args.runtime) else 0
+    if getattr(args, "heap_report", False):
+        # read by vhw.heapbudget in every device process the launcher starts
+        os.environ["YKT_HEAP_REPORT"] = "1"
 
 
 def run(args):
@@ -89,6 +92,10 @@ def _boot(args):
               "%d MemoryErrors, %d loop iterations"
               % (args.runtime, res["heap_accounting"], res["heap_budget_bytes"], res["heap_reserve_bytes"],
                  res["heap_peak_bytes"], res["memory_errors"], res["loops"]))
+        if res.get("heap_census"):
+            from ykt_tools.sim.census import format_census
+
+            format_census(res["board"], res["heap_census"], print)
     return rc
 
 

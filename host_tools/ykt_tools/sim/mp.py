@@ -56,7 +56,9 @@ def board_heap_max():
     for f in os.listdir(BOARDS):
         if f.endswith(".json"):
             with open(os.path.join(BOARDS, f)) as fh:
-                most = max(most, json.load(fh).get("heap_bytes", 0))
+                hb = json.load(fh).get("heap_bytes", 0)
+                if type(hb) is int:   # a bad declaration is the board validator's to name
+                    most = max(most, hb)
     return most or 256 * 1024
 
 # Heap the simulated chip (fake machine, PN532, cards, flash) may use on top of

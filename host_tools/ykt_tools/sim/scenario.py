@@ -350,6 +350,8 @@ class Runner:
                                        entry=prof["entry"], device_id=d.get("id", 1001 + i))
             proc = DeviceProc(d["name"], self.runtime, self.heap, self.log, self.reserve, self._records)
             init = {"cmd": "init", "board": d.get("board", prof["board"]), "device_id": reg["id"],
+                             # in this run's own folder: runs side by side never share a flash
+                             "flash_path": os.path.join(self.workdir, "flash-%d.img" % reg["id"]),
                              "backoffice": self.dev_url, "net": self._net(i),
                              "dev_key": reg["key"], "tok_key": reg["token_key"],
                              "keyring": reg["keyring"].hex() if isinstance(reg["keyring"], (bytes, bytearray))
@@ -684,7 +686,7 @@ class Runner:
                                     "versions": st["versions"], "errors": st["errors"],
                                     "sync_errors": st.get("sync_errors", []), "network": st.get("net", {})}
             for k in st:
-                if k.startswith("heap_") or k == "psram":
+                if k.startswith("heap_") or k.startswith("gc_") or k == "psram":
                     out["devices"][name][k] = st[k]
             dv = out["devices"][name]
             if (mp.is_frozen(self.runtime) and dv["heap_budget_bytes"] > 0
@@ -877,6 +879,11 @@ def print_report(r, rep):
         p("  %-10s journaled %5d  committed %5d  backlog %d  heap peak %d of %d B (%s)  memory errors %d"
           % (name, d["journaled"], d["committed"], d["backlog"], d["heap_peak_bytes"],
              d.get("heap_budget_bytes", -1), d.get("heap_accounting", "?"), d["memory_errors"]))
+    for name, d in rep["devices"].items():
+        if d.get("heap_census"):
+            from ykt_tools.sim.census import format_census
+
+            format_census(name, d["heap_census"], p)
     p("  total      journaled %5d  committed %5d  compared byte for byte %d  lost %d  duplicates %d"
       % (rep["taps_journaled"], rep["taps_committed"], rep["records_compared"], rep["lost"], rep["duplicates"]))
     if rep["network_faults_total"]:
