@@ -5,7 +5,10 @@ import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -48,6 +51,20 @@ def create_app(db_url=None, migrate=True, signing_key=True):
                  "type": str(e.get("type", ""))} for e in exc.errors()[:20]]
         return JSONResponse({"detail": errs}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request, exc):
+        # 405: Starlette names only the first route that matched the path;
+        # Allow lists every method the path has (RFC 9110 15.5.6).
+        if exc.status_code == 405:
+            allow = set()
+            for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+                sc = {"type": "http", "path": request.scope["path"], "root_path": request.scope.get("root_path", ""),
+                      "method": method, "headers": []}
+                if any(route.matches(sc)[0] == Match.FULL for route in app.router.routes):
+                    allow.add(method)
+            exc = StarletteHTTPException(405, exc.detail, dict(exc.headers or {}, Allow=", ".join(sorted(allow))))
+        return await http_exception_handler(request, exc)
+
     @app.get("/", include_in_schema=False)
     def root():
         return RedirectResponse("/dashboard/")
@@ -55,4 +72,7 @@ def create_app(db_url=None, migrate=True, signing_key=True):
     from ykt_tools.backoffice import rollout
 
     rollout.install(app)
+    from ykt_tools.backoffice import openapi_doc
+
+    openapi_doc.install(app)
     return app

@@ -29,7 +29,14 @@ _STATUS = {"oversized": 413, "truncated": 400, "malformed": 400, "bad_version": 
            "bad_magic": 415, "bad_auth": 401, "bad_mac": 401, "unknown_device": 403,
            "replay": 409, "seq_ahead": 422, "bad_kind": 404, "nonce_mismatch": 400}
 OCTET = "application/octet-stream"
-_BIN = {"content": {OCTET: {"schema": {"type": "string", "format": "binary"}}}}
+
+
+def _bin(lo, hi):
+    """An octet-stream body of lo..hi bytes."""
+    return {"content": {OCTET: {"schema": {"type": "string", "format": "binary", "minLength": lo, "maxLength": hi}}}}
+
+
+_REPLY = _bin(wire.REPLY_SIZE, wire.REPLY_SIZE)
 
 router = APIRouter(prefix="/v1", tags=["device"])
 
@@ -80,9 +87,12 @@ def _full_path(request):
 
 
 @router.post("/taps", summary="Upload a tap batch (ykt.net.wire batch format)",
-             openapi_extra={"requestBody": dict(_BIN, required=True, description=
-                            "YKTB batch: 52-byte header, delta-coded records, 16-byte HMAC (docs/protocol.md)")},
-             responses={200: dict(_BIN, description="44-byte signed YKTR ack: value = highest contiguous committed seq; "
+             openapi_extra={"requestBody": dict(_bin(wire.HDR_SIZE_V1 + wire.MAC_LEN, wire.MAX_BODY), required=True,
+                            description="YKTB batch: 56-byte header (52 in version 1), up to 256 delta-coded "
+                                        "records, 16-byte HMAC (docs/protocol.md); the MAC covers every byte, so "
+                                        "a body valid by this schema is still refused unless the device's key "
+                                        "made it")},
+             responses={200: dict(_REPLY, description="44-byte signed YKTR ack: value = highest contiguous committed seq; "
                                   "X-YKT-New/X-YKT-Dup count stored/duplicate taps, X-YKT-Gap 'a-b' reports skipped seqs"),
                         400: {"description": "truncated / malformed / bad_version"}, 401: {"description": "bad_mac"},
                         403: {"description": "unknown_device"}, 409: {"description": "replay"},
@@ -179,7 +189,7 @@ def _auth(request, body=b""):
 
 
 @router.get("/time", summary="Trusted time: signed RK_TIME reply echoing the request nonce",
-            responses={200: dict(_BIN, description="44-byte YKTR reply, value = server unix time")})
+            responses={200: dict(_REPLY, description="44-byte YKTR reply, value = server unix time")})
 async def get_time(request: Request):
     try:
         dev, ts, nonce = _auth(request)
@@ -208,15 +218,16 @@ def heartbeat_columns(hb):
 
 
 @router.post("/heartbeat", summary="Device status: ykt.net.heartbeat compact JSON, authenticated with X-YKT-Auth",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                 "type": "object", "properties": {
+             openapi_extra={"requestBody": {"required": False, "content": {"application/json": {"schema": {
+                 "type": "object", "maxProperties": 32, "properties": {
                      "fw": {"type": "string"}, "dev": {"type": "integer"}, "up": {"type": "integer"},
                      "t": {"type": "integer"}, "tt": {"type": "integer"},
                      "v": {"type": "object", "additionalProperties": {"type": "integer"}},
                      "bl": {"type": "integer"}, "old": {"type": "integer"}, "ack": {"type": "integer"},
                      "rd": {"type": "object"}, "heap": {"type": "integer"}, "st": {"type": "string"},
                      "e": {"type": "array"}}}}}}},
-             responses={200: dict(_BIN, description="44-byte YKTR RK_HEARTBEAT reply (value: request flags)")})
+             responses={200: dict(_REPLY, description="44-byte YKTR RK_HEARTBEAT reply (value: request flags); "
+                                                      "an empty body counts as {}")})
 async def post_heartbeat(request: Request):
     body = await request.body()
     if len(body) > MAX_HEARTBEAT:
@@ -261,7 +272,7 @@ SYNC_KINDS = ("denylist", "fares", "catalog", "entitlements", "config", "keys")
 
 
 @router.get("/sync/{kind}", summary="Signed download (YKTS envelope) newer than ?have=",
-            responses={200: dict(_BIN, description="YKTS signed file: denylist answers with a delta "
+            responses={200: dict(_bin(ksigned.HDR_SIZE, 1 << 20), description="YKTS signed file: denylist answers with a delta "
                                  "(base = have) when close, else the full image"),
                        304: {"description": "already current"}, 404: {"description": "unknown kind"}})
 async def get_sync(request: Request, kind: str, have: int = Query(0, ge=0, le=0xFFFFFFFF)):
