@@ -84,11 +84,18 @@ class Login(BaseModel):
 @router.post("/admin/login")
 def login(body: Login, request: Request):
     try:
-        tok, op = auth.login(request.app.state.eng, body.name, body.password)
+        tok, op = auth.login(request.app.state.eng, body.name, body.password,
+                             source=request.client.host if request.client else None)
+    except auth.Locked as e:
+        raise HTTPException(429, str(e), headers={"Retry-After": str(int(e.retry_after))})
     except auth.AuthError:
         raise HTTPException(401, "bad name or password")
     r = JSONResponse({"token": tok, **op})
-    r.set_cookie("ykt_session", tok, httponly=True, samesite="strict", max_age=auth.SESSION_S, path="/")
+    # Secure whenever the request came over TLS (directly, or as the proxy says
+    # when uvicorn runs with --forwarded-allow-ips): the browser then never
+    # sends the session over plain HTTP
+    r.set_cookie("ykt_session", tok, httponly=True, samesite="strict", max_age=auth.SESSION_S, path="/",
+                 secure=request.url.scheme == "https")
     return r
 
 

@@ -69,7 +69,7 @@ def run(max_examples=15, seed=1, db_url=None, workdir=None, phases=None, max_fai
     wd = workdir or tempfile.mkdtemp(prefix="ykt-apicheck-")
     db_url = db_url or "sqlite:///" + os.path.join(wd, "apicheck.db")
     eng = api.engine(db_url)
-    pw = "apicheck-" + os.urandom(12).hex()
+    pw = os.urandom(16).hex()
     auth.add_operator(eng, OPERATOR, "operator", pw, actor="apicheck")
     tok, _ = auth.login(eng, OPERATOR, pw)
     dev = api.provision_device(db_url, "apicheck-dev", entry=5)
