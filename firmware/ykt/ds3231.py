@@ -39,15 +39,10 @@ def days_from_civil(y, m, d):
 
 def civil_from_days(z):
     """(year, month, day) of day z since 1970-01-01."""
-    z += 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + (3 if mp < 10 else -9)
-    return yoe + era * 400 + (m <= 2), m, d
+    from ykt.rules.decide import civil
+
+    v = civil(z)
+    return v // 10000, v // 100 % 100, v % 100
 
 
 class DS3231:

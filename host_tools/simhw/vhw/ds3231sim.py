@@ -14,9 +14,11 @@
 # battery: the time does not advance). Simplification: the day-of-week
 # register follows the date (the chip counts it on its own; ykt.ds3231 writes
 # the matching value), and an impossible date written is normalised.
-# The calendar arithmetic is the model's own (not ykt.ds3231's): a model that
-# shared the driver's date code could not catch its mistakes.
+# The calendar arithmetic is the simulated chip's (vhw.machx, the fake RTC's),
+# not ykt.ds3231's: a model sharing the driver's date code could not catch
+# its mistakes.
 import vclock
+from vhw.machx import _civil, _days
 
 _N = 0x13
 
@@ -131,22 +133,3 @@ class DS3231:
         self.ptr = p
         return bytes(out)
 
-
-def _days(y, m, d):
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-
-
-def _civil(z):
-    z += 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + (3 if mp < 10 else -9)
-    return yoe + era * 400 + (m <= 2), m, d
