@@ -61,7 +61,7 @@ def _config(path):
         f.write("\n".join(lines))
 
 
-def run(max_examples=15, seed=1, db_url=None, workdir=None, phases=None, max_failures=None):
+def run(max_examples=15, seed=1, db_url=None, workdir=None, phases=None, max_failures=None, only_path=None):
     """-> summary dict (schemathesis' JSON report, reduced). Starts and stops
     its own server; db_url defaults to a fresh SQLite file in workdir."""
     from ykt_tools.backoffice import api, auth
@@ -88,6 +88,8 @@ def run(max_examples=15, seed=1, db_url=None, workdir=None, phases=None, max_fai
         cmd += ["--phases", phases]
     if max_failures:
         cmd += ["--max-failures", str(max_failures)]
+    if only_path:
+        cmd += ["--include-path", only_path]
     try:
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
     finally:

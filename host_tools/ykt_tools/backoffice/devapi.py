@@ -217,15 +217,38 @@ def heartbeat_columns(hb):
     return {k: x for k, x in cols.items() if x is not None}
 
 
+# The heartbeat's keys and their JSON types (ykt.net.heartbeat.build): the
+# OpenAPI schema and the server's check are both made from this table.
+HB_FIELDS = {"fw": "string", "dev": "integer", "up": "integer", "t": "integer", "tt": "integer", "v": "object",
+             "bl": "integer", "old": "integer", "ack": "integer", "rd": "object", "heap": "integer",
+             "st": "string", "e": "array"}
+_PY = {"string": str, "integer": int, "object": dict, "array": list}
+
+
+def heartbeat_schema():
+    props = {k: {"type": t} for k, t in HB_FIELDS.items()}
+    props["v"]["additionalProperties"] = {"type": "integer"}
+    return {"type": "object", "maxProperties": 32, "properties": props}
+
+
+def _is(x, t):
+    if t == "integer":     # JSON Schema: 5.0 is the integer 5; false is not 0
+        return (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, float) and x.is_integer())
+    return isinstance(x, _PY[t])
+
+
+def heartbeat_ok(hb):
+    """The body has the schema's types for the keys it names."""
+    if not isinstance(hb, dict):
+        return False
+    if not all(_is(hb[k], t) for k, t in HB_FIELDS.items() if k in hb):
+        return False
+    return all(_is(x, "integer") for x in hb.get("v", {}).values())
+
+
 @router.post("/heartbeat", summary="Device status: ykt.net.heartbeat compact JSON, authenticated with X-YKT-Auth",
-             openapi_extra={"requestBody": {"required": False, "content": {"application/json": {"schema": {
-                 "type": "object", "maxProperties": 32, "properties": {
-                     "fw": {"type": "string"}, "dev": {"type": "integer"}, "up": {"type": "integer"},
-                     "t": {"type": "integer"}, "tt": {"type": "integer"},
-                     "v": {"type": "object", "additionalProperties": {"type": "integer"}},
-                     "bl": {"type": "integer"}, "old": {"type": "integer"}, "ack": {"type": "integer"},
-                     "rd": {"type": "object"}, "heap": {"type": "integer"}, "st": {"type": "string"},
-                     "e": {"type": "array"}}}}}}},
+             openapi_extra={"requestBody": {"required": False, "content": {"application/json": {
+                 "schema": heartbeat_schema()}}}},
              responses={200: dict(_REPLY, description="44-byte YKTR RK_HEARTBEAT reply (value: request flags); "
                                                       "an empty body counts as {}")})
 async def post_heartbeat(request: Request):
@@ -238,10 +261,10 @@ async def post_heartbeat(request: Request):
         return _err(e.code, e.msg)
     try:
         hb = json.loads(body or b"{}")
-        if not isinstance(hb, dict) or hb.get("dev", dev) != dev:
+        if not heartbeat_ok(hb) or hb.get("dev", dev) != dev:
             raise ValueError
     except ValueError:
-        return _err("malformed", "heartbeat body must be a JSON object for this device")
+        return _err("malformed", "heartbeat body must be a JSON object for this device with the schema's types")
     t = now()
     vals = heartbeat_columns(hb)
     vals["last_seen"] = t
