@@ -112,7 +112,7 @@ def test_publish_validation_fares_catalog_entitlements(bo):
     o = _login(bo, "alice")
     good = fares_compile.compile_fares(_src("bus_nanning_301.txt"))
     r = bo.post("/admin/api/files/fares", content=good, headers=o)
-    assert r.status_code == 200 and r.json()["version"] == 7 and r.json()["ident"] == 301
+    assert r.status_code == 200 and r.json()["version"] == 8 and r.json()["ident"] == 301
     assert bo.post("/admin/api/files/fares", content=good, headers=o).status_code == 409   # no rollback
     bad = bytearray(good)
     bad[-1] ^= 0xFF                                                                         # CRC
@@ -153,14 +153,34 @@ def _ingest(eng, rows):
         ing.close()
 
 
-def _tap(dev, seq, tok, t, fare, conc=0, reason=0, entry=301, fv=7, outcome=0, shift=0, flags=0):
+def _bus_src():
+    """Route 301 with transfers between its own buses allowed (the shipped
+    table excludes the same route: tests/test_backoffice_admin.py
+    test_no_transfer_on_the_same_route_by_default)."""
+    return _src("bus_nanning_301.txt").replace("transfer 60m free", "transfer 60m free same_route", 1)
+
+
+def _tap(dev, seq, tok, t, fare, conc=0, reason=0, entry=301, fv=8, outcome=0, shift=0, flags=0):
     """A row in ingest.COLS order."""
     return (dev, seq, service_day(t), t, bytes.fromhex(tok), outcome, reason, fare, conc, flags, entry, 1, 1, 0, 1,
             fv, 1, shift, t)
 
 
-def test_settlement_transfers_limits_caps_and_trail(bo):
+def test_no_transfer_on_the_same_route_by_default(bo):
     ops.publish_file(bo.eng, "fares", fares_compile.compile_fares(_src("bus_nanning_301.txt")))
+    d1 = ops.register_device(bo.eng, "bus-a", "validator", 301)["id"]
+    d2 = ops.register_device(bo.eng, "bus-b", "validator", 301)["id"]
+    t0 = 1795660000
+    A = "ab" * 8
+    _ingest(bo.eng, [_tap(d1, 1, A, t0, 200), _tap(d2, 1, A, t0 + 1800, 200)])
+    day = service_day(t0)
+    settle.settle_day(bo.eng, day)
+    assert [(c["device"], c["charged"], c["rule"]) for c in settle.charges(bo.eng, day, A)] == [
+        (d1, 200, "provisional"), (d2, 200, "provisional")]
+
+
+def test_settlement_transfers_limits_caps_and_trail(bo):
+    ops.publish_file(bo.eng, "fares", fares_compile.compile_fares(_bus_src()))
     d1 = ops.register_device(bo.eng, "bus-a", "validator", 301)["id"]
     d2 = ops.register_device(bo.eng, "bus-b", "validator", 301)["id"]
     t0 = 1795660000                     # 10:26 UTC+8

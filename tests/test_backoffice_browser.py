@@ -185,11 +185,11 @@ def test_dashboard_in_each_language(browser, tmp_path, lang):
         assert page.get_attribute("#lookup-status", "data-status") == "unpaid"
         assert page.get_attribute("#lookup-arrears", "data-amount") == "200"
         assert page.locator("#lookup-taps tbody tr").count() == 1
-        # by card number: the registry's job, said plainly
+        # by a card number the card registry does not know: said plainly
         page.select_option("#lookup-by", "card_no")
         page.fill("#lookup-value", "A12345678")
         page.click("#lookup-submit")
-        conftest.wait_js(page, "document.getElementById('lookup-msg').dataset.status === 'registry_missing'")
+        conftest.wait_js(page, "document.getElementById('lookup-msg').dataset.status === '404'")
         assert page.inner_text("#lookup-msg") == _catalog(lang)["lookup.registry"]
         # layout holds with this language's text, wide and narrow
         for w in (1280, 820):

@@ -34,6 +34,12 @@ def test_cli_workflow(tmp_path, capsys):
     assert len(d["key"]) == 64 and d["entry"] == 301
     rc, out, _ = _run(capsys, "device", "list", "--json", "--db", db)
     assert "key" not in json.loads(out)[0]
+    rc, out, err = _run(capsys, "card-status", "lost", "--card-no", "A12345678", "--db", db)
+    assert rc == 2 and err.strip() == "error: no registered card has this card number"   # nothing changed
+    reg = tmp_path / "cards.csv"
+    reg.write_text("card_id,card_no,citizen_id,generation,issued,expires,status,replaced_by\n"
+                   "450100d15600000520200101000a0001,A12345678,450103199003030010,3,20200101,20300101,active,\n")
+    assert _run(capsys, "registry-import", str(reg), "--db", db)[0] == 0
     rc, out, _ = _run(capsys, "card-status", "lost", "--card-no", "A12345678", "--db", db)
     assert rc == 0 and json.loads(out)["dl_ver"] == 1
     assert _run(capsys, "card-status", "lost", "--token", "nothex", "--db", db)[0] == 2
@@ -44,7 +50,7 @@ def test_cli_workflow(tmp_path, capsys):
     with open(os.path.join(ROOT, "data", "fares", "bus_nanning_301.txt")) as f:
         (tmp_path / "f.bin").write_bytes(fares_compile.compile_fares(f.read()))
     rc, out, _ = _run(capsys, "publish", "fares", str(tmp_path / "f.bin"), "--db", db)
-    assert rc == 0 and json.loads(out)["version"] == 7
+    assert rc == 0 and json.loads(out)["version"] == 8
     rc, out, _ = _run(capsys, "settle", "--day", "20261126", "--cap", "600", "--json", "--db", db)
     assert rc == 0 and json.loads(out)["day"] == 20261126
     rc, out, err = _run(capsys, "export", "taps", "--format", "parquet", "--out", str(tmp_path / "t.parquet"), "--db", db)

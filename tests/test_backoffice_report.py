@@ -18,7 +18,7 @@ from ykt import taprec as T  # noqa: E402
 from ykt_tools.backoffice import app as bo_app, auth, ops, report, settle, testing, xlsx  # noqa: E402
 from ykt_tools.backoffice.errors import OpError  # noqa: E402
 from ykt_tools.build import fares as fares_compile  # noqa: E402
-from test_backoffice_admin import _ingest, _src, _tap  # noqa: E402
+from test_backoffice_admin import _bus_src, _ingest, _src, _tap  # noqa: E402
 
 PW = "report password"
 T0 = 1795660000          # 2026-11-26 10:26:40 UTC+8: the day fare (2.00), a Thursday
@@ -49,7 +49,7 @@ def _day(eng):
     B rides bus-b past the transfer window."""
     from ykt_tools.build import fares as fc
     ops.publish_file(eng, "catalog", fc.compile_catalog(open(os.path.join(conftest.ROOT, "data", "catalog.json")).read()))
-    ops.publish_file(eng, "fares", fares_compile.compile_fares(_src("bus_nanning_301.txt")))
+    ops.publish_file(eng, "fares", fares_compile.compile_fares(_bus_src()))
     a = ops.register_device(eng, "bus-a", "validator", 301)["id"]
     b = ops.register_device(eng, "bus-b", "validator", 301)["id"]
     rows = [

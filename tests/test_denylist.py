@@ -227,6 +227,101 @@ def test_cli_delta_too_large_refused(tmp_path, capsys):
     assert rc == 2 and "build a new image" in capsys.readouterr().err
 
 
+def _filter_image(den, reg, fx, version, rw=3):
+    ext = dlbuild.plan_small(den, reg, rw)
+    st_ = [1 + (t % 5) for t in den]
+    return b"".join(dlbuild.encode_sections((den, st_, ext), (fx, [1 + (t % 5) for t in fx]), version, 0,
+                                            rw=rw, rp=1)), st_
+
+
+@pytest.mark.fuzz
+@settings(max_examples=EX, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(tokens, min_size=1, max_size=400, unique=True), st.integers(1, 40), st.integers(1, 12),
+       st.lists(tokens, max_size=30, unique=True), st.lists(tokens, max_size=40))
+def test_fuzz_filter_exact_over_its_registry(reg, every, rw, fx, probes):
+    # format 3: every registry card gets exactly its status, whatever the
+    # registry and record width; foreign cards by the exact section
+    reg = sorted(reg)
+    den = reg[::every]
+    fx = sorted(set(fx) - set(den))
+    img, st_ = _filter_image(den, reg, fx, 3, rw)
+    a, b = U.slots(len(img) // F.BLOCK + 1)
+    dl = DenyList(a, b)
+    dl.install(img)
+    want = dict(zip(den, st_))
+    for t in reg:
+        r0 = a.reads
+        assert dl.lookup(t.to_bytes(8, "big")) == want.get(t, 0)
+        assert a.reads - r0 <= 2
+    fw = {t: 1 + (t % 5) for t in fx}
+    for t in fx + probes:
+        assert dl.lookup(t.to_bytes(8, "big"), 0, True) == fw.get(t, 0)
+    got = [(v, s) for v, _b, s, _x in dlbuild.iter_section(img, 1)]
+    assert got == sorted(fw.items())
+
+
+@pytest.mark.fuzz
+@settings(max_examples=EX, deadline=None)
+@given(st.integers(0, 6 * F.BLOCK - 1), st.integers(1, 255))
+def test_fuzz_filter_image_byte_corruption_rejected(off, x):
+    r = random.Random(9)
+    reg = sorted(r.getrandbits(64) for _ in range(3000))
+    img, _st = _filter_image(reg[::10], reg, sorted(r.getrandbits(64) for _ in range(30)), 5)
+    img = bytearray(img)
+    off %= len(img)
+    a, b = U.slots(len(img) // F.BLOCK + 1)
+    dl = DenyList(a, b)
+    dl.install(dlbuild.encode_image([7], b"\x01", 4, 0))
+    img[off] ^= x
+    with pytest.raises(DenyListError):
+        dl.install(bytes(img))
+    assert dl.version == 4 and dl.lookup((7).to_bytes(8, "big")) == 1
+    assert DenyList(a, b).version == 4
+
+
+def test_cli_build_with_registry(tmp_path, capsys):
+    r = random.Random(12)
+    reg = [r.getrandbits(64) for _ in range(4000)]
+    den = reg[:300]
+    outside = r.getrandbits(64)             # denied, unknown to the registry
+    (tmp_path / "reg.txt").write_text("# registry\n" + "\n".join("%016x" % t for t in reg) + "\n")
+    (tmp_path / "s.csv").write_text("token,status\n" + "".join("%016x,lost\n" % t for t in den)
+                                    + "%016x,unpaid\n" % outside)
+    rc = cli.main(["denylist", "build", "--input", str(tmp_path / "s.csv"), "--out", str(tmp_path / "i"),
+                   "--version", "3", "--registry", str(tmp_path / "reg.txt"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["format"] == 3 and out["guangxi"]["entries"] == 301 and out["foreign"]["entries"] == 1
+    probe = ["%016x" % t for t in (den[0], reg[-1], outside)]
+    assert cli.main(["denylist", "lookup", str(tmp_path / "i")] + probe) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert lines == [probe[0] + " lost", probe[1] + " none", probe[2] + " unpaid"]
+    assert cli.main(["denylist", "lookup", "--foreign", str(tmp_path / "i"), probe[2], probe[0]]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [probe[2] + " unpaid", probe[0] + " none"]
+    (tmp_path / "bad.txt").write_text("%016x\n12345\n" % reg[0])
+    rc = cli.main(["denylist", "build", "--input", str(tmp_path / "s.csv"), "--out", str(tmp_path / "j"),
+                   "--version", "3", "--registry", str(tmp_path / "bad.txt")])
+    assert rc == 2 and "bad.txt:2: a token is 16 hex digits" in capsys.readouterr().err
+    assert not (tmp_path / "j").exists()
+    rc = cli.main(["denylist", "delta", "--base", str(tmp_path / "i"), "--input", str(tmp_path / "s.csv"),
+                   "--out", str(tmp_path / "d"), "--version", "4"])
+    assert rc == 2 and "format-3 image keeps only part" in capsys.readouterr().err
+
+
+def test_bench_registry_small_run():
+    from types import SimpleNamespace
+
+    from ykt_tools.bench import denylist as bench_denylist
+
+    res = bench_denylist.run(SimpleNamespace(entries=5000, registry=200000, foreign=500, sample=20000,
+                                             lookups=300, seed=3, heap="256K", keep=None, runtime="micropython32"))
+    assert res["false_refusals"] == 0 and res["false_accepts"] == 0 and res["wrong_status"] == 0
+    assert res["builder_check"]["registry_checked"] == res["registry"] >= 199990
+    assert res["registry_sampled"] >= 20000 and res["timed_results_exact"]
+    assert res["block_reads_max"] <= 2 and res["alloc_bytes_per_lookup"] == 0
+    assert res["extensions"] > 0 and 0 < res["new_card_false_refusal_rate"] < 0.05
+    assert set(res["fits"]) == {"bus_validator", "ferry_validator", "turnstile"}
+
+
 def test_bench_small_run():
     from types import SimpleNamespace
 

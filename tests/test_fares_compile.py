@@ -33,7 +33,7 @@ def test_examples_compile():
 def test_bus_example_values():
     with open(os.path.join(ROOT, "data", "fares", "bus_nanning_301.txt")) as f:
         t = F.FareTable(FC.compile_fares(f.read()))
-    assert (t.entry, t.version, t.base, t.double_tap_s, t.transfer_s) == (301, 7, 200, 30, 3600)
+    assert (t.entry, t.version, t.base, t.double_tap_s, t.transfer_s) == (301, 8, 200, 30, 3600)
     assert t.day_type(20261003, 5) == F.D_HOLIDAY and t.day_type(20260927, 6) == F.D_WEEKDAY
     assert t.base_fare(6 * 60 + 30, F.D_WEEKDAY) == 100 and t.base_fare(6 * 60 + 30, F.D_HOLIDAY) == 200
 
@@ -84,7 +84,33 @@ ERRORS = (
     ("mode flat\nfare 2\n", 0, "table"),
     ("table 1 version 1\nmode scenic\n", 2, "needs a 'fare'"),
     ("table 1 version 1\nmode flat\nfare 2\ncompanion 20m\n", 4, "over 600s"),
+    # a concession label that names its charge must match the rule (subsidy claims go by label)
+    ("table 1 version 1\nmode flat\nfare 2\n\nage 60-64 free as elderly_half\n", 5,
+     "concession label 'elderly_half' contradicts its rule 'free'"),
+    ("table 1 version 1\nmode flat\nfare 2\nage 65-150 half as elderly_free\n", 4,
+     "concession label 'elderly_free' contradicts its rule 'half'"),
+    ("table 1 version 1\nmode flat\nfare 2\ntransfer 60m free same_bus\n", 4, "unknown transfer option"),
 )
+
+
+def test_transfer_options_and_default():
+    base = "table 1 version 1\nmode flat\nfare 2\n"
+    t = F.FareTable(FC.compile_fares(base + "transfer 60m free\n"))
+    assert t.transfer_s == 3600 and t.flags == 0          # same route and same vehicle excluded
+    t = F.FareTable(FC.compile_fares(base + "transfer 60m half same_route same_vehicle\n"))
+    assert t.flags == F.FL_XFER_SAME_ROUTE | F.FL_XFER_SAME_VEHICLE and t.transfer_act == F.A_HALF
+
+
+def test_shipped_tables_labels_match_their_rules():
+    import glob
+    for path in glob.glob(os.path.join(ROOT, "data", "fares", "*.txt")):
+        with open(path) as f:
+            t = F.FareTable(FC.compile_fares(f.read(), path))
+        for a in t.ages:
+            if a[3] == T.C_ELDERLY_HALF:
+                assert a[2] == F.A_HALF, path
+            if a[3] == T.C_ELDERLY_FREE:
+                assert a[2] == F.A_FREE, path
 
 
 @pytest.mark.parametrize("src,line,frag", ERRORS)
@@ -112,7 +138,7 @@ def test_entitlements_compile():
 def test_catalog_compile():
     with open(os.path.join(ROOT, "data", "catalog.json")) as f:
         c = C.Catalog(FC.compile_catalog(f.read(), "catalog.json"))
-    assert c.version == 4
+    assert c.version == 5
     kinds = {e.kind for e in c.entries.values()}
     assert kinds == {C.K_BUS, C.K_FERRY, C.K_MUSEUM, C.K_LIBRARY, C.K_SCENIC}
     assert c.get(302).accepts(450100) and not c.get(302).accepts(450200)
@@ -138,7 +164,7 @@ def test_cli(tmp_path, capsys):
     assert "bad.txt:3:" in capsys.readouterr().err and not (tmp_path / "x.bin").exists()
     cat = tmp_path / "cat.bin"
     assert main(["catalog", "compile", os.path.join(ROOT, "data", "catalog.json"), "-o", str(cat)]) == 0
-    assert C.Catalog(cat.read_bytes()).version == 4
+    assert C.Catalog(cat.read_bytes()).version == 5
     ent = tmp_path / "e.txt"
     ent.write_text("version 2\n0102030405060708 fire_rescue\n")
     assert main(["fares", "entitlements", str(ent), "-o", str(tmp_path / "e.bin")]) == 0
@@ -177,3 +203,32 @@ def test_fuzz_body_with_valid_crc(body, as_catalog):
         (C.Catalog if as_catalog else F.FareTable)(buf)
     except F.LoadError:
         pass
+
+
+def test_catalog_requires_and_expiry_policy():
+    src = {"version": 2, "entries": [
+        {"id": 1, "kind": "bus", "regions": ["45"], "requires": ["transit"]},
+        {"id": 2, "kind": "museum", "regions": ["*"], "expiry": "accept"},
+        {"id": 3, "kind": "ferry", "regions": ["45"], "expiry": {"grace_days": 30}},
+        {"id": 4, "kind": "bus", "regions": ["45"]}]}
+    import json
+    cat = C.Catalog(FC.compile_catalog(json.dumps(src)))
+    assert cat.get(1).flags == C.F_REQ_TRANSIT
+    assert cat.get(2).flags == C.EXP_ACCEPT and cat.get(2).grace == 0
+    assert cat.get(3).flags == C.EXP_GRACE and cat.get(3).grace == 30
+    assert cat.get(4).flags == 0                       # refuse expired cards, no transit needed
+    shipped = C.Catalog(FC.compile_catalog(open(os.path.join(ROOT, "data", "catalog.json")).read()))
+    assert shipped.get(302).flags & C.F_REQ_TRANSIT and not shipped.get(301).flags & C.F_REQ_TRANSIT
+
+
+@pytest.mark.parametrize("entry,frag", [
+    ({"requires": ["nfc"]}, "requires:"), ({"requires": "transit"}, "requires:"),
+    ({"expiry": "sometimes"}, "expiry:"), ({"expiry": {"grace_days": 0}}, "expiry:"),
+    ({"expiry": {"grace_days": 400}}, "expiry:"), ({"expiry": {"days": 3}}, "expiry:")])
+def test_catalog_bad_requires_or_expiry(entry, frag):
+    import json
+    e = {"id": 1, "kind": "bus", "regions": ["45"]}
+    e.update(entry)
+    with pytest.raises(FC.CompileError) as ei:
+        FC.compile_catalog(json.dumps({"version": 1, "entries": [e]}), "cat.json")
+    assert frag in str(ei.value) and "entries[0]" in str(ei.value)

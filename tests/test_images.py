@@ -165,12 +165,13 @@ def test_app_partitions_hold_an_image_with_the_firmware_frozen(name, frozen_esti
                                                                    need // KIB))
 
 
-def test_only_the_8mb_boards_hold_two_images():
-    # The 4 MB bus board has a factory app only: an interpreter update there
-    # needs a wired reflash (docs/images.md, "The 4 MB bus board").
-    apps = {n: [p[0] for p in _table(_board(n)) if p[1] == 0] for n in cli_board.IMAGE_BOARDS}
-    assert apps == {"bus_validator": ["factory"], "turnstile": ["ota_0", "ota_1"],
-                    "ferry_validator": ["ota_0", "ota_1"]}
+def test_every_board_holds_two_images_beside_the_province_list():
+    # 16 MB modules: two app slots for interpreter updates, two 3 MiB deny-list
+    # slots (1M Guangxi + 100k foreign entries, docs/denylist.md) and the vfs.
+    for n in cli_board.IMAGE_BOARDS:
+        t = {p[0]: p for p in _table(_board(n))}
+        assert [p[0] for p in t.values() if p[1] == 0] == ["ota_0", "ota_1"], n
+        assert t["dlist_a"][4] >= 3 * 1024 * KIB and t["dlist_b"][4] >= 3 * 1024 * KIB, n
 
 
 def _ykt(capsys, *argv):
@@ -183,7 +184,7 @@ def _ykt(capsys, *argv):
 def test_board_partitions_cli(capsys, tmp_path):
     rc, out, err = _ykt(capsys, "board", "partitions", "bus_validator")
     lines = out.splitlines()
-    assert rc == 0 and lines[0] == "bus_validator: 4 MB flash (boards/bus_validator.json)"
+    assert rc == 0 and lines[0] == "bus_validator: 16 MB flash (boards/bus_validator.json)"
     assert [ln.split()[0] for ln in lines[2:-1]] == [p[0] for p in _table(_board("bus_validator"))]
     assert lines[-1].startswith("unused: 0 KiB")
     rc, out, err = _ykt(capsys, "board", "partitions", "turnstile", "--csv")

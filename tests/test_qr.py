@@ -197,7 +197,7 @@ def _ingest(eng, rows):
 def _tap(dev, seq, tok, t, fare=200, flags=0, outcome=0, reason=0, entry=301):
     from ykt_tools.backoffice.db import service_day
     return (dev, seq, service_day(t), t, bytes.fromhex(tok), outcome, reason, fare, 0, flags, entry, 1, 1, 0, 1,
-            7, 1, 0, t)
+            8, 1, 0, t)
 
 
 def test_backoffice_qr_key_provisioned_issue_verifies(eng, capsys):
@@ -285,7 +285,9 @@ def test_backoffice_settles_qr_with_card_taps(eng):
     from ykt_tools.backoffice.db import service_day
     ops.ensure_signing_key(eng)
     with open(os.path.join(ROOT, "data", "fares", "bus_nanning_301.txt")) as f:
-        ops.publish_file(eng, "fares", fares_compile.compile_fares(f.read()))
+        # transfers between route 301's own buses allowed here (excluded by default)
+        ops.publish_file(eng, "fares", fares_compile.compile_fares(
+            f.read().replace("transfer 60m free", "transfer 60m free same_route", 1)))
     d1 = ops.register_device(eng, "bus-a", "validator", 301)["id"]
     d2 = ops.register_device(eng, "bus-b", "validator", 301)["id"]
     t0 = 1795660000

@@ -313,6 +313,7 @@ class App:
 
         self.decider = Decider(self.profile, cat, ft, ents, self.denylist,
                                Recent(self.profile.recent_cap), tok)
+        self._reader_opts()
         self.found["decisions"] = "entry %d stop %d" % (self.profile.entry, self.profile.stop)
         self._load_shift()
 
@@ -400,12 +401,29 @@ class App:
         self.sync = syncsetup.make_sync(self.root, self.http, self.device_id, key, self.clock, self.denylist,
                                         self._swap_table, self._err, self.cfg.get("sync_interval_s", 60))
 
+    def _reader_opts(self):
+        """The reader selects the transport function where this device's
+        catalog entry requires it (the decision refuses a card without)."""
+        d = self.decider
+        if self.reader is None or d is None or d.catalog is None:
+            return
+        from ykt.nfc.sscard import OPT_TRANSIT
+        from ykt.rules.catalog import F_REQ_TRANSIT
+
+        e = d.catalog.get(self.profile.entry)
+        if e is not None and e.flags & F_REQ_TRANSIT:
+            self.reader.opts |= OPT_TRANSIT
+        else:
+            self.reader.opts &= ~OPT_TRANSIT
+
     def _swap_table(self, kind, obj):
         """sync put a new table (fares, catalog, entitlements) or config on flash."""
         if kind == "config":
             return                # settings apply from the next boot
         if self.decider is not None:
             setattr(self.decider, kind, obj)   # the decider's attributes are named after the kinds
+            if kind == "catalog":
+                self._reader_opts()
         else:
             self._load_tables()   # the first complete set makes the device able to decide
 
@@ -474,6 +492,25 @@ class App:
             r = decision(FB_FAULT, M_NOT_CONFIGURED)
         else:
             r = d.decide(cr, now, trusted, tap)
+        return self._outcome(tap, r, d, trusted)
+
+    def companion_button(self):
+        """The staff's companion button on a gate board: admits the companion
+        of an entitled holder who just passed (recorded and shown like a
+        tap); 0 when no companion window is open."""
+        d = self.decider
+        if d is None:
+            return 0
+        tap = self.tap
+        tap.clear()
+        trusted = self.clock.trusted()
+        r = d.staff_companion(self.clock.now(), trusted, tap)
+        if r is None:
+            return 0
+        return self._outcome(tap, r, d, trusted)
+
+    def _outcome(self, tap, r, d, trusted):
+        """Journal, feedback and voice of one decision."""
         if not trusted:
             tap.flags |= taprec.F_TIME_UNTRUSTED
         shift = tap.reason == taprec.R_SHIFT_ON or tap.reason == taprec.R_SHIFT_OFF

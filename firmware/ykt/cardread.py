@@ -17,9 +17,11 @@ ERR_TIMEOUT = const(3)       # reader or card did not answer in time
 ERR_MALFORMED = const(4)     # response broke the format (lengths, BCD, status word)
 ERR_UNKNOWN_APP = const(5)   # ISO14443-4 card without the SSC application
 ERR_READER = const(6)        # reader fault (PN532 silent, recovering)
+ERR_LOCKED = const(7)        # SELECT answered 62 83: the SSC application is locked (invalidated)
+ERR_BLOCKED = const(8)       # SELECT answered 6A 81: the card / function is blocked
 
 ERR_NAMES = ("ok", "unsupported_card", "card_removed", "timeout", "malformed_response",
-             "unknown_application", "reader_fault")
+             "unknown_application", "reader_fault", "application_locked", "card_blocked")
 
 
 class CardRead:

@@ -61,6 +61,9 @@ M_JOURNAL_FULL = const(22)
 M_DENY_UNPAID = const(23)
 M_SHIFT_ON = const(24)
 M_SHIFT_OFF = const(25)
+M_NO_TRANSIT = const(26)
+M_CARD_LOCKED = const(27)
+M_CARD_BLOCKED = const(28)
 
 # id -> (key, Chinese, English, display flags). The key names the message in
 # logs (the simulator's tap lines, the scenario report).
@@ -92,6 +95,9 @@ MESSAGES = (
     ("deny_unpaid", "账户欠费", "Fare unpaid", 0),
     ("shift_on", "司机签到", "Driver on", HIDE_FARE),
     ("shift_off", "司机签退", "Driver off", HIDE_FARE),
+    ("no_transit", "未开通交通功能", "No transit app", 0),
+    ("card_locked", "卡应用已锁定", "Card locked", 0),
+    ("card_blocked", "卡已冻结", "Card blocked", 0),
 )
 
 # Concession labels by taprec C_* code, and the mark of a provisional fare.

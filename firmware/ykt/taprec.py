@@ -64,7 +64,10 @@ R_QR_REPLAY = const(30)
 R_QR_MALFORMED = const(31)
 R_QR_UNKNOWN_KEY = const(32)
 R_NOT_CONFIGURED = const(33)   # no catalog entry / fare table loaded
-R_DENY_UNPAID = const(36)      # on the deny list for a returned collection (arrears); 34, 35: issue 16
+R_NO_TRANSIT = const(34)       # the entry requires the transport function; the card has none
+R_CARD_LOCKED = const(35)      # the SSC application answered SELECT with 62 83 (locked)
+R_DENY_UNPAID = const(36)      # on the deny list for a returned collection (arrears)
+R_CARD_BLOCKED = const(37)     # the card answered SELECT with 6A 81 (blocked)
 R_READ_FAILED = const(48)      # card removed / timeout / malformed (see cardread error)
 R_READER_FAULT = const(49)
 

@@ -71,8 +71,8 @@ def test_beyond_flash():
     assert msg.startswith("boards/x.json: partitions.") and "beyond the 4 MB flash (flash_mb)" in msg, msg
     b = _board()
     vfs = _part(b, "vfs")
-    vfs["size"] = "0x%x" % (0x810000 - int(vfs["offset"], 16))   # 64 KiB past the end
-    assert _err(b).startswith("boards/x.json: partitions.vfs.size: ends at 0x810000, beyond the 8 MB flash")
+    vfs["size"] = "0x%x" % (0x1010000 - int(vfs["offset"], 16))   # 64 KiB past the end
+    assert _err(b).startswith("boards/x.json: partitions.vfs.size: ends at 0x1010000, beyond the 16 MB flash")
 
 
 def test_missing_required_partitions():

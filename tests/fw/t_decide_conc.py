@@ -65,19 +65,45 @@ def test_age_rule_on_nonholidays_only():
 
 
 def test_companion_each_board():
+    """The holder's own second tap in the window admits the companion; the
+    next different card never does (the stranger behind in the queue)."""
     for b in BOARDS:
         holder = card()
         r = Rig(b, companion=30, ents=[(bytes(tok(holder)), T.C_DISABLED, F.E_COMPANION)])
         check(r.tap_card(holder), T.OUT_ACCEPT, T.R_CONCESSION, 0, T.C_DISABLED, b)
-        t = r.tap_card(card(), now=NOW + 10)
-        check(t, T.OUT_ACCEPT, T.R_CONCESSION, 0, T.C_DISABLED_COMPANION, b)
-        assert t.flags & T.F_COMPANION
-        t = r.tap_card(card(), now=NOW + 12)         # one companion per holder tap
+        t = r.tap_card(card(), now=NOW + 5)          # a stranger right behind: pays
         check(t, T.OUT_ACCEPT, T.R_OK, FULL[b], T.C_NONE, b)
         assert not t.flags & T.F_COMPANION
-        # too late
+        t = r.tap_card(holder, now=NOW + 10)         # the holder again: the companion rides
+        check(t, T.OUT_ACCEPT, T.R_CONCESSION, 0, T.C_DISABLED_COMPANION, b)
+        assert t.flags & T.F_COMPANION and bytes(t.token) == bytes(tok(holder))
+        assert r.fb == O.FB_CONCESSION
+        t = r.tap_card(holder, now=NOW + 12)         # one companion per holder tap: a double tap now
+        assert t.concession != T.C_DISABLED_COMPANION and not t.flags & T.F_COMPANION, b
+        # too late: the window closed
         r.tap_card(holder, now=NOW + 1000)
-        check(r.tap_card(card(), now=NOW + 1031), T.OUT_ACCEPT, T.R_OK, FULL[b], label=b)
+        t = r.tap_card(holder, now=NOW + 1031)
+        assert t.concession != T.C_DISABLED_COMPANION and not t.flags & T.F_COMPANION, b
+
+
+def test_companion_window_and_staff_button():
+    holder = card()
+    r = Rig("turnstile", companion=30, ents=[(bytes(tok(holder)), T.C_DISABLED, F.E_COMPANION)])
+    assert not r.d.companion_open(NOW)
+    r.tap_card(holder)
+    assert r.d.companion_open(NOW + 30) and not r.d.companion_open(NOW + 31)
+    holder_tok = bytes(r.tap.token)
+    t = T.Tap()
+    rv = r.d.staff_companion(NOW + 20, True, t)      # the staff's button at the gate
+    assert O.kind_of(rv) == O.FB_CONCESSION and t.concession == T.C_DISABLED_COMPANION and t.fare == 0
+    assert t.flags & T.F_COMPANION and bytes(t.token) == holder_tok and t.entry == 5101 and t.time == NOW + 20
+    assert not r.d.companion_open(NOW + 21)          # one per window
+    assert r.d.staff_companion(NOW + 22, True, T.Tap()) is None
+    # a holder without the companion flag opens no window
+    other = card()
+    r = Rig("turnstile", companion=30, ents=[(bytes(tok(other)), T.C_DISABLED, 0)])
+    r.tap_card(other)
+    assert not r.d.companion_open(NOW + 1)
 
 
 def test_daily_limit_full_fare():

@@ -19,8 +19,16 @@ def test_bus_double_tap():
     check(r.tap_card(card(), now=NOW + 30), T.OUT_ACCEPT, T.R_OK, 200)
 
 
-def test_bus_transfer_window():
+def test_bus_transfer_same_vehicle_excluded_by_default():
     r = Rig("bus_validator", transfer=3600, tact=F.A_FREE)
+    c = card()
+    check(r.tap_card(c), T.OUT_ACCEPT, T.R_OK, 200)
+    check(r.tap_card(c, now=NOW + 1800), T.OUT_ACCEPT, T.R_OK, 200)   # same vehicle: pays again
+
+
+def test_bus_transfer_window():
+    sv = F.FL_XFER_SAME_VEHICLE
+    r = Rig("bus_validator", transfer=3600, tact=F.A_FREE, flags=sv)
     c = card()
     check(r.tap_card(c), T.OUT_ACCEPT, T.R_OK, 200)
     t = r.tap_card(c, now=NOW + 1800)
@@ -29,7 +37,7 @@ def test_bus_transfer_window():
     check(r.tap_card(c, now=NOW + 3599), T.OUT_ACCEPT, T.R_TRANSFER, 0)  # window from the first ride
     check(r.tap_card(c, now=NOW + 3640), T.OUT_ACCEPT, T.R_OK, 200)     # window over: full, new window
     check(r.tap_card(c, now=NOW + 3700), T.OUT_ACCEPT, T.R_TRANSFER, 0)
-    r = Rig("bus_validator", transfer=3600, tact=F.A_MINUS, tval=100)   # discounted transfer
+    r = Rig("bus_validator", transfer=3600, tact=F.A_MINUS, tval=100, flags=sv)   # discounted transfer
     check(r.tap_card(c), T.OUT_ACCEPT, T.R_OK, 200)
     check(r.tap_card(c, now=NOW + 600), T.OUT_ACCEPT, T.R_TRANSFER, 100)
 

@@ -25,9 +25,9 @@ def hdr(magic, sub, version, ident, body):
 
 def fare_table(entry, version=1, mode=F.MODE_FLAT, base=200, double_tap=30, passback=0,
                transfer=0, tact=0, tval=0, companion=0, daily_free=0, daily_act=0,
-               trip_max=14400, green_age=0, bands=(), ages=(), cats=(), hols=(), work=(), od=()):
+               trip_max=14400, green_age=0, bands=(), ages=(), cats=(), hols=(), work=(), od=(), flags=0):
     body = bytearray(struct.pack(F._PFMT, base, double_tap, passback, transfer, tact, 0, tval,
-                                 companion, daily_free, daily_act, trip_max, green_age, 0,
+                                 companion, daily_free, daily_act, trip_max, green_age, flags,
                                  len(bands), len(ages), len(cats), len(hols), len(work), 0, len(od)))
     for b in bands:
         body += struct.pack(F._BAND, *b)
@@ -76,8 +76,8 @@ class DenyList:
         self.d = d or {}
         self.version = version
 
-    def lookup(self, tok):
-        return self.d.get(bytes(tok), 0)
+    def lookup(self, tok, off=0, foreign=False):
+        return self.d.get(bytes(tok[off:off + 8]), 0)
 
 
 BOARDS = ("bus_validator", "ferry_validator", "turnstile")
@@ -104,19 +104,9 @@ def std_fares(board, **kw):
     return F.FareTable(fare_table(**a))
 
 
-def days_from_civil(y, m, d):
-    if m <= 2:
-        y -= 1
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
 def at(ymd, hh=10, mm=0, tz_min=480):
     """Unix seconds of a local (UTC+8) date and time."""
-    return days_from_civil(ymd // 10000, ymd // 100 % 100, ymd % 100) * 86400 + hh * 3600 + mm * 60 - tz_min * 60
+    return decide.days(ymd) * 86400 + hh * 3600 + mm * 60 - tz_min * 60
 
 
 NOW = at(20261126)  # a Thursday, 10:00 in Guangxi

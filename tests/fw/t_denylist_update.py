@@ -159,7 +159,7 @@ def test_corrupted_images_rejected_with_reason():
     cases = (  # made one at a time; each copies only the block it changes
         ("bad_magic", lambda: _set(good, 0, ord("X"))),
         ("bad_header_crc", lambda: _set(good, 12, _b(good, 12) ^ 1)),
-        ("bad_format", lambda: U.fix_header_crc(_set(good, 4, 3))),
+        ("bad_format", lambda: U.fix_header_crc(_set(good, 4, 4))),
         ("bad_header", lambda: U.fix_header_crc(_set(good, 15, _b(good, 15) ^ 1))),  # count != statuses
         ("bad_header", lambda: _set(good, 100, 1)),                                   # header padding
         ("bad_block", lambda: _set(good, d0 + 200, _b(good, d0 + 200) ^ 0x10)),     # data block CRC
@@ -290,10 +290,10 @@ def test_write_protocol_errors():
 def test_flash_rot_found_by_scrub_and_crc_mode():
     dl, t1, a, b = _fresh()
     assert dl.scrub(100) == 0 or dl.scrub(100) >= 0  # clean image scrubs
-    n = dl._ndata
+    n = dl._secs[0][8]
     assert n >= 3
     dl.verify()
-    blk = a.raw(dl._d0 + 1)
+    blk = a.raw(dl._secs[0][7] + 1)
     blk[300] ^= 0x04  # one bit flips in data block 1
     try:
         for _ in range(n):

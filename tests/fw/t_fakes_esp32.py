@@ -163,12 +163,12 @@ def test_nonexistent_names():
             raise AssertionError(name)
 
 
-def test_4mb_bus_board_has_one_factory_app_and_room_for_the_journal():
+def test_16mb_bus_board_has_two_app_slots_the_province_list_and_room_for_the_journal():
     _board_chip("bus_validator")
-    assert [p.info()[4] for p in P.find()] == ["factory"]
+    assert [p.info()[4] for p in P.find()] == ["ota_0", "ota_1"]
     vfs = P("vfs").info()
     # >= 14 days of 1,500 taps (~27 taps per KiB of littlefs, docs/reliability.md)
-    # plus 256 KiB of other files need about 1 MiB; 1.5 MiB leaves room.
-    assert vfs[2] + vfs[3] == 4 * 1024 * 1024 and vfs[3] >= 1536 * 1024
-    assert P("dlist_a").info()[3] == 128 * 1024
-    assert _oserr(P(P.RUNNING).get_next_update) == 2  # no OTA on this module
+    # plus 256 KiB of other files need about 1 MiB; the 16 MB layout leaves 6 MiB.
+    assert vfs[2] + vfs[3] == 16 * 1024 * 1024 and vfs[3] >= 6 * 1024 * 1024
+    assert P("dlist_a").info()[3] == 3 * 1024 * 1024   # format 3: 1M + 100k cards (docs/denylist.md)
+    assert P(P.RUNNING).get_next_update().info()[4] == "ota_1"

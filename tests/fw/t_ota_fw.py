@@ -110,12 +110,32 @@ def test_unsigned_or_download_key_image_never_boots():
         dev.close()
 
 
+def _factory_only():
+    # the bus board as it was on a 4 MB module: one factory app, no otadata
+    import json
+
+    with open("boards/bus_validator.json") as f:
+        b = json.loads(f.read())
+    b["flash_mb"] = 4
+    b["partitions"] = [
+        {"name": "nvs", "type": "data", "subtype": "nvs", "offset": "0x9000", "size": "0x6000"},
+        {"name": "phy_init", "type": "data", "subtype": "phy", "offset": "0xf000", "size": "0x1000"},
+        {"name": "factory", "type": "app", "subtype": "factory", "offset": "0x10000", "size": "0x1f0000"},
+        {"name": "dlist_a", "type": "data", "subtype": "0x40", "offset": "0x200000", "size": "0x20000"},
+        {"name": "dlist_b", "type": "data", "subtype": "0x40", "offset": "0x220000", "size": "0x20000"},
+        {"name": "vfs", "type": "data", "subtype": "fat", "offset": "0x240000", "size": "0x1c0000"}]
+    path = K.scratch("factory_only.json")
+    with open(path, "w") as f:
+        f.write(json.dumps(b))
+    return path
+
+
 def test_board_layer_offers_the_partitions_only_with_ota_slots():
     from vhw.world import World
     from ykt import boardcfg
     from ykt.board import Board
 
-    for board, has in (("turnstile", True), ("bus_validator", False)):   # 8 MB vs 4 MB flash
+    for board, has in (("turnstile", True), ("bus_validator", True), (_factory_only(), False)):
         w = World(board)
         b = Board(boardcfg.load(w.path("board.json")))
         assert (b.ota_partitions() is esp32.Partition) == has, board

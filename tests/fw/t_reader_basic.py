@@ -160,7 +160,15 @@ def test_wrong_sw_and_lying_length():
     s, r = _reader(it, opts=0)
     cr = CardRead()
     assert r.start() and r.poll(cr) and cr.error == C.ERR_MALFORMED
+    # ISO 7816-4: 62 83 = application locked, 6A 81 = card blocked: refused, not "tap again"
     it = init_items() + found() + x(SELECT, "6283") + release() + rf_off()
+    s, r = _reader(it, opts=0)
+    assert r.start() and r.poll(cr) and cr.error == C.ERR_LOCKED
+    it = init_items() + found() + x(SELECT, "6a81") + release() + rf_off()
+    s, r = _reader(it, opts=0)
+    assert r.start() and r.poll(cr) and cr.error == C.ERR_BLOCKED
+    # any other unexpected status word is still malformed
+    it = init_items() + found() + x(SELECT, "6f00") + release() + rf_off()
     s, r = _reader(it, opts=0)
     assert r.start() and r.poll(cr) and cr.error == C.ERR_MALFORMED
 

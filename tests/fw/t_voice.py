@@ -86,7 +86,8 @@ def test_every_message_and_concession_has_its_prompt():
             "passback": "passback", "daily_limit": "daily_limit", "no_time": "no_time",
             "not_configured": "not_configured", "read_failed": "tap_again", "reader_fault": "reader_fault",
             "journal_full": "tap_again", "deny_unpaid": "unpaid", "shift_on": "shift_on",
-            "shift_off": "shift_off", "concession": "ordinary", "idle": ""}
+            "shift_off": "shift_off", "concession": "ordinary", "idle": "",
+            "no_transit": "unsupported", "card_locked": "unsupported", "card_blocked": "unsupported"}
     for i, m in enumerate(O.MESSAGES):
         assert V.PROMPTS[V.MSG_TRACK[i]][0] == want[m[0]], (m[0], V.MSG_TRACK[i])
     conc = {T.C_ELDERLY_HALF: "elderly", T.C_ELDERLY_FREE: "elderly", T.C_DISABLED: "disabled",

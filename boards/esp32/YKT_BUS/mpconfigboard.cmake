@@ -1,5 +1,5 @@
 # MicroPython ESP32 port board: the bus validator (boards/bus_validator.json),
-# ESP32-DevKitC-32E, 4 MB flash, no PSRAM. Build steps: docs/images.md.
+# ESP32-WROOM-32E-N16 (DevKitC-32E carrier), 16 MB flash, no PSRAM. Build steps: docs/images.md.
 # No boards/sdkconfig.ble: the validators use no Bluetooth.
 set(IDF_TARGET esp32)
 

@@ -1,5 +1,5 @@
 # MicroPython ESP32 port board: the ferry validator (boards/ferry_validator.json),
-# ESP32-S3-WROOM-1 N8R2: 8 MB quad flash, 2 MB quad PSRAM. Build steps:
+# ESP32-S3-WROOM-1 N16R2: 16 MB quad flash, 2 MB quad PSRAM. Build steps:
 # docs/images.md. The port's sdkconfig.usb (native USB) and sdkconfig.spiram_sx
 # (quad PSRAM) as for its generic S3 board; no sdkconfig.ble (no Bluetooth).
 set(IDF_TARGET esp32s3)

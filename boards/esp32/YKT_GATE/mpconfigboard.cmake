@@ -1,5 +1,5 @@
 # MicroPython ESP32 port board: the turnstile (boards/turnstile.json),
-# ESP32-WROOM-32E, 8 MB flash, no PSRAM. Build steps: docs/images.md.
+# ESP32-WROOM-32E-N16, 16 MB flash, no PSRAM. Build steps: docs/images.md.
 # No boards/sdkconfig.ble: the gates use no Bluetooth.
 set(IDF_TARGET esp32)
 

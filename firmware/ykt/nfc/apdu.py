@@ -11,6 +11,10 @@ SW_OK = const(0x9000)
 SW_NOT_FOUND = const(0x6A82)       # file / application not found
 SW_REC_NOT_FOUND = const(0x6A83)
 SW_SECURITY = const(0x6982)        # security status not satisfied (PIN)
+SW_LOCKED = const(0x6283)          # selected file invalidated (application locked)
+SW_BLOCKED = const(0x6A81)         # function not supported: the card is blocked
+SW1_MORE = const(0x61)             # 61 xx: xx bytes wait for GET RESPONSE
+SW1_WRONG_LE = const(0x6C)         # 6C xx: resend the command with Le = xx
 
 # SELECT by DF name: "sx1.sh." + 社会保障 in GBK
 SELECT_SSC = b"\x00\xa4\x04\x00\x0f\x73\x78\x31\x2e\x73\x68\x2e\xc9\xe7\xbb\xe1\xb1\xa3\xd5\xcf"

@@ -269,8 +269,9 @@ class Reader:
         if ssc.link_fail and pn.last != E_DEADLINE:
             self._lost()
             return True
-        if e == C.OK or e == C.ERR_UNKNOWN_APP or e == C.ERR_MALFORMED:
-            pn.release()
+        if e == C.OK or e == C.ERR_UNKNOWN_APP or e == C.ERR_MALFORMED or e == C.ERR_LOCKED \
+                or e == C.ERR_BLOCKED:
+            pn.release()       # the card answered: end its session cleanly
         pn.rf_field(False)
         return True
 

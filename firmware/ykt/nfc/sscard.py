@@ -21,6 +21,7 @@ X_BAD = const(-3)     # response broke the format or the chaining bound
 X_TIME = const(-4)    # the tap budget ran out
 
 _MAX_CHAIN = const(4)     # MI (0x40) continuations accepted per APDU
+_MAX_SW_TURNS = const(3)  # 61xx GET RESPONSE / 6Cxx re-issue rounds per APDU
 _RESP = const(260)        # 256 data + SW + slack
 TAP_BUDGET_MS = const(800)
 
@@ -85,6 +86,45 @@ class SSCard:
                 self.link_fail = True
                 return X_LINK
 
+    def apdu(self, src, n, hint):
+        """exchange() plus the status words ISO 7816-4 asks the terminal to
+        act on: 61 xx -> GET RESPONSE with Le = xx (the answer replaces the
+        61 xx); 6C xx -> the same command again with Le = xx. Bounded rounds;
+        src is copied into self.cmd when it must be changed."""
+        r = self.exchange(src, n, hint)
+        turns = 0
+        while r >= 2 and turns < _MAX_SW_TURNS:
+            s1 = self.resp[r - 2]
+            le = self.resp[r - 1]
+            cmd = self.cmd
+            if s1 == apdu.SW1_MORE:
+                cmd[0] = 0x00
+                cmd[1] = 0xC0
+                cmd[2] = 0
+                cmd[3] = 0
+                cmd[4] = le
+                src = cmd
+                n = 5
+            elif s1 == apdu.SW1_WRONG_LE:
+                if src is not cmd:
+                    if n + 1 > len(cmd):
+                        return X_BAD
+                    for k in range(n):
+                        cmd[k] = src[k]
+                    if n > 5:          # case 3 -> case 4: append Le
+                        cmd[n] = le
+                        n += 1
+                    else:
+                        cmd[4] = le
+                    src = cmd
+                else:
+                    cmd[n - 1] = le    # our case 2 / 4 commands end in Le
+            else:
+                return r
+            turns += 1
+            r = self.exchange(src, n, hint)
+        return r
+
     def _fail(self, x):
         if x == X_LINK:
             return C.ERR_READER
@@ -97,7 +137,7 @@ class SSCard:
     def _rec(self, rec, sfi, tag_len):
         """READ RECORD; returns the value offset in resp, or -(CardRead error)."""
         n = apdu.read_record(self.cmd, rec, sfi)
-        r = self.exchange(self.cmd, n, tag_len + 6)
+        r = self.apdu(self.cmd, n, tag_len + 6)
         if r < 0:
             return -self._fail(r)
         s = apdu.sw(self.resp, 0, r)
@@ -116,11 +156,15 @@ class SSCard:
         self.t0 = t0
         self.link_fail = False
         self.rf_status = 0
-        r = self.exchange(apdu.SELECT_SSC, len(apdu.SELECT_SSC), 36)
+        r = self.apdu(apdu.SELECT_SSC, len(apdu.SELECT_SSC), 36)
         if r < 0:
             return self._fail(r)
         s = apdu.sw(self.resp, 0, r)
         if s != apdu.SW_OK:
+            if s == apdu.SW_LOCKED:
+                return C.ERR_LOCKED
+            if s == apdu.SW_BLOCKED:
+                return C.ERR_BLOCKED
             hi = s >> 8
             if hi == 0x6A or hi == 0x6D or hi == 0x6E or hi == 0x69:
                 return C.ERR_UNKNOWN_APP
@@ -174,7 +218,7 @@ class SSCard:
             if e:
                 return e
         if opts & OPT_TRANSIT:
-            r = self.exchange(apdu.SELECT_TRANSIT, len(apdu.SELECT_TRANSIT), 32)
+            r = self.apdu(apdu.SELECT_TRANSIT, len(apdu.SELECT_TRANSIT), 32)
             if r < 0:
                 return self._fail(r)
             cr.has_transit = apdu.sw(self.resp, 0, r) == apdu.SW_OK
@@ -184,7 +228,7 @@ class SSCard:
         # EF06 record 08 holds the citizen ID: keep only the birth date and
         # wipe every buffer the ID passed through before returning.
         n = apdu.read_record(self.cmd, apdu.REC_CITIZEN, apdu.SFI_EF06)
-        r = self.exchange(self.cmd, n, 24)
+        r = self.apdu(self.cmd, n, 24)
         try:
             if r < 0:
                 return self._fail(r)

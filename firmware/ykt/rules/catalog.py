@@ -3,7 +3,9 @@
 #
 # Catalog file: the 20-byte header of ykt.rules.fares (magic b"YKTC", sub 0,
 # version = catalog version, id 0), then per entry:
-#   0 2 entry id   2 1 kind (K_*)   3 1 n regions   4 1 flags   5 1 reserved
+#   0 2 entry id   2 1 kind (K_*)   3 1 n regions   4 1 flags (F_*)   5 1 grace days
+#        flags: F_REQ_TRANSIT, the expiry policy in F_EXP_MASK (EXP_*); grace
+#        days count only with EXP_GRACE
 #   6 4*n region patterns: u32 = digits << 24 | value
 #        digits 0 -> "*" (any card, value 0); 2 or 4 -> prefix ("45" = Guangxi);
 #        6 -> exact GB/T 2260 code ("450100" = Nanning)
@@ -25,6 +27,14 @@ KIND_NAMES = ("", "bus", "ferry", "museum", "library", "scenic")
 GATE_KINDS = (K_MUSEUM, K_LIBRARY, K_SCENIC)
 
 _ENTRY = "<HBBBB"
+# Entry flags. A card without the transport function (JT/T 978 application)
+# is refused where the entry requires it; the expiry policy says whether an
+# expired card is refused, accepted, or accepted for grace days after expiry.
+F_REQ_TRANSIT = const(0x01)
+F_EXP_MASK = const(0x06)
+EXP_REFUSE = const(0x00)
+EXP_ACCEPT = const(0x02)
+EXP_GRACE = const(0x04)
 _MAX_ENTRIES = const(512)
 _MAX_REGIONS = const(64)
 _DIV = (1000000, 100000, 10000, 1000, 100, 10, 1)
@@ -37,7 +47,7 @@ DIR_EXIT = const(4)
 
 
 class Entry:
-    __slots__ = ("id", "kind", "flags", "regions")
+    __slots__ = ("id", "kind", "flags", "grace", "regions")
 
     def accepts(self, region):
         """True when a card issued in `region` (e.g. 450100) may use this entry."""
@@ -58,10 +68,12 @@ class Catalog:
         while off < end:
             if off + 6 > end:
                 raise LoadError("truncated", "entry header")
-            eid, kind, nreg, flags, _r = struct.unpack_from(_ENTRY, buf, off)
+            eid, kind, nreg, flags, grace = struct.unpack_from(_ENTRY, buf, off)
             off += 6
             if kind < K_BUS or kind > K_SCENIC:
                 raise LoadError("range", "entry %d: unknown kind %d" % (eid, kind))
+            if flags & ~(F_REQ_TRANSIT | F_EXP_MASK) or flags & F_EXP_MASK == F_EXP_MASK:
+                raise LoadError("range", "entry %d: unknown flags %02x" % (eid, flags))
             if nreg > _MAX_REGIONS or off + 4 * nreg > end:
                 raise LoadError("truncated", "entry %d: %d regions" % (eid, nreg))
             if eid in self.entries or len(self.entries) >= _MAX_ENTRIES:
@@ -70,6 +82,7 @@ class Catalog:
             e.id = eid
             e.kind = kind
             e.flags = flags
+            e.grace = grace if flags & F_EXP_MASK == EXP_GRACE else 0
             regs = []
             for i in range(nreg):
                 p = struct.unpack_from("<I", buf, off + 4 * i)[0]

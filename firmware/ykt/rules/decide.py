@@ -8,9 +8,10 @@
 # bench_decide).
 #
 # Order of the rules (first match wins):
-#   reader fault / read error -> UID-only or foreign card -> refused QR code
-#   -> not configured
-#   -> deny list -> expiry dates (trusted time only) -> region
+#   reader fault / read error -> locked or blocked card -> UID-only or
+#   foreign card -> refused QR code -> not configured
+#   -> deny list -> expiry dates (trusted time only; the entry's expiry
+#   policy) -> region -> transport function (where the entry requires it)
 #   -> a staff card on a bus: driver shift sign-on / sign-off
 #   -> per-kind guard (double tap | anti-passback | ferry tap-out)
 #   -> no trusted time (accept, fare 0) -> price -> concessions -> daily limit
@@ -26,7 +27,8 @@ from ykt.outcome import (FB_ACCEPT, FB_CONCESSION, FB_GREEN, FB_ALREADY, FB_DENY
                          M_OK, M_CONCESSION, M_TRANSFER, M_ALREADY_PAID, M_GREEN, M_IDENTITY, M_EXIT,
                          M_DENY_LOST, M_EXPIRED, M_NOT_YET_VALID, M_REGION, M_UNSUPPORTED,
                          M_PASSBACK, M_DAILY_LIMIT, M_NO_TIME, M_NOT_CONFIGURED, M_READ_FAILED,
-                         M_READER_FAULT, M_DENY_UNPAID, M_SHIFT_ON, M_SHIFT_OFF, KIND_BITS)
+                         M_READER_FAULT, M_DENY_UNPAID, M_SHIFT_ON, M_SHIFT_OFF, M_NO_TRANSIT,
+                         M_CARD_LOCKED, M_CARD_BLOCKED, KIND_BITS)
 
 _T0 = const(1700000000)  # times are kept relative to 2023-11-14: small ints on the ESP32
 _DOMAIN_CARD = b"ykt-card-v1\x00"  # must equal ykt.sec.token's domain (tested)
@@ -110,7 +112,8 @@ class Decider:
         return fb | msg << KIND_BITS
 
     # -- the decision --------------------------------------------------
-    def decide(self, cr, now_s, time_trusted, tap):
+    def _begin(self, tap, now_s, time_trusted):
+        """Every field a decision sets before its rules: the tap's context."""
         p = self.profile
         fares = self.fares
         dl = self.denylist
@@ -134,10 +137,25 @@ class Decider:
         for k in range(8):
             tok[k] = 0
 
+    def decide(self, cr, now_s, time_trusted, tap):
+        p = self.profile
+        fares = self.fares
+        dl = self.denylist
+        self._begin(tap, now_s, time_trusted)
+        tok = tap.token
+
         # 1. the read itself
         err = cr.error
         if err == CR.ERR_READER:
             return self._end(tap, T.OUT_ERROR, T.R_READER_FAULT, FB_FAULT, M_READER_FAULT)
+        if err == CR.ERR_LOCKED or err == CR.ERR_BLOCKED:
+            # a card refused by its own status word, not a misread: no "tap again"
+            if cr.uid_len:
+                self._token(memoryview(cr.uid)[:cr.uid_len], tok)
+            tap.flags |= T.F_UID_ONLY
+            if err == CR.ERR_LOCKED:
+                return self._end(tap, T.OUT_DENY, T.R_CARD_LOCKED, FB_DENY, M_CARD_LOCKED)
+            return self._end(tap, T.OUT_DENY, T.R_CARD_BLOCKED, FB_DENY, M_CARD_BLOCKED)
         if cr.kind == CR.KIND_UID_ONLY or err == CR.ERR_UNSUPPORTED or err == CR.ERR_UNKNOWN_APP:
             if cr.uid_len:
                 # Token of the UID (never the UID itself) lets the back office spot clones.
@@ -170,7 +188,9 @@ class Decider:
 
         # 4. deny list (works without trusted time)
         if dl is not None:
-            st = dl.lookup(tok)
+            # a format-3 list keeps other provinces' cards apart (region 45xxxx
+            # is Guangxi; e-SSC codes carry no region: 0 counts as Guangxi)
+            st = dl.lookup(tok, 0, cr.region and cr.region // 10000 != 45)
             if 1 <= st <= 4:
                 return self._end(tap, T.OUT_DENY, T.R_DENY_LOST + st - 1, FB_DENY, M_DENY_LOST + st - 1)
             if st == 5:   # dlformat.ST_UNPAID: a returned collection not yet paid
@@ -182,7 +202,9 @@ class Decider:
         if time_trusted:
             minute = self._today(now_s)
             ymd = self._ymd
-            if cr.expiry_date and ymd > cr.expiry_date:
+            pol = entry.flags & C.F_EXP_MASK
+            if cr.expiry_date and ymd > cr.expiry_date and pol != C.EXP_ACCEPT and \
+                    (pol != C.EXP_GRACE or days(ymd) - days(cr.expiry_date) > entry.grace):
                 return self._end(tap, T.OUT_DENY, T.R_EXPIRED, FB_DENY, M_EXPIRED)
             if cr.issue_date and ymd < cr.issue_date:
                 return self._end(tap, T.OUT_DENY, T.R_NOT_YET_VALID, FB_DENY, M_NOT_YET_VALID)
@@ -190,6 +212,10 @@ class Decider:
         # 6. the catalog entry must accept the issuing region
         if not entry.accepts(cr.region):
             return self._end(tap, T.OUT_DENY, T.R_REGION, FB_DENY, M_REGION)
+        # 6a. Art. 14: where the entry requires it, the transport function
+        # must be loaded (the reader selects it: app sets OPT_TRANSIT)
+        if entry.flags & C.F_REQ_TRANSIT and not qr and not cr.has_transit:
+            return self._end(tap, T.OUT_DENY, T.R_NO_TRANSIT, FB_DENY, M_NO_TRANSIT)
 
         # 6b. a driver's staff card on a bus signs a shift on or off (no fare)
         if qr:
@@ -201,8 +227,13 @@ class Decider:
                 return self._end(tap, T.OUT_ACCEPT, T.R_SHIFT_OFF, FB_ACCEPT, M_SHIFT_OFF)
             return self._end(tap, T.OUT_ACCEPT, T.R_SHIFT_ON, FB_ACCEPT, M_SHIFT_ON)
 
-        # 7. per-kind guards, on the recent-tap memory
+        # 7. per-kind guards, on the recent-tap memory. Before them: the
+        # entitled holder's own second tap inside the companion window admits
+        # the companion (a double tap or passback otherwise); another card
+        # never does.
         rel = now_s - _T0 if now_s > _T0 else now_s
+        if self._comp_until and rel <= self._comp_until and _same(self._comp_tok, tok):
+            return self.companion(tap, rel)
         rc = self.recent
         i = rc.slot(tok)
         kind = entry.kind
@@ -243,6 +274,34 @@ class Decider:
             return self._end(tap, T.OUT_ACCEPT, T.R_NO_TRUSTED_TIME, FB_ACCEPT, M_NO_TIME)
         return self._price(cr, tap, entry, i, rel, minute, ymd, base, gate, exiting, ent)
 
+    def companion(self, tap, rel):
+        """Admit the companion of the holder whose window is open: free, with
+        the holder's token and F_COMPANION (the holder's second tap, or the
+        staff's companion button on a gate: app.companion_button). One
+        companion per window."""
+        self._comp_until = 0
+        tap.fare = 0
+        tap.concession = T.C_DISABLED_COMPANION
+        tap.flags |= T.F_COMPANION
+        return self._end(tap, T.OUT_ACCEPT, T.R_CONCESSION, FB_CONCESSION, M_CONCESSION)
+
+    def staff_companion(self, now_s, time_trusted, tap):
+        """The staff's companion button on a gate: admits the companion of the
+        holder whose window is open (the record carries the holder's token);
+        None when no window is open (nothing to record)."""
+        if not self.companion_open(now_s):
+            return None
+        self._begin(tap, now_s, time_trusted)
+        src = self._comp_tok
+        for k in range(8):
+            tap.token[k] = src[k]
+        return self.companion(tap, 0)
+
+    def companion_open(self, now_s):
+        """A companion window is open (the staff button may admit one)."""
+        rel = now_s - _T0 if now_s > _T0 else now_s
+        return bool(self._comp_until) and rel <= self._comp_until
+
     def shift_done(self, tap):
         """The shift tap `tap` is on flash (tap.seq assigned): open or close
         the shift. Any other tap changes nothing."""
@@ -277,13 +336,7 @@ class Decider:
         age = -1
         if cr.birth_date:
             age = (ymd - cr.birth_date) // 10000
-        # companion of an entitled holder who tapped just before
-        if self._comp_until and rel <= self._comp_until and not _same(self._comp_tok, tok):
-            self._comp_until = 0
-            conc = T.C_DISABLED_COMPANION
-            fare = 0
-            tap.flags |= T.F_COMPANION
-        else:
+        if True:
             if ent >= 0:
                 green = bool(ent & F.E_GREEN)
                 r = fares.cat_rule(ent >> 8, dtype) if fares is not None else None
@@ -322,7 +375,8 @@ class Decider:
         # transfer window from the last full-fare ride on this device
         paid = False
         if reason == T.R_OK and fare > 0 and not exiting:
-            if fares.transfer_s and rc.paid[i] and rel - rc.paid[i] < fares.transfer_s:
+            if fares.transfer_s and fares.flags & F.FL_XFER_SAME_VEHICLE and rc.paid[i] \
+                    and rel - rc.paid[i] < fares.transfer_s:
                 tf = F.apply(fares.transfer_act, fares.transfer_val, fare)
                 if tf < fare:
                     fare = tf
@@ -362,6 +416,20 @@ class Decider:
             else:
                 rc.inside[i] = rel if rel else 1
                 rc.in_stop[i] = self.stop
+
+
+def days(ymd):
+    """YYYYMMDD -> days since 1970-01-01 (inverse of civil), integer only."""
+    y = ymd // 10000
+    m = ymd // 100 % 100
+    d = ymd % 100
+    if m <= 2:
+        y -= 1
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def _same(a, b):

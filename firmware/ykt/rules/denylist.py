@@ -31,6 +31,25 @@ _IOCTL_ERASE = const(6)
 _ZC = bytes(8 - bin(i).count("1") for i in range(256))
 
 
+def _bits(buf, pos, n):
+    # n <= 16 bits of buf from bit pos, MSB first (a 24-bit window)
+    i = pos >> 3
+    return (((buf[i] << 16) | (buf[i + 1] << 8) | buf[i + 2]) >> (24 - (pos & 7) - n)) & ((1 << n) - 1)
+
+
+def _eq(tb, tp, buf, q, r):
+    # r bits of the token from bit tp equal r bits of buf from bit q
+    p = 0
+    while p < r:
+        n = r - p
+        if n > 16:
+            n = 16
+        if _bits(tb, tp + p, n) != _bits(buf, q + p, n):
+            return False
+        p += n
+    return True
+
+
 class DenyList:
     def __init__(self, part_a, part_b, check_crc=False):
         self._parts = (part_a, part_b)
@@ -55,13 +74,15 @@ class DenyList:
         self.image_version = h.version if h else 0
         self.count = h.count if h else 0
         self.created = h.created if h else 0  # unix s: freshness of what is in force
-        self._k = h.k if h else 0
-        self._g = h.g if h else 0
-        self._ss = h.ss if h else 0
-        self._sb = h.sb if h else 2    # status bits: 2 (format 1) or 3 (format 2)
-        self._w = 64 - self._k + self._sb
-        self._d0 = 1 + h.dir_blocks if h else 0
-        self._ndata = h.data_blocks if h else 0
+        self._sb = h.sb if h else 2    # status bits: 2 (formats 1, 3) or 3 (format 2)
+        self._side = h is not None and h.fmt == F.FORMAT_SECTIONS  # side streams after records
+        # per section: k, g, s, rw, rp, count, first directory block, first
+        # data block, data blocks. Format 3: [Guangxi filter, other provinces].
+        secs = []
+        for t in (F.sections(h) if h else ()):
+            secs.append((t[0], t[1], t[2], t[3], t[4], t[5], t[8], t[8] + t[6], t[7]))
+        self._secs = secs
+        self.counts = tuple(t[5] for t in secs)
         self._dn = 0
         self._scrub = 0
         self.delta_version = 0
@@ -87,44 +108,47 @@ class DenyList:
         self._use(bslot, best)
 
     # ---- lookup ---------------------------------------------------------
-    def lookup(self, token, off=0):
+    def lookup(self, token, off=0, foreign=False):
         """Status of the 8-byte token at token[off:off+8]: 0 = not denied,
-        else dlformat.ST_LOST / ST_SUSPENDED / ST_CANCELLED / ST_REPLACED / ST_UNPAID."""
+        else dlformat.ST_LOST / ST_SUSPENDED / ST_CANCELLED / ST_REPLACED / ST_UNPAID.
+        foreign: the card's region is not Guangxi (a format-3 image keeps
+        those cards in their own exact section)."""
         if self._dn:
             s = self._dlookup(token, off)
             if s >= 0:
                 return s
         if not self.count:
             return 0
+        secs = self._secs
+        k, g, ss, r, rp, n, dir0, dat0, ndata = secs[1 if foreign and len(secs) > 1 else 0]
+        if not n:
+            return 0
         tb = self._tb
         for i in range(8):
             tb[i] = token[off + i]
-        k = self._k
         if k <= 16:
             b = ((tb[0] << 16) | (tb[1] << 8) | tb[2]) >> (24 - k)
         else:
             b = (((tb[0] << 8) | tb[1]) << (k - 16)) | (((tb[2] << 16) | (tb[3] << 8) | tb[4]) >> (40 - k))
-        g = self._g
         j = b >> g
         o = j << 2
         part = self._part
         d = self._d4
-        part.readblocks(1 + (o >> 12), d, o & 4095)       # read 1: directory entry
+        part.readblocks(dir0 + (o >> 12), d, o & 4095)    # read 1: directory entry
         blk = (d[0] << 8) | d[1]
         sp = (d[2] << 8) | d[3]
         if sp and b - (j << g) >= sp:
             blk += 1
-        if blk >= self._ndata:
+        if blk >= ndata:
             raise DenyListError("bad_dir", "entry %d" % j)
         buf = self._buf
-        part.readblocks(self._d0 + blk, buf)                # read 2: data block
+        part.readblocks(dat0 + blk, buf)                  # read 2: data block
         if self.check_crc and crc32(buf) != _RESIDUE:
             raise DenyListError("bad_block", "data block %d CRC" % blk)
         rb = b - ((((buf[0] << 8) | buf[1]) << 16) | (buf[2] << 8) | buf[3])
         nb = (buf[4] << 8) | buf[5]
         if rb < 0 or rb >= nb:
             raise DenyListError("bad_dir", "bucket not in block %d" % blk)
-        ss = self._ss
         s = rb >> ss
         cnt = 0
         if s:
@@ -154,33 +178,76 @@ class DenyList:
             pos += 1
         if not c:
             return 0
-        r = 64 - k
-        w = self._w
+        sb = self._sb
+        w = r + sb
         ne = (buf[6] << 8) | buf[7]
-        q = ((ub + ((nb + ne + 7) >> 3)) << 3) + (cnt + ones) * w
+        q0 = (ub + ((nb + ne + 7) >> 3)) << 3
+        e = cnt + ones
+        q = q0 + e * w
         while c:  # bucket holds ~1 record: compare all, order not relied on
-            p = 0
-            while p < r:
-                n = r - p
-                if n > 16:
-                    n = 16
-                tp = k + p
-                i = tp >> 3
-                a = (((tb[i] << 16) | (tb[i + 1] << 8) | tb[i + 2]) >> (24 - (tp & 7) - n)) & ((1 << n) - 1)
-                tp = q + p
-                i = tp >> 3
-                x = (((buf[i] << 16) | (buf[i + 1] << 8) | buf[i + 2]) >> (24 - (tp & 7) - n)) & ((1 << n) - 1)
-                if a != x:
-                    break
-                p += n
-            if p >= r:
+            if _eq(tb, k, buf, q, r):
                 tp = q + r
                 i = tp >> 3
-                sb = self._sb
-                return ((((buf[i] << 8) | buf[i + 1]) >> (16 - sb - (tp & 7))) & ((1 << sb) - 1)) + 1
+                st = ((((buf[i] << 8) | buf[i + 1]) >> (16 - sb - (tp & 7))) & ((1 << sb) - 1)) + 1
+                if not self._side:
+                    return st
+                x = self._side_of(buf, (q0 + ne * w + 7) >> 3, e, tb, k + r, rp, 64 - k - r)
+                if x >= 0:  # -1: its extension bits say this is another card
+                    return x or st
             q += w
+            e += 1
             c -= 1
         return 0
+
+    def _side_of(self, buf, o, e, tb, tp, rp, rest):
+        # The side records of entry e in the block's side stream at byte o:
+        # -1 if an extension differs from the token, a 3-bit status if one is
+        # there, else 0. Starts at the last sample before e: <= 16 records.
+        m = (buf[o] << 8) | buf[o + 1]
+        if not m:
+            return 0
+        ns = (m - 1) >> 4
+        pos = (o + 2 + 4 * ns) << 3
+        base = pos
+        i = 0
+        prev = 0
+        at = -1
+        for j in range(ns):
+            so = o + 2 + 4 * j
+            se = (buf[so] << 8) | buf[so + 1]
+            if se >= e:
+                break
+            i = (j + 1) << 4
+            at = prev = se
+            pos = base + ((buf[so + 2] << 8) | buf[so + 3])
+        st = 0
+        while i < m:
+            q = 0
+            while (buf[pos >> 3] >> (7 - (pos & 7))) & 1:
+                q += 1
+                pos += 1
+            pos += 1
+            d = (q << rp) | _bits(buf, pos, rp)
+            pos += rp
+            if at >= 0:
+                at = -1   # a sampled record: its index is the sample's
+            else:
+                prev += d
+            kind = _bits(buf, pos, 2)
+            pos += 2
+            if prev > e:
+                break
+            if kind == 2:
+                if prev == e:
+                    st = _bits(buf, pos, 3)
+                pos += 3
+            else:
+                n = 4 if kind == 0 else (16 if kind == 1 else rest)
+                if prev == e and not _eq(tb, tp, buf, pos, n):
+                    return -1
+                pos += n
+            i += 1
+        return st
 
     def _dlookup(self, tok, off):
         db = self._db
@@ -331,14 +398,22 @@ class DenyList:
         """Check the CRC of the next `blocks` data blocks of the image in
         force (round robin; call when idle). Raises DenyListError(bad_block)
         on flash corruption; the caller reports it and may re-fetch."""
-        n = self._ndata
+        secs = self._secs
+        n = 0
+        for t in secs:
+            n += t[8]
         if not n:
             return 0
         buf = self._buf
         for _ in range(blocks if blocks < n else n):
             i = self._scrub
             self._scrub = i + 1 if i + 1 < n else 0
-            self._part.readblocks(self._d0 + i, buf)
+            b = i
+            for t in secs:
+                if b < t[8]:
+                    self._part.readblocks(t[7] + b, buf)
+                    break
+                b -= t[8]
             if crc32(buf) != _RESIDUE:
                 raise DenyListError("bad_block", "data block %d CRC" % i)
         return self._scrub
@@ -352,10 +427,10 @@ class DenyList:
             pass
 
 
-def _fb(p, h, i, buf):
-    if i >= h.data_blocks:
-        return 1 << h.k
-    p.readblocks(1 + h.dir_blocks + i, buf, 0)
+def _fb(p, sec, i, buf):
+    if i >= sec[7]:
+        return 1 << sec[0]
+    p.readblocks(sec[8] + sec[6] + i, buf, 0)
     return (((buf[0] << 8) | buf[1]) << 16) | (buf[2] << 8) | buf[3]
 
 
@@ -366,13 +441,21 @@ def _verify(p, h, ub):
     import hashlib
 
     sha = hashlib.sha256()
-    d0 = 1 + h.dir_blocks
-    k = h.k
+    secs = F.sections(h)
+    side = h.fmt == F.FORMAT_SECTIONS
+    si = 0
+    sec = secs[0]
     nxt = 0
     seen = 0
     for bi in range(1, h.total_blocks()):
         p.readblocks(bi, ub)
         sha.update(ub)
+        while si + 1 < len(secs) and bi >= secs[si + 1][8]:
+            _totals(sec, nxt, seen)
+            si += 1
+            sec = secs[si]
+            nxt = seen = 0
+        k, ss, rw, rp, d0 = sec[0], sec[2], sec[3], sec[4], sec[8] + sec[6]
         if bi < d0:
             continue
         if crc32(ub) != _RESIDUE:
@@ -380,21 +463,66 @@ def _verify(p, h, ub):
         fb = (((ub[0] << 8) | ub[1]) << 16) | (ub[2] << 8) | ub[3]
         nb = (ub[4] << 8) | ub[5]
         ne = (ub[6] << 8) | ub[7]
-        u, r, end = F.block_layout(nb, ne, k, h.ss, h.sb)
+        u, r, end = F.block_layout(nb, ne, k, ss, h.sb, rw)
         if fb != nxt or not nb or end > F.BLK_PAYLOAD:
             raise DenyListError("bad_block", "data block %d geometry" % (bi - d0))
-        if not _unary_ok(ub, u, r, nb, ne, h.ss):
+        if not _unary_ok(ub, u, r, nb, ne, ss):
             raise DenyListError("bad_block", "data block %d unary or samples" % (bi - d0))
+        if side and not _side_ok(ub, end, ne, rp, 64 - k - rw):
+            raise DenyListError("bad_block", "data block %d side stream" % (bi - d0))
         nxt = fb + nb
         seen += ne
         yield
     if sha.digest() != h.sha256:
         raise DenyListError("bad_hash")
-    if seen != h.count or nxt != ((1 << k) if h.count else 0):
+    _totals(sec, nxt, seen)
+    for sec in secs:
+        if sec[5]:
+            for _ in _verify_dir(p, sec, ub):
+                yield
+
+
+def _totals(sec, nxt, seen):
+    if seen != sec[5] or nxt != ((1 << sec[0]) if sec[5] else 0):
         raise DenyListError("bad_block", "bucket or entry totals")
-    if h.count:
-        for _ in _verify_dir(p, h, ub):
-            yield
+
+
+def _side_ok(ub, o, ne, rp, rest):
+    # The whole side stream decodes inside the payload: indices ascending and
+    # < ne, statuses 1..5, every sample equal to its record.
+    if o + 2 > F.BLK_PAYLOAD:
+        return False
+    m = (ub[o] << 8) | ub[o + 1]
+    base = (o + F.side_head_bytes(m)) << 3
+    lim = F.BLK_PAYLOAD << 3
+    if base > lim:
+        return False
+    pos = base
+    prev = 0
+    for i in range(m):
+        if i and not i & 15:
+            so = o + 2 + 4 * ((i >> 4) - 1)
+            sp = (ub[so] << 8) | ub[so + 1]
+            if (ub[so + 2] << 8) | ub[so + 3] != pos - base:
+                return False
+        q = 0
+        while pos < lim and (ub[pos >> 3] >> (7 - (pos & 7))) & 1:
+            q += 1
+            pos += 1
+        if pos + 1 + rp + 2 > lim:
+            return False
+        pos += 1
+        prev += (q << rp) | _bits(ub, pos, rp)
+        pos += rp
+        if i and not i & 15 and sp != prev:
+            return False
+        kind = _bits(ub, pos, 2)
+        pos += 2
+        n = 3 if kind == 2 else (4 if kind == 0 else (16 if kind == 1 else rest))
+        if prev >= ne or pos + n > lim or (kind == 2 and not 1 <= _bits(ub, pos, 3) <= F.ST_UNPAID):
+            return False
+        pos += n
+    return True
 
 
 def _unary_ok(ub, u, r, nb, ne, ss):
@@ -425,28 +553,28 @@ def _unary_ok(ub, u, r, nb, ne, ss):
     return ones == ne and not ub[r - 1] & ((1 << pad) - 1)
 
 
-def _verify_dir(p, h, ub):
+def _verify_dir(p, sec, ub):
     # Merge the directory with the data blocks' first buckets: entry j must
     # name the block holding bucket j<<g and the next block start in group j.
-    g = h.g
+    k, g, d0 = sec[0], sec[1], sec[8]
     hb = bytearray(4)
     bi = 0
-    f1 = _fb(p, h, 1, hb)
-    for j in range(1 << (h.k - g)):
+    f1 = _fb(p, sec, 1, hb)
+    for j in range(1 << (k - g)):
         o = j * 4
         if not o & 4095:
-            p.readblocks(1 + (o >> 12), ub)
+            p.readblocks(d0 + (o >> 12), ub)
             yield
         lo = j << g
         while f1 <= lo:
             bi += 1
-            f1 = _fb(p, h, bi + 1, hb)
+            f1 = _fb(p, sec, bi + 1, hb)
         sp = f1 - lo if f1 < lo + (1 << g) else 0
-        if sp and _fb(p, h, bi + 2, hb) < lo + (1 << g):
+        if sp and _fb(p, sec, bi + 2, hb) < lo + (1 << g):
             raise DenyListError("bad_dir", "group %d holds two block starts" % j)
         o &= 4095
         if (ub[o] << 8) | ub[o + 1] != bi or (ub[o + 2] << 8) | ub[o + 3] != sp:
             raise DenyListError("bad_dir", "entry %d" % j)
-    for i in range(((1 << (h.k - g)) * 4) & 4095 or _BLOCK, _BLOCK):
+    for i in range(((1 << (k - g)) * 4) & 4095 or _BLOCK, _BLOCK):
         if ub[i]:  # unused tail of the last directory block
             raise DenyListError("bad_dir", "padding")

@@ -50,8 +50,15 @@ D_ALL = const(7)
 DL_FULL = const(0)   # charge the full fare (accept, R_DAILY_LIMIT)
 DL_DENY = const(1)   # refuse (R_DAILY_LIMIT)
 
+# Fare-table flags (parameter block): which earlier ride may anchor a
+# transfer. Neither by default: a second ride on the same route or vehicle
+# pays again. The device sees only its own vehicle (same_vehicle); the back
+# office settles transfers between vehicles (same_route for one route's).
+FL_XFER_SAME_ROUTE = const(0x01)
+FL_XFER_SAME_VEHICLE = const(0x02)
+
 # Entitlement flags.
-E_COMPANION = const(0x01)  # a companion tapping right after rides free
+E_COMPANION = const(0x01)  # the holder's own second tap in the window admits a companion
 E_GREEN = const(0x02)      # green channel at gates (longer opening, attendant)
 E_STAFF = const(0x04)      # a driver's staff card: signs a shift on / off at a bus validator
 

@@ -64,7 +64,10 @@ PROMPTS = (
 )
 # ykt.outcome message id -> track (tests/fw/t_voice.py checks every message
 # has one, by key).
-MSG_TRACK = b"\x00\x01\x01\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1a\x1c\x1d\x1e"
+# The three refusals of issue 16 (no transport function, locked, blocked)
+# say "invalid card" until prompts of their own are recorded; the display
+# shows their own text.
+MSG_TRACK = b"\x00\x01\x01\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1a\x1c\x1d\x1e\x15\x15\x15"
 # taprec C_* concession -> track: an accepted concession says the card type
 CONC_TRACK = b"\x00\x02\x02\x03\x04\x05\x06\x07\x08"
 

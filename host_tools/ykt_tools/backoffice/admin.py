@@ -12,7 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import func, select
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from ykt_tools.backoffice import auth, export, ops, settle
+from ykt_tools.backoffice import auth, export, ops, registry, settle
 from ykt_tools.backoffice import schema as S
 from ykt_tools.backoffice.db import now, readonly, service_day
 
@@ -191,17 +191,38 @@ class CardStatus(BaseModel):
     token: str | None = Field(None, pattern=TOKEN)
     card_id: str | None = Field(None, pattern=CARD_ID)
     card_no: str | None = Field(None, pattern=CARD_NO)
-    replaced_by: str | None = Field(None, pattern=TOKEN)
+    citizen_id: str | None = Field(None, pattern=CITIZEN_ID)
+    replaced_by: str | None = Field(None, pattern=r"^([0-9a-fA-F]{16}|[0-9a-fA-F]{32}|[0-9A-Za-z]{9})$",
+                                    description="the successor's token, card identification code or card number")
     note: str = Field("", max_length=500)
 
 
 @router.post("/admin/api/cards/status")
 def card_status(body: CardStatus, request: Request, op=Depends(writer)):
-    """Report a card lost/suspended/cancelled/replaced/restored by token or
-    identity (tokenized here with the operator token key; never stored)."""
-    return _run(ops.set_card_status, request.app.state.eng, body.status, token=body.token or None,
-                card_id=body.card_id or None, card_no=body.card_no or None,
+    """Report a card lost/suspended/cancelled/replaced/restored by exactly one
+    of token, card identification code, card number or citizen ID, resolved
+    through the card registry (tokenized here with the operator token key;
+    never stored). replaced_by: the successor's token, code or card number.
+    404 when a card number or citizen ID matches no registered card."""
+    given = [(k, getattr(body, k)) for k in ("token", "card_id", "card_no", "citizen_id") if getattr(body, k)]
+    if len(given) != 1:
+        raise HTTPException(400, "give exactly one of token, card_id, card_no, citizen_id")
+    by, value = given[0]
+    return _run(registry.set_status, request.app.state.eng, body.status, by, value,
                 replaced_by=body.replaced_by or None, note=body.note, actor=_actor(op))
+
+
+@router.post("/admin/api/registry/import",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "text/csv": {"schema": {"type": "string"}}}}})
+async def registry_import(request: Request, name: str = Query("cards.csv", max_length=100),
+                          op=Depends(writer)):
+    """Import a card-registry file (docs/registry-import.md). The whole file
+    or nothing: 400 with one line naming the line and field."""
+    data = await request.body()
+    if len(data) > registry.MAX_BYTES:
+        raise HTTPException(413, "file larger than %d bytes" % registry.MAX_BYTES)
+    return _run(registry.import_file, request.app.state.eng, data, name=name, actor=_actor(op))
 
 
 @router.get("/admin/api/cards/{token:cardtoken}")
@@ -492,15 +513,14 @@ class Lookup(BaseModel):
     status: str
     since: Optional[int]
     entitlement: Optional[dict[str, int]]
+    registry: Optional[dict[str, Optional[int | str]]]
     arrears: Optional[Arrears]
     history: list[CardEvent]
     taps: list[LookupTap]
 
 
 @router.get("/admin/api/lookup", response_model=Lookup, responses=_errs(
-    s400="malformed identity",
-    s422="invalid parameters; or, with X-YKT-Error: registry_missing, a card number or citizen ID, which "
-         "only the card registry resolves (not in this back office yet)"))
+    s400="malformed identity", s404="no registered card has this card number or citizen ID"))
 def lookup(request: Request, card_no: Optional[str] = Query(None, pattern=CARD_NO),
            citizen_id: Optional[str] = Query(None, pattern=CITIZEN_ID),
            card_id: Optional[str] = Query(None, pattern=CARD_ID), token: Optional[str] = Query(None, pattern=TOKEN),
@@ -508,12 +528,7 @@ def lookup(request: Request, card_no: Optional[str] = Query(None, pattern=CARD_N
     """A card's status, arrears and pseudonymous tap history. The identity
     typed is tokenized and never stored, logged or returned."""
     eng = request.app.state.eng
-    try:
-        r = _run(dash.lookup, eng, card_no=card_no, citizen_id=citizen_id, card_id=card_id, token=token)
-    except HTTPException as e:
-        if e.status_code == 422:
-            raise HTTPException(422, e.detail, headers={"X-YKT-Error": dash.REGISTRY_MISSING})
-        raise
+    r = _run(dash.lookup, eng, card_no=card_no, citizen_id=citizen_id, card_id=card_id, token=token)
     with eng.begin() as c:
         auth.audit(c, _actor(op), "card.lookup", "token:" + r["token"], by=r["resolved_by"])
     return r

@@ -7,7 +7,8 @@
     #       "signing_kids", "keys_file" (the signed K_KEYS file, as /v1/sync/keys serves it),
     #       "keyring" (its payload: public key records to install at provisioning,
     #                  sigverify.parse_keys(keyring))}
-    api.set_card_status(db_url, "lost", token="00112233aabbccdd")   # or card_id=/card_no=
+    api.set_card_status(db_url, "lost", token="00112233aabbccdd")   # or card_id=/card_no=/citizen_id=
+    api.import_registry(db_url, csv_text)          # card registry (docs/registry-import.md)
     api.publish(db_url, "fares", compiled_bytes)
     api.settle(db_url, 20261126); stop()
     api.use_clock(vclock.time)                    # optional: server time = simulated time
@@ -57,10 +58,22 @@ def provision_device(db, name, kind="validator", entry=0, device_id=None, actor=
     return d
 
 
-def set_card_status(db, status, token=None, card_id=None, card_no=None, replaced_by=None, note="",
-                    actor="sim"):
-    return ops.set_card_status(engine(db), status, token=token, card_id=card_id, card_no=card_no,
-                               replaced_by=replaced_by, note=note, actor=actor)
+def set_card_status(db, status, token=None, card_id=None, card_no=None, citizen_id=None, replaced_by=None,
+                    note="", actor="sim"):
+    """One identifier of token/card_id/card_no/citizen_id, resolved through
+    the card registry (registry.set_status)."""
+    from ykt_tools.backoffice import registry
+    given = [(k, v) for k, v in (("token", token), ("card_id", card_id), ("card_no", card_no),
+                                 ("citizen_id", citizen_id)) if v]
+    if len(given) != 1:
+        raise ops.OpError("give exactly one of token, card_id, card_no, citizen_id")
+    return registry.set_status(engine(db), status, given[0][0], given[0][1], replaced_by=replaced_by,
+                               note=note, actor=actor)
+
+
+def import_registry(db, text, name="cards.csv", actor="sim"):
+    from ykt_tools.backoffice import registry
+    return registry.import_file(engine(db), text, name=name, actor=actor)
 
 
 def publish(db, kind, data, ident=0, actor="sim"):

@@ -38,8 +38,10 @@ RULES_BEYOND_SCHEMA = {
     "/admin/api/report.{fmt}": [400],
     "/admin/api/settle": [400, 409],
     "/admin/api/charges": [400],
-    # exactly one identity; a citizen ID needs the card registry (422 registry_missing)
-    "/admin/api/lookup": [400, 422],
+    # exactly one identity (404: no registered card has it)
+    "/admin/api/lookup": [400],
+    # a registry file must parse whole (one line naming the line and field)
+    "/admin/api/registry/import": [400, 413],
     "/admin/api/cards/status": [400, 409],
 }
 

@@ -29,7 +29,7 @@ import re
 
 from sqlalchemy import func, select, update
 
-from ykt_tools.backoffice import ops
+from ykt_tools.backoffice import ops, registry
 from ykt_tools.backoffice import schema as S
 from ykt_tools.backoffice.auth import audit
 from ykt_tools.backoffice.db import now, readonly
@@ -43,7 +43,9 @@ _CODE = re.compile(r"[A-Z0-9]{2,8}")
 
 
 def _token(eng, token=None, card_id=None, card_no=None):
-    return ops.parse_token(token) if token else ops.tokenize(eng, card_id, card_no)
+    if card_no and not token and not card_id:
+        return registry.resolve(eng, "card_no", card_no)[0]
+    return ops.parse_token(token) if token else ops.tokenize(eng, card_id)
 
 
 def set_account(eng, acquirer, mandate, token=None, card_id=None, card_no=None, actor="cli"):

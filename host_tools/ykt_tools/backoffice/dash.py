@@ -7,7 +7,7 @@ import json
 from sqlalchemy import func, select
 
 from ykt import taprec as T
-from ykt_tools.backoffice import collect, ops, report
+from ykt_tools.backoffice import collect, ops, registry, report
 from ykt_tools.backoffice import schema as S
 from ykt_tools.backoffice.db import day_bounds, now, readonly
 from ykt_tools.backoffice.errors import OpError
@@ -134,26 +134,15 @@ def health(eng):
 
 # --- card lookup ------------------------------------------------------------------
 # Taps carry the keyed token of the card identification code (卡识别码). A
-# card number or a citizen ID reaches that code only through the card
-# registry (issue 16, not in this back office yet): registry_token() is the
-# one function to point at the registry's API when it lands. Until then it
-# resolves the identification code itself (what the card-status form takes
-# too) and refuses a card number or citizen ID (422, X-YKT-Error:
-# registry_missing), saying why.
-
-REGISTRY_MISSING = "registry_missing"
-
+# card number or a citizen ID reaches that code through the card registry
+# (registry.py); a citizen ID names a holder, whose newest card is shown.
 
 def registry_token(eng, card_no=None, citizen_id=None, card_id=None):
-    """-> (token bytes, how it was resolved); OpError 422 with .code
-    REGISTRY_MISSING for what only the registry can resolve."""
-    if card_id:
-        return ops.tokenize(eng, card_id=card_id), "card_id"
-    if card_no or citizen_id:
-        e = OpError("finding a card by %s needs the card registry (issue 16), which this back office "
-                    "does not have yet" % ("card number" if card_no else "citizen ID"), 422)
-        e.code = REGISTRY_MISSING
-        raise e
+    """-> (token bytes, how it was resolved); OpError 404 when the registry
+    has no such card."""
+    for by, v in (("card_id", card_id), ("card_no", card_no), ("citizen_id", citizen_id)):
+        if v:
+            return registry.resolve(eng, by, v, every=True)[0], by
     raise OpError("give a card number, a citizen ID or a card identification code")
 
 
@@ -179,6 +168,7 @@ def lookup(eng, card_no=None, citizen_id=None, card_id=None, token=None, limit=2
     return {"token": tok.hex(), "resolved_by": how,
             "status": st.status if st else "normal", "since": st.since if st else None,
             "entitlement": {"concession": ent.concession, "flags": ent.flags} if ent else None,
+            "registry": registry.card(eng, tok),
             "arrears": arr[0] if arr else None,
             "history": ops.card_history(eng, tok.hex()),
             "taps": [{"device": names.get(r.device, str(r.device)), "seq": r.seq, "t": r.at, "day": r.day,

@@ -173,73 +173,87 @@ def parse_token(text):
     return b
 
 
-def tokenize(eng, card_id=None, card_no=None):
-    """Card identity -> keyed token, server-side with the operator token key.
-    card_id: the 16-byte card identification code as 32 hex digits;
-    card_no: the 9-character card number. Neither is stored or logged."""
+def tokenize(eng, card_id=None):
+    """Card identification code (32 hex digits) -> keyed token, server-side
+    with the operator token key; the code is neither stored nor logged. A
+    card number or a citizen ID reaches a token only through the card
+    registry (registry.resolve)."""
     with readonly(eng).connect() as c:
         key = setting(c, "token_key")
-    if card_id is not None:
-        try:
-            cid = binascii.unhexlify(card_id.strip())
-        except (binascii.Error, ValueError):
-            raise OpError("card identification code must be 32 hex digits")
-        if len(cid) != 16:
-            raise OpError("card identification code must be 32 hex digits")
-        return ktoken.card_token(key, cid)
-    if card_no is not None:
-        cn = card_no.strip().encode()
-        if len(cn) != 9 or not cn.isalnum():
-            raise OpError("card number must be 9 letters or digits")
-        return ktoken.cardno_token(key, cn)
-    raise OpError("give a token, a card identification code or a card number")
+    if card_id is None:
+        raise OpError("give a token or a card identification code")
+    try:
+        cid = binascii.unhexlify(card_id.strip())
+    except (binascii.Error, ValueError):
+        raise OpError("card identification code must be 32 hex digits")
+    if len(cid) != 16:
+        raise OpError("card identification code must be 32 hex digits")
+    return ktoken.card_token(key, cid)
 
 
 def current_dl_version(c):
     return c.execute(select(func.coalesce(func.max(S.denylist.c.version), 0))).scalar_one()
 
 
-def set_card_status(eng, status, token=None, card_id=None, card_no=None, replaced_by=None,
-                    note="", actor="cli"):
-    """Record a card status event; lost/suspended/cancelled/replaced put the
-    token on the deny list, restored takes it off. Each event makes a new
-    deny-list version with a one-step delta. -> {"token", "dl_ver", ...}"""
+def set_card_status(eng, status, token=None, card_id=None, replaced_by=None, note="", actor="cli"):
+    """Record a card status event for one card given by token or card
+    identification code (a card number or citizen ID goes through
+    registry.set_status). lost/suspended/cancelled/replaced put the token on
+    the deny list, restored takes it off. -> {"token", "dl_ver", ...}"""
     if status not in STATUSES:
         raise OpError("status must be one of %s" % ", ".join(STATUSES))
-    tok = parse_token(token) if token else tokenize(eng, card_id, card_no)
+    tok = parse_token(token) if token else tokenize(eng, card_id)
     rb = parse_token(replaced_by) if replaced_by else None
-    code = STATUSES[status]
+    r = set_cards_status(eng, [(tok, status, rb)], note=note, actor=actor)
+    r["token"] = tok.hex()
+    r["status"] = status
+    return r
+
+
+def set_cards_status(eng, items, note="", actor="cli"):
+    """items: [(token bytes, status, replaced_by token | None)], each card once.
+    One new deny-list version whose delta holds every change; a card already
+    in that status (or restored while not listed) refuses the whole call and
+    nothing changes. -> {"dl_ver", "entries"}"""
+    if not items or len({t for t, _s, _r in items}) != len(items):
+        raise OpError("each card once, at least one")
+    for _t, status, _r in items:
+        if status not in STATUSES:
+            raise OpError("status must be one of %s" % ", ".join(STATUSES))
     t = now()
     with eng.begin() as c:
         if not is_sqlite(eng):
             # one deny-list writer at a time across workers: versions are dense
             c.exec_driver_sql("SELECT pg_advisory_xact_lock(7956084)")
-        cur = c.execute(select(S.card_status).where(S.card_status.c.token == tok)).first()
-        if cur is None and code == 0:
-            raise OpError("card %s is not on the deny list" % tok.hex(), 409)
-        if cur is not None and cur.status == status:
-            raise OpError("card %s is already %s" % (tok.hex(), status), 409)
         ver = current_dl_version(c) + 1
-        if code:
-            if cur is None:
-                c.execute(S.card_status.insert().values(token=tok, status=status, since=t, dl_ver=ver))
+        ops = []
+        for tok, status, rb in items:
+            code = STATUSES[status]
+            cur = c.execute(select(S.card_status).where(S.card_status.c.token == tok)).first()
+            if cur is None and code == 0:
+                raise OpError("card %s is not on the deny list" % tok.hex(), 409)
+            if cur is not None and cur.status == status:
+                raise OpError("card %s is already %s" % (tok.hex(), status), 409)
+            if code:
+                if cur is None:
+                    c.execute(S.card_status.insert().values(token=tok, status=status, since=t, dl_ver=ver))
+                else:
+                    c.execute(update(S.card_status).where(S.card_status.c.token == tok)
+                              .values(status=status, since=t, dl_ver=ver))
             else:
-                c.execute(update(S.card_status).where(S.card_status.c.token == tok)
-                          .values(status=status, since=t, dl_ver=ver))
-        else:
-            c.execute(delete(S.card_status).where(S.card_status.c.token == tok))
+                c.execute(delete(S.card_status).where(S.card_status.c.token == tok))
+            c.execute(S.card_events.insert().values(at=t, token=tok, status=status, replaced_by=rb,
+                                                    actor=actor, note=note[:500], dl_ver=ver))
+            audit(c, actor, "card." + status, "token:" + tok.hex(), dl_ver=ver,
+                  replaced_by=rb.hex() if rb else None, note=note[:200])
+            ops.append([code, tok.hex()])
         n = c.execute(select(func.count()).select_from(S.card_status)).scalar_one()
-        c.execute(S.card_events.insert().values(at=t, token=tok, status=status, replaced_by=rb,
-                                                actor=actor, note=note[:500], dl_ver=ver))
-        ops = [[code, tok.hex()]]
         key = active_key(c)
         delta = _signing().sign_file(key, ksigned.K_DENYLIST_DELTA, ver,
                                      denylist_delta_payload(ops, ver - 1, ver, t), base=ver - 1, created=t)
         c.execute(S.denylist.insert().values(version=ver, created=t, entries=n, image=None,
                                              delta=delta, delta_ops=json.dumps(ops)))
-        audit(c, actor, "card." + status, "token:" + tok.hex(), dl_ver=ver,
-              replaced_by=rb.hex() if rb else None, note=note[:200])
-    return {"token": tok.hex(), "status": status, "dl_ver": ver, "entries": n}
+    return {"dl_ver": ver, "entries": n}
 
 
 def card_history(eng, token):
@@ -445,9 +459,25 @@ def publish_entitlements(eng, day=None, actor="cli"):
         if day:
             q = q.where(S.entitlements.c.valid_from <= day, S.entitlements.c.valid_to >= day)
         rows = list(c.execute(q))
+        # Entitlements belong to the holder: one set on any of their cards
+        # reaches every card of theirs the card registry knows that is still
+        # in use (a replacement card carries it after the next sync).
+        person = {bytes(r.token): bytes(r.person) for r in c.execute(select(S.cards.c.token, S.cards.c.person))}
+        in_use = {}
+        listed = {bytes(r.token) for r in c.execute(select(S.card_status.c.token))}
+        for r in c.execute(select(S.cards.c.token, S.cards.c.person).where(S.cards.c.status == "active")):
+            if bytes(r.token) not in listed:
+                in_use.setdefault(bytes(r.person), []).append(bytes(r.token))
         last = c.execute(select(func.coalesce(func.max(S.files.c.version), 0))
                          .where(S.files.c.kind == "entitlements")).scalar_one()
-    body = b"".join(bytes(r.token) + bytes([r.concession, r.flags]) for r in rows)
+    ents = {}
+    for r in rows:
+        tok = bytes(r.token)
+        ents[tok] = (r.concession, r.flags)       # the card's own entitlement wins over its holder's
+    for r in rows:
+        for t in in_use.get(person.get(bytes(r.token)), ()):
+            ents.setdefault(t, (r.concession, r.flags))
+    body = b"".join(t + bytes(ents[t]) for t in sorted(ents))
     ver = last + 1
     if ver > 0xFFFF:
         raise OpError("entitlements version space exhausted")

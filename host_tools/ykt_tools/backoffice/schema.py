@@ -132,6 +132,24 @@ card_events = Table(
     Column("dl_ver", BigInteger, nullable=False),
 )
 
+# The card registry (registry.py), as the SSC service centre's card-management
+# system feeds it. Identifiers only as keyed tokens (the operator token key):
+# token = ykt.sec.token.card_token of the card identification code (what
+# devices compute), cardno_h = cardno_token of the printed card number,
+# person = registry.citizen_token of the holder's citizen ID (never on a device).
+cards = Table(
+    "cards", metadata,
+    Column("token", LargeBinary, primary_key=True),
+    Column("cardno_h", LargeBinary, index=True),           # NULL: a successor known only by its code
+    Column("person", LargeBinary, nullable=False, index=True),
+    Column("generation", Integer, nullable=False),         # 1, 2, 3 (SSC card generation)
+    Column("issued", Integer, nullable=False),             # YYYYMMDD
+    Column("expires", Integer, nullable=False),            # YYYYMMDD
+    Column("status", String(16), nullable=False),          # active lost suspended cancelled replaced
+    Column("replaced_by", LargeBinary),                    # token of the successor card
+    Column("updated", BigInteger, nullable=False),
+)
+
 denylist = Table(                                         # one row per deny-list version
     "denylist", metadata,
     Column("version", BigInteger, primary_key=True),

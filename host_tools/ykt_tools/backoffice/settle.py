@@ -5,6 +5,7 @@ For one service day, each token's accepted taps in time order:
  2. transfer across vehicles: a tap on a different device within the
     transfer window (fare table transfer_s) of the last tap that paid gets
     the table's transfer action (ykt.rules.fares.apply), once per paid tap;
+    not on the same route (catalog entry) unless the table says same_route;
  3. concession limit: after daily_free concession rides in the day (across
     every device), a concession ride costs the table's full base fare
     (when daily_act is DL_FULL);
@@ -49,7 +50,7 @@ def settle_token(taps, table_for, cap):
     out = []
     total = 0
     prov = 0
-    anchor = None          # (device, t) of the last tap that paid
+    anchor = None          # (device, t, entry) of the last tap that paid
     conc_rides = 0
     for dev, seq, t, fare, conc, reason, entry, fv in taps:
         prov += fare
@@ -64,11 +65,12 @@ def settle_token(taps, table_for, cap):
                 if ft.daily_free and conc_rides > ft.daily_free and ft.daily_act == kfares.DL_FULL:
                     charged, rule = ft.base, "concession_limit"
             if (ft is not None and ft.transfer_s and anchor is not None and anchor[0] != dev
+                    and (anchor[2] != entry or ft.flags & kfares.FL_XFER_SAME_ROUTE)
                     and 0 <= t - anchor[1] <= ft.transfer_s and charged > 0):
                 charged, rule = kfares.apply(ft.transfer_act, ft.transfer_val, charged), "transfer"
                 anchor = None    # one transfer per paid ride
             elif charged > 0:
-                anchor = (dev, t)
+                anchor = (dev, t, entry)
         if cap and total + charged > cap:
             charged, rule = max(0, cap - total), "cap"
         total += charged

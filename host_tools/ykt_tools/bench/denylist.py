@@ -33,6 +33,13 @@ def add_args(p):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--heap", default="256K", help="MicroPython heap for the timed run")
     p.add_argument("--keep", help="directory to keep the image, baseline and token files in")
+    p.add_argument("--registry", type=int, default=0,
+                   help="cards in the registry: builds the province-scale list (format 3) over it "
+                        "(docs/denylist.md); acceptance run: --entries 1000000 --registry 50000000 --foreign 100000")
+    p.add_argument("--foreign", type=int, default=0, help="other provinces' cards, with --registry")
+    p.add_argument("--sample", type=int, default=1000000,
+                   help="registry cards looked up through the device's own code, with --registry")
+    p.add_argument("--runtime", default="micropython32", help="runtime of the timed lookups, with --registry")
 
 
 def _gen(n, seed):
@@ -59,6 +66,10 @@ def _baseline(toks, stats):
 
 
 def run(args):
+    if getattr(args, "registry", 0):
+        from ykt_tools.bench import denyfilter
+
+        return denyfilter.run(args)
     from yktsrv import dlbuild
 
     n = args.entries

@@ -150,7 +150,51 @@ def build_image(entries, version, created=None):
     return dlbuild.encode_image(toks, st, version, created)
 
 
+def load_registry(path):
+    """Registry tokens, one per line: 16 hex digits (the keyed card token the
+    devices compute); blank lines and # comments are skipped."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for no, line in enumerate(f, 1):
+            t = line.split("#", 1)[0].strip()
+            if not t:
+                continue
+            if len(t) != 16:
+                raise InputError("%s:%d: a token is 16 hex digits, got %r" % (path, no, t[:40]))
+            try:
+                out.append(int(t, 16))
+            except ValueError:
+                raise InputError("%s:%d: not hex: %r" % (path, no, t[:40]))
+    return out
+
+
+def build_filter_image(entries, registry, version, created=None):
+    """Format 3 over a registry (ykt_tools.build.denyfilter): denied cards the
+    registry knows go in the Guangxi filter; the others in the exact section
+    for other provinces AND in the filter, since a token alone does not say
+    its region (a Guangxi card the registry has not heard of yet must still be
+    refused). The whole registry is checked against the image: any false
+    refusal or false accept is an error, and nothing is written."""
+    from ykt_tools.build import denyfilter as DF
+
+    if created is None:
+        created = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
+    reg = set(registry)
+    gx = sorted(entries)
+    fx = sorted(t for t in entries if t not in reg)
+    blocks, info = DF.build(gx, [entries[t] for t in gx], fx, [entries[t] for t in fx], sorted(reg | set(gx)),
+                            version, created)
+    img = b"".join(blocks)
+    res = DF.check(img, sorted(reg | set(gx)), gx, [entries[t] for t in gx], fx, [entries[t] for t in fx])
+    if res["false_refusals"] or res["false_accepts"] or res["wrong_status"]:
+        raise InputError("the image fails the registry check: %r" % res)
+    return img
+
+
 def image_entries(image):
+    if F.parse_header(image).fmt == F.FORMAT_SECTIONS:
+        raise InputError("a format-3 image keeps only part of each Guangxi token: build deltas from the "
+                         "status export (the back office does), not from the image")
     return dict(dlbuild.iter_entries(image))
 
 
@@ -205,6 +249,8 @@ def describe(data):
         return {"kind": "delta", "base_version": base, "version": ver, "entries": n, "created": created,
                 "removes": sc[0], "sets": dict(zip(F.STATUS_NAMES[1:], sc[1:])), "bytes": len(data)}
     hd = F.parse_header(data)
+    if hd.fmt == F.FORMAT_SECTIONS:
+        return _describe3(data, hd)
     n = sum(1 for _ in dlbuild.iter_entries(data))  # full verification
     sb = status_entropy_bits(hd.status_counts)
     mn = info_min_bits(hd.count, sb)
@@ -216,3 +262,16 @@ def describe(data):
             "min_bytes_per_entry": round(mn / 8 / n, 4) if n else None,
             "ratio_to_min": round(len(data) * 8 / mn, 4) if n else None,
             "file_sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _describe3(data, hd):
+    secs = F.sections(hd)
+    n = [sum(1 for _ in dlbuild.iter_section(data, i)) for i in (0, 1)]  # full verification
+    ext = sum(1 for _v, _b, _s, x in dlbuild.iter_section(data, 0) if x)
+    gx = 4096 * (1 + secs[0][6] + secs[0][7])
+    return {"kind": "image", "format": 3, "version": hd.version, "entries": hd.count, "created": hd.created,
+            "statuses": dict(zip(F.STATUS_NAMES[1:], hd.status_counts)), "bytes": len(data),
+            "blocks": hd.total_blocks(), "sha256": hd.sha256.hex(), "file_sha256": hashlib.sha256(data).hexdigest(),
+            "guangxi": {"entries": n[0], "k": secs[0][0], "record_bits": secs[0][3], "extensions": ext,
+                        "bytes": gx, "bytes_per_entry": round(gx / n[0], 4) if n[0] else None},
+            "foreign": {"entries": n[1], "k": secs[1][0], "bytes": len(data) - gx}}

@@ -35,6 +35,11 @@ CONCESSIONS = {"elderly_half": T.C_ELDERLY_HALF, "elderly_free": T.C_ELDERLY_FRE
 DAYS = {"all": F.D_ALL, "weekday": F.D_WEEKDAY, "weekend": F.D_WEEKEND, "holiday": F.D_HOLIDAY,
         "nonholiday": F.D_WEEKDAY | F.D_WEEKEND, "weekend+holiday": F.D_WEEKEND | F.D_HOLIDAY}
 MODES = {"flat": F.MODE_FLAT, "od": F.MODE_OD, "scenic": F.MODE_SCENIC, "identity": F.MODE_IDENTITY}
+# A concession label that names its charge must match the rule's action:
+# subsidy claims are made per label, so "free as elderly_half" is refused.
+LABEL_ACTION = {"elderly_half": F.A_HALF, "elderly_free": F.A_FREE}
+# transfer options: which earlier rides may anchor a transfer (default: neither)
+TRANSFER_OPTS = {"same_route": F.FL_XFER_SAME_ROUTE, "same_vehicle": F.FL_XFER_SAME_VEHICLE}
 KINDS = {"bus": C.K_BUS, "ferry": C.K_FERRY, "museum": C.K_MUSEUM, "library": C.K_LIBRARY,
          "scenic": C.K_SCENIC}
 
@@ -142,7 +147,7 @@ def _hhmm(p, w):
 def parse_fares(text, src="<fares>"):
     t = dict(entry=None, version=None, mode=None, base=0, double_tap=0, passback=0, transfer=0,
              tact=0, tval=0, companion=0, daily_free=0, daily_act=0, trip_max=4 * 3600,
-             green_age=0, bands=[], ages=[], cats=[], hols=[], work=[], od={})
+             green_age=0, flags=0, bands=[], ages=[], cats=[], hols=[], work=[], od={})
     seen = set()
     mode_line = 0
     for no, raw in enumerate(text.splitlines(), 1):
@@ -202,6 +207,9 @@ def parse_fares(text, src="<fares>"):
             c = p.word("concession")
             if c not in CONCESSIONS:
                 p.err("unknown concession %r (known: %s)" % (c, ", ".join(CONCESSIONS)))
+            if c in LABEL_ACTION and act != LABEL_ACTION[c]:
+                p.err("concession label %r contradicts its rule %r (a %s rule charges %s)"
+                      % (c, F.ACTIONS[act], c, F.ACTIONS[LABEL_ACTION[c]]))
             t["ages"].append((int(m.group(1)), int(m.group(2)), act, CONCESSIONS[c], p.days(), 0, val))
         elif k == "category":
             c = p.word("category")
@@ -231,6 +239,11 @@ def parse_fares(text, src="<fares>"):
         elif k == "transfer":
             t["transfer"] = p.dur("transfer window")
             t["tact"], t["tval"] = p.action()
+            while p.more():
+                o = p.word("transfer option")
+                if o not in TRANSFER_OPTS:
+                    p.err("unknown transfer option %r (known: %s)" % (o, ", ".join(TRANSFER_OPTS)))
+                t["flags"] |= TRANSFER_OPTS[o]
         elif k == "daily_free":
             t["daily_free"] = p.int("rides per day", 1, 255)
             a = p.word("then: full | deny")
@@ -260,7 +273,7 @@ def parse_fares(text, src="<fares>"):
 def build_fares(t):
     body = bytearray(struct.pack(
         F._PFMT, t["base"], t["double_tap"], t["passback"], t["transfer"], t["tact"], 0, t["tval"],
-        t["companion"], t["daily_free"], t["daily_act"], t["trip_max"], t["green_age"], 0,
+        t["companion"], t["daily_free"], t["daily_act"], t["trip_max"], t["green_age"], t["flags"],
         len(t["bands"]), len(t["ages"]), len(t["cats"]), len(t["hols"]), len(t["work"]), 0,
         len(t["od"])))
     for b in t["bands"]:
@@ -324,8 +337,31 @@ def compile_entitlements(text, src="<entitlements>"):
     return header(b"YKTE", 0, version, 0, body)
 
 
+def _entry_flags(src, where, e):
+    """"requires": ["transit"] and "expiry": "refuse" | "accept" | {"grace_days": N}
+    -> (catalog F_* flags, grace days)."""
+    flags = 0
+    req = e.get("requires", [])
+    if not isinstance(req, list) or any(r != "transit" for r in req):
+        raise CompileError(src, where, "requires: a list of functions the card must have (known: transit)")
+    if req:
+        flags |= C.F_REQ_TRANSIT
+    exp = e.get("expiry", "refuse")
+    grace = 0
+    if exp == "accept":
+        flags |= C.EXP_ACCEPT
+    elif isinstance(exp, dict) and set(exp) == {"grace_days"} and isinstance(exp["grace_days"], int) \
+            and 1 <= exp["grace_days"] <= 255:
+        flags |= C.EXP_GRACE
+        grace = exp["grace_days"]
+    elif exp != "refuse":
+        raise CompileError(src, where, "expiry: \"refuse\", \"accept\" or {\"grace_days\": 1..255}, got %r" % (exp,))
+    return flags, grace
+
+
 def compile_catalog(text, src="<catalog>"):
-    """JSON: {"version": N, "entries": [{"id", "kind", "name", "regions": [...]}, ...]}."""
+    """JSON: {"version": N, "entries": [{"id", "kind", "name", "regions": [...],
+    "requires": ["transit"], "expiry": "refuse" | "accept" | {"grace_days": N}}, ...]}."""
     try:
         d = json.loads(text)
     except ValueError as e:
@@ -356,7 +392,8 @@ def compile_catalog(text, src="<catalog>"):
                 pats.append(C.encode_region(r if isinstance(r, str) else repr(r)))
             except ValueError as ex:
                 raise CompileError(src, where, str(ex))
-        body += struct.pack(C._ENTRY, eid, KINDS[e["kind"]], len(pats), 0, 0)
+        flags, grace = _entry_flags(src, where, e)
+        body += struct.pack(C._ENTRY, eid, KINDS[e["kind"]], len(pats), flags, grace)
         body += b"".join(struct.pack("<I", x) for x in pats)
     if len(ids) > C._MAX_ENTRIES:
         raise CompileError(src, 0, "more than %d entries" % C._MAX_ENTRIES)

@@ -61,10 +61,20 @@ def register(sub):
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--token", help="card token, 16 hex digits")
     g.add_argument("--card-id", help="card identification code, 32 hex digits (tokenized here, not stored)")
-    g.add_argument("--card-no", help="card number, 9 characters (tokenized here, not stored)")
-    s.add_argument("--replaced-by", help="token of the replacement card")
+    g.add_argument("--card-no", help="card number, 9 characters (found through the card registry)")
+    g.add_argument("--citizen-id", help="holder's citizen ID, 18 characters (found through the card registry: "
+                   "the holder's cards in use, or for restored the ones on the deny list)")
+    s.add_argument("--replaced-by", help="the replacement card: token (16 hex), identification code (32 hex) "
+                   "or card number (9 characters)")
     s.add_argument("--note", default="")
+    s.add_argument("--json", action="store_true", help="print the result as JSON (the default output too)")
     s.set_defaults(func=_card)
+
+    s = bs.add_parser("registry-import", parents=[common],
+                      help="import a card-registry CSV file (docs/registry-import.md): all rows or none")
+    s.add_argument("file")
+    s.add_argument("--json", action="store_true", help="print the result as JSON (the default output too)")
+    s.set_defaults(func=_registry_import)
 
     s = bs.add_parser("publish", parents=[common], help="validate, sign and publish fares|catalog|config")
     s.add_argument("kind", choices=("fares", "catalog", "config"))
@@ -253,12 +263,26 @@ def _dev_action(args):
 
 
 def _card(args):
-    from ykt_tools.backoffice import ops
+    from ykt_tools.backoffice import ops, registry
+    by = [k for k in ("token", "card_id", "card_no", "citizen_id") if getattr(args, k)][0]
     try:
-        r = ops.set_card_status(_eng(args), args.status, token=args.token, card_id=args.card_id,
-                                card_no=args.card_no, replaced_by=args.replaced_by, note=args.note,
-                                actor=_actor())
+        r = registry.set_status(_eng(args), args.status, by, getattr(args, by), replaced_by=args.replaced_by,
+                                note=args.note, actor=_actor())
     except ops.OpError as e:
+        return _fail(e)
+    print(json.dumps(r))
+    return 0
+
+
+def _registry_import(args):
+    from ykt_tools.backoffice import ops, registry
+    try:
+        with open(args.file, "rb") as f:
+            data = f.read(registry.MAX_BYTES + 1)
+        r = registry.import_file(_eng(args), data, name=os.path.basename(args.file), actor=_actor())
+    except OSError as e:
+        return _fail("%s: %s" % (args.file, e.strerror))
+    except (ops.OpError, ValueError) as e:
         return _fail(e)
     print(json.dumps(r))
     return 0

@@ -16,6 +16,8 @@ def register(sub):
     b.add_argument("--tokens", choices=("both", "card", "cardno"), default="both",
                    help="tokens to deny for identity rows (default both)")
     b.add_argument("--created", type=int, help="creation time, unix seconds (default now)")
+    b.add_argument("--registry", help="card registry tokens (16 hex per line): build the province-scale "
+                                      "format 3, exact over the registry (docs/denylist.md)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_build)
 
@@ -41,6 +43,7 @@ def register(sub):
     q.add_argument("image")
     q.add_argument("tokens", nargs="+", help="16 hex digits each")
     q.add_argument("--delta", help="delta file applied on top")
+    q.add_argument("--foreign", action="store_true", help="the cards are from another province (format 3)")
     q.set_defaults(func=_lookup)
 
 
@@ -70,7 +73,10 @@ def _build(args):
 
     try:
         ents, summ = _entries(args)
-        img = B.build_image(ents, args.version, args.created)
+        if args.registry:
+            img = B.build_filter_image(ents, B.load_registry(args.registry), args.version, args.created)
+        else:
+            img = B.build_image(ents, args.version, args.created)
     except (B.InputError, OSError, ValueError, DenyListError) as e:
         return _err(str(e))
     with open(args.out, "wb") as f:
@@ -144,7 +150,7 @@ def _lookup(args):
                 dl.apply_delta(f.read())
         print("version %d (image %d, delta entries %d)" % (dl.version, dl.image_version, dl.delta_count))
         for t in args.tokens:
-            s = dl.lookup(bytes.fromhex(t))
+            s = dl.lookup(bytes.fromhex(t), 0, args.foreign)
             print("%s %s" % (t.lower(), STATUS_NAMES[s]))
     except (DenyListError, ValueError, OSError) as e:
         return _err("%s %s" % (getattr(e, "code", ""), e))

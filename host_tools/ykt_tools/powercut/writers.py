@@ -65,7 +65,7 @@ def prepare(path):
     d["verify"] = dict((kind, signing.sign_file(key, kind, 1000, fn(1000))) for kind, fn in make.items())
     tok = [bytes([0xD0, k]) + b"\x00" * 6 for k in range(16)]
     d["dl_image"] = [ops.denylist_image_payload([(tok[k], dlformat.ST_LOST)], 10 * (k + 1), 1795644000)
-                     for k in range(6)]
+                     if k % 2 == 0 else _filter_image(tok[k], tok[14], 10 * (k + 1)) for k in range(6)]
     d["dl_delta"] = [[dlformat.pack_delta(10 * (k + 1), 10 * (k + 1) + n + 1,
                                           [(tok[8 + m], dlformat.ST_SUSPENDED) for m in range(n + 1)], 1795644000)
                       for n in range(5)] for k in range(6)]
@@ -90,6 +90,21 @@ def prepare(path):
     with open(path, "w") as f:
         json.dump(dict((k, hx(v)) for k, v in d.items()), f)
     return path
+
+
+def _filter_image(t, foreign, version):
+    """A format-3 image (registry filter + foreign section): every other
+    image the sweep installs, so cuts land in both formats. Registry cards
+    differing from t only in its last byte need the longest extension."""
+    from ykt.rules import dlformat
+    from yktsrv import dlbuild
+
+    v = int.from_bytes(t, "big")
+    reg = [v ^ i for i in range(1, 9)]
+    ext = dlbuild.plan_small([v], reg, 4)
+    return b"".join(dlbuild.encode_sections(([v], [dlformat.ST_LOST], ext),
+                                            ([int.from_bytes(foreign, "big")], [dlformat.ST_UNPAID]),
+                                            version, 1795644000, rw=4, rp=1))
 
 
 def _device_sweep(samples, jobs, timeout, heap="8M", firmware=None, taps=240):

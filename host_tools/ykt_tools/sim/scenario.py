@@ -23,6 +23,60 @@ CHUNK_MS = 10000
 SPARE = 16384      # heap every device must have to spare at its high-water mark (docs/design.md, budgets)   # devices run in lock-step slices; the back office's clock is within half a slice
 
 
+# Every key a scenario file may use, level by level (docs/scenarios.md). An
+# unknown key -- a misspelt expectation above all -- stops the run before
+# anything starts, so it can never pass silently.
+FILE_KEYS = ("name", "about", "epoch", "clock_offset_s", "end", "warmup_s", "sync_interval_s", "catalog", "fares",
+             "devices", "cards", "entitlements", "accounts", "events", "traffic", "collect_at_end", "generated",
+             "registry", "unregistered")
+DEVICE_KEYS = ("name", "profile", "id", "board", "about")
+CARD_KEYS = ("profile", "ssc", "about")
+ENTITLEMENT_KEYS = ("card", "concession", "flags")
+ACCOUNT_KEYS = ("card", "acquirer", "mandate")
+TRAFFIC_KEYS = ("device", "count", "from", "to", "seed")
+EVENT_KEYS = ("at", "device", "label", "expect", "tap", "for_ms", "powercut_after_writes", "tear", "fault", "params",
+              "clear_faults", "net", "qr", "qr_replay", "backoffice", "card", "status", "by", "replaced_by", "code")
+EXPECT_KEYS = ("outcome", "reason", "fare", "concession", "flags", "reset", "no_tap")
+BO_ACTIONS = ("card_status", "settle", "collect", "return", "pay")
+BY = ("card_id", "card_no", "citizen_id", "token")
+
+
+class ScenarioError(ValueError):
+    """A scenario file refused: one line naming the file and the key."""
+
+
+def validate(sc, name="scenario"):
+    """Refuse unknown keys in the file, its devices, cards, traffic and
+    every event (and its expectation)."""
+    def keys(obj, allowed, where):
+        if not isinstance(obj, dict):
+            raise ScenarioError("%s: %s must be an object" % (name, where))
+        for k in obj:
+            if k not in allowed:
+                raise ScenarioError("%s: %s: unknown key %r" % (name, where, k))
+
+    keys(sc, FILE_KEYS, "top level")
+    for lst, allowed in (("devices", DEVICE_KEYS), ("entitlements", ENTITLEMENT_KEYS), ("accounts", ACCOUNT_KEYS),
+                         ("traffic", TRAFFIC_KEYS)):
+        for i, x in enumerate(sc.get(lst, [])):
+            keys(x, allowed, "%s[%d]" % (lst, i))
+    for cname, c in sc.get("cards", {}).items():
+        keys(c, CARD_KEYS, "cards.%s" % cname)
+    cards = sc.get("cards", {})
+    for i, e in enumerate(sc.get("events", [])):
+        where = "events[%d]" % i
+        keys(e, EVENT_KEYS, where)
+        if "expect" in e:
+            keys(e["expect"], EXPECT_KEYS, where + ".expect")
+        if "backoffice" in e and e["backoffice"] not in BO_ACTIONS:
+            raise ScenarioError("%s: %s: unknown back-office action %r" % (name, where, e["backoffice"]))
+        if "by" in e and e["by"] not in BY:
+            raise ScenarioError("%s: %s: \"by\" must be one of %s" % (name, where, ", ".join(BY)))
+        for k in ("tap", "card", "replaced_by", "qr", "qr_replay"):
+            if k in e and e[k] not in cards:
+                raise ScenarioError("%s: %s: %s names no card in \"cards\": %r" % (name, where, k, e[k]))
+
+
 def _fw_import():
     mp.in_process()
 
@@ -130,6 +184,7 @@ def device_net(base_url):
 class Runner:
     def __init__(self, sc, runtime="micropython", heap="256K", workdir=None, out=sys.stdout, quiet=False,
                  reserve=0, net_faults=0, fault_kinds=None, fault_seed=1):
+        validate(sc)
         self.sc = sc
         self.net_faults = net_faults
         self.fault_kinds = fault_kinds
@@ -184,6 +239,49 @@ class Runner:
             return None
         return cid.hex() if isinstance(cid, (bytes, bytearray)) else cid
 
+    def card_object(self, name):
+        spec = self.sc["cards"][name]
+        _fw_import()
+        from vhw import rfcards
+
+        return rfcards.load(spec["profile"]) if "profile" in spec else rfcards.make_ssc(**spec["ssc"])
+
+    def card_value(self, name, by):
+        """What a clerk would type for the scripted card `name`: its card
+        identification code, card number, holder's citizen ID or token."""
+        if by == "token":
+            from ykt_tools.backoffice import ops
+            return ops.tokenize(self.api.engine(self.db), card_id=self.card_identity(name)).hex()
+        if by == "card_id":
+            return self.card_identity(name)
+        c = self.card_object(name)
+        v = c.card_no if by == "card_no" else c.citizen
+        return v.decode() if isinstance(v, (bytes, bytearray)) else v
+
+    def registry_csv(self):
+        """The scripted cards as the SSC centre's registry file: every
+        social security card of "cards" (or the names in "registry") that
+        has a card identification code, except those in "unregistered"
+        (issued after the centre's last export)."""
+        from ykt_tools.backoffice import registry
+
+        names = [n for n in self.sc.get("registry", sorted(self.sc.get("cards", {})))
+                 if n not in self.sc.get("unregistered", ())]
+        lines = [",".join(registry.COLUMNS)]
+        for n in names:
+            c = self.card_object(n)
+            cid = getattr(c, "card_id", None)
+            if cid is None or not hasattr(c, "citizen"):
+                continue
+            row = [bytes(cid).hex(), c.card_no.decode() if isinstance(c.card_no, bytes) else c.card_no, c.citizen,
+                   str(getattr(c, "generation", 3) or 3), "%08d" % c.issue, "%08d" % c.expiry, "active", ""]
+            try:
+                registry.parse(lines[0] + "\n" + ",".join(row))
+            except ValueError:
+                continue   # a hostile or foreign test card: not in this registry
+            lines.append(",".join(row))
+        return "\n".join(lines) + "\n"
+
     def card_event(self, name):
         spec = self.sc["cards"][name]
         return spec["profile"] if "profile" in spec else {"ssc": spec["ssc"]}
@@ -230,6 +328,8 @@ class Runner:
         from ykt_tools.backoffice import ops
 
         eng = api.engine(self.db)
+        r = api.import_registry(self.db, self.registry_csv(), name="scenario-cards.csv", actor="scenario")
+        self.log("card registry: %d cards imported" % r["rows"])
         for ent in self.sc.get("entitlements", []):
             tok = ops.tokenize(eng, card_id=self.card_identity(ent["card"])).hex()
             ops.set_entitlement(eng, tok, ent["concession"], ent.get("flags", 0), actor="scenario")
@@ -310,10 +410,14 @@ class Runner:
         eng = self.api.engine(self.db)
         day = int(time.strftime("%Y%m%d", time.gmtime(self.clock() + 8 * 3600)))
         if a == "card_status":
-            r = self.api.set_card_status(self.db, e["status"], card_id=self.card_identity(e["card"]),
-                                         note="scenario")
-            self.log("%s  back office: card %s reported %s (deny list v%d)"
-                     % (self.hms(), e["card"], e["status"], r["dl_ver"]))
+            by = e.get("by", "card_id")
+            rb = self.card_identity(e["replaced_by"]) if e.get("replaced_by") else None
+            r = self.api.set_card_status(self.db, e["status"], note="scenario", replaced_by=rb,
+                                         **{by: self.card_value(e["card"], by)})
+            self.log("%s  back office: card %s reported %s by %s%s (deny list v%d%s)"
+                     % (self.hms(), e["card"], e["status"], by,
+                        ", replaced by " + e["replaced_by"] if rb else "", r["dl_ver"],
+                        ", entitlements v%d" % r["entitlements_ver"] if "entitlements_ver" in r else ""))
         elif a == "settle":
             r = self.api.settle(self.db, day, actor="scenario")
             self.log("%s  back office: day %d settled, %d cards, %d fen" % (self.hms(), day, r["cards"], r["amount"]))
@@ -719,10 +823,13 @@ def random_riders(sc, riders, hours, seed):
 
 
 def cli(args):
-    if args.scenario:
-        sc = load(args.scenario)
-    else:
-        sc = load(os.path.join(ROOT, "scenarios", "soak.json"))
+    path = args.scenario or os.path.join(ROOT, "scenarios", "soak.json")
+    try:
+        sc = load(path)
+        validate(sc, path)
+    except (OSError, ValueError) as e:
+        print("error: %s" % (e if isinstance(e, ScenarioError) else "%s: %s" % (path, e)), file=sys.stderr)
+        return 2
     if args.riders:
         sc = random_riders(sc, args.riders, args.hours or 24, args.seed)
     kinds = getattr(args, "net_fault_kinds", None)

@@ -369,7 +369,7 @@
       $("lookup-msg").dataset.status = "200";
     } catch (e) {
       state.lookup = null;
-      $("lookup-msg").textContent = e.code === "registry_missing" ? t("lookup.registry") : t("lookup.failed", {msg: e.message});
+      $("lookup-msg").textContent = e.status === 404 ? t("lookup.registry") : t("lookup.failed", {msg: e.message});
       $("lookup-msg").dataset.status = e.code || String(e.status || "");
     }
     $("lookup-value").value = "";     // the identity is not kept in the page
@@ -380,15 +380,20 @@
     ev.preventDefault();
     const body = {status: $("card-status").value, note: $("card-note").value};
     body[$("card-by").value] = $("card-value").value.trim();
+    const rb = $("card-replaced-by").value.trim();
+    if (rb) body.replaced_by = rb;
     try {
       const r = await api("/admin/api/cards/status", {method: "POST", body: JSON.stringify(body)});
       $("card-result").textContent = t("report_card.done", {token: r.token, status: t("status." + r.status), ver: r.dl_ver});
       $("card-result").dataset.dlVer = r.dl_ver;
+      $("card-result").dataset.cards = (r.cards || []).join(" ");
       $("card-value").value = "";   // the identity is not kept in the page
+      $("card-replaced-by").value = "";
       await loadHealth();
     } catch (e) {
       $("card-result").textContent = t("report_card.refused", {msg: e.message});
       $("card-result").dataset.dlVer = "";
+      $("card-result").dataset.status = String(e.status || "");
     }
   });
 
