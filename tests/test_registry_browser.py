@@ -6,6 +6,7 @@ unix port, synced from this back office -- refuses all three after its next
 sync, and the new card carries the holder's concession from its first tap
 after that sync. The cards are the simulator's profiles; the registry is
 fed the way the SSC centre's system would feed it (an import file)."""
+import conftest
 from test_dashboard_to_validator import bus_and_dashboard
 
 
