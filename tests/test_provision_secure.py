@@ -77,12 +77,14 @@ def test_dry_run_prints_the_steps_in_order(capsys, tmp_path, board, firmware):
     irrev = [s["step"] for s in steps if s["irreversible"]]
     assert irrev == [8, 9, 11, 12]
     assert "FLASH_CRYPT_CNT" in steps[10]["argv"] and "JTAG_DISABLE" in steps[11]["argv"]
-    # the write puts each encrypted image at its partition: app 0x10000, nvs_keys 0xE000
+    # the write puts each encrypted image at its partition (from the board file)
+    parts = {p["name"]: p["offset"] for p in json.load(open(board))["partitions"]}
+    app = parts.get("factory") or parts["ota_0"]
     wr = steps[9]["argv"]
     assert wr[wr.index("write-flash") + 2:] == [
         "0x1000", str(tmp_path / "keys" / "enc-bootloader.bin"), "0x8000",
-        str(tmp_path / "keys" / "enc-partition-table.bin"), "0x10000", str(tmp_path / "keys" / "enc-micropython.bin"),
-        "0xe000", str(tmp_path / "keys" / "enc-nvs_keys.bin")]
+        str(tmp_path / "keys" / "enc-partition-table.bin"), "0x%x" % int(app, 16), str(tmp_path / "keys" / "enc-micropython.bin"),
+        "0x%x" % int(parts["nvs_keys"], 16), str(tmp_path / "keys" / "enc-nvs_keys.bin")]
     assert not os.path.exists(tmp_path / "keys")          # a dry run makes nothing
     rc, out, err = ykt(capsys, "provision", "--secure", "--dry-run", "--port", "/dev/ttyUSB7", "--board", board,
                        "--key-dir", tmp_path / "keys", "--firmware-dir", firmware)
