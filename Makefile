@@ -85,8 +85,9 @@ test-fast: $(STAMP) ## CPython-only quick run
 run: $(STAMP) ## the main job: simulate a day on a Guangxi line
 	@$(YKT) run
 
-fuzz: $(STAMP) ## long fuzzing sweep (>= 1,000,000 inputs), prints counts
+fuzz: $(STAMP) ## long fuzzing sweep (>= 1,000,000 inputs) and schemathesis over the API, prints counts
 	@$(YKT) fuzz --examples $${FUZZ_EXAMPLES:-1000000}
+	@$(YKT) apicheck --max-examples $${API_EXAMPLES:-300}
 
 powercut: $(STAMP) ## full power-cut sweep on MicroPython, prints cut points and violations
 	@$(YKT) powercut --full

@@ -100,6 +100,27 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+def wait_js(page, expr, timeout=30000):
+    """Wait until the JavaScript expression expr is truthy on page (timeout
+    in ms, as Playwright's). Playwright's own wait_for_function polls by
+    eval'ing a string inside the page, which the dashboard's
+    Content-Security-Policy forbids (no 'unsafe-eval', as it should); this
+    evaluates over the DevTools protocol, which the page's policy does not
+    govern, so the page runs under its real CSP."""
+    import time
+    t_end = time.monotonic() + timeout / 1000.0
+    while True:
+        try:
+            if page.evaluate(expr):
+                return
+        except Exception as e:     # the page navigating away mid-evaluation: try again
+            if "navigat" not in str(e) and "destroyed" not in str(e):
+                raise
+        if time.monotonic() > t_end:
+            raise AssertionError("timed out waiting for: %s" % expr)
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def browser():
     """Debian's headless chromium driven by Playwright (never `playwright

@@ -141,12 +141,12 @@ def test_dashboard_in_each_language(browser, tmp_path, lang):
         assert page.inner_text("#login-submit") == "登录"
         if lang == "en":
             page.click("#lang-switch")
-            page.wait_for_function("document.documentElement.lang === 'en'")
+            conftest.wait_js(page, "document.documentElement.lang === 'en'")
             assert page.inner_text("#login-submit") == "Log in"
         page.fill("#login-name", "olga")
         page.fill("#login-password", "wrong password")
         page.click("#login-submit")
-        page.wait_for_function("document.getElementById('login-err').textContent.length > 0")
+        conftest.wait_js(page, "document.getElementById('login-err').textContent.length > 0")
         assert page.inner_text("#login-err") == ("用户名或密码错误" if lang == "zh-CN" else "Wrong name or password")
         page.fill("#login-password", PW)
         page.click("#login-submit")
@@ -162,14 +162,14 @@ def test_dashboard_in_each_language(browser, tmp_path, lang):
         assert page.get_attribute("#report-note", "data-reconciled") == "1"
         assert page.locator("#report-table tbody tr").count() == 1       # route 301
         page.select_option("#report-by", "vehicle")
-        page.wait_for_function("document.querySelectorAll('#report-table tbody tr').length === 2")
+        conftest.wait_js(page, "document.querySelectorAll('#report-table tbody tr').length === 2")
         assert page.get_attribute("#report-table tfoot td[data-col='fares']", "data-value") == "500"
         # the day picker: the day before
         page.click("#day-prev")
-        page.wait_for_function("document.getElementById('sum-taps').dataset.value === '3'")
+        conftest.wait_js(page, "document.getElementById('sum-taps').dataset.value === '3'")
         assert page.input_value("#day-picker") == str(DAY - 1)
         page.select_option("#day-picker", str(DAY))
-        page.wait_for_function("document.getElementById('sum-taps').dataset.value === '4'")
+        conftest.wait_js(page, "document.getElementById('sum-taps').dataset.value === '4'")
         # device health: bus-a's reader is down, bus-b never reported
         page.wait_for_selector("#devices tbody tr[data-device]")
         alerts_a = page.get_attribute("#devices tr[data-device='%d']" % a["id"], "data-alerts")
@@ -189,7 +189,7 @@ def test_dashboard_in_each_language(browser, tmp_path, lang):
         page.select_option("#lookup-by", "card_no")
         page.fill("#lookup-value", "A12345678")
         page.click("#lookup-submit")
-        page.wait_for_function("document.getElementById('lookup-msg').dataset.status === '404'")
+        conftest.wait_js(page, "document.getElementById('lookup-msg').dataset.status === '404'")
         assert page.inner_text("#lookup-msg") == _catalog(lang)["lookup.registry"]
         # layout holds with this language's text, wide and narrow
         for w in (1280, 820):
@@ -201,18 +201,18 @@ def test_dashboard_in_each_language(browser, tmp_path, lang):
         page.wait_for_selector("#arrears tr[data-token='%s'] button.pay" % tok)
         page.fill("#arrears tr[data-token='%s'] input.pay-ref" % tok, "desk-0001")
         page.click("#arrears tr[data-token='%s'] button.pay" % tok)
-        page.wait_for_function("document.getElementById('pay-result').dataset.dlVer > 0")
-        page.wait_for_function("document.querySelectorAll('#arrears tbody tr').length === 0")
+        conftest.wait_js(page, "document.getElementById('pay-result').dataset.dlVer > 0")
+        conftest.wait_js(page, "document.querySelectorAll('#arrears tbody tr').length === 0")
         assert page.is_visible("#arrears-none")
         # report a card lost by its identity
         page.select_option("#card-by", "card_id")
         page.fill("#card-value", CARD_ID)
         page.click("#card-submit")
-        page.wait_for_function("document.getElementById('card-result').dataset.dlVer === '3'")
+        conftest.wait_js(page, "document.getElementById('card-result').dataset.dlVer === '3'")
         assert page.input_value("#card-value") == ""
         assert ops.card_history(eng, tok)[-1]["actor"] == "op:olga"
         page.click("#sync-all")
-        page.wait_for_function("document.getElementById('sync-result').dataset.devices === '2'")
+        conftest.wait_js(page, "document.getElementById('sync-result').dataset.devices === '2'")
         page.click("#logout")
         page.wait_for_selector("#login-box:not([hidden])")
         assert httpx.get(base + "/admin/api/fleet").status_code == 401

@@ -63,7 +63,7 @@ def test_card_reported_lost_on_dashboard_is_refused_by_a_validator(browser, tmp_
         page.select_option("#card-by", "card_id")
         page.fill("#card-value", CARD_ID)
         page.click("#card-submit")
-        page.wait_for_function("document.getElementById('card-result').dataset.dlVer === '1'")
+        conftest.wait_js(page, "document.getElementById('card-result').dataset.dlVer === '1'")
 
         # one sync interval later, the same card on the same validator
         r = dev.call({"cmd": "run", "until": t + 75000, "events": [{"at": t + 70000, "card": "ssc_nanning"}]})

@@ -74,7 +74,7 @@ def test_dashboard_shows_canary_then_whole_fleet(browser, tmp_path):
             assert poll(d, "0.2.0" if d is devs[0] else "0.1.0") in (200, 204)
         for d in devs:
             poll(d, "0.2.0")
-        page.wait_for_function("document.querySelector(\"#rollout-table tr[data-rollout='%d'] td.live\")"
+        conftest.wait_js(page, "document.querySelector(\"#rollout-table tr[data-rollout='%d'] td.live\")"
                                ".textContent === '6'" % rid, timeout=15000)
         row = page.inner_text("#rollout-table tr[data-rollout='%d']" % rid)
         assert "6/6" in row, row

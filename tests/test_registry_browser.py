@@ -6,6 +6,7 @@ unix port, synced from this back office -- refuses all three after its next
 sync, and the new card carries the holder's concession from its first tap
 after that sync. The cards are the simulator's profiles; the registry is
 fed the way the SSC centre's system would feed it (an import file)."""
+import conftest
 from test_dashboard_to_validator import bus_and_dashboard
 
 
@@ -60,9 +61,9 @@ def test_clerk_reports_by_card_number_and_citizen_id_and_a_replacement(browser, 
             page.evaluate("document.getElementById('card-result').dataset.dlVer = 'pending'")
             page.click("#card-submit")
             if refused:
-                page.wait_for_function("document.getElementById('card-result').dataset.dlVer === ''")
+                conftest.wait_js(page, "document.getElementById('card-result').dataset.dlVer === ''")
                 return page.inner_text("#card-result")
-            page.wait_for_function("document.getElementById('card-result').dataset.dlVer === '%d'" % ver)
+            conftest.wait_js(page, "document.getElementById('card-result').dataset.dlVer === '%d'" % ver)
             assert page.input_value("#card-value") == ""            # the identity is not kept in the page
             return page.get_attribute("#card-result", "data-cards")
 

@@ -98,7 +98,7 @@ def test_make_run_on_a_terminal(browser, tmp_path):
         assert page.locator("#chart-device rect.bar").count() > 10
         assert page.get_attribute("#report-note", "data-reconciled") == "1"
         page.click("#lang-switch")
-        page.wait_for_function("document.documentElement.lang === 'en'")
+        conftest.wait_js(page, "document.documentElement.lang === 'en'")
         assert page.inner_text("#nav a[href='#day']") == "Day"
     finally:
         # 4. Ctrl-C stops it; the demo operator is disabled

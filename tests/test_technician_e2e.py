@@ -14,7 +14,7 @@ import pytest
 import conftest  # noqa: F401  (sys.path)
 
 from ykt_tools.cli import main as cli
-from ykt_tools.device import deploy
+from ykt_tools.device import deploy, provision
 from ykt_tools.device.devconn import Device
 from ykt_tools.sim.vdevice import VirtualDevice
 
@@ -145,13 +145,29 @@ def test_deploy_twice_second_pushes_nothing(vdev, capsys):
     assert time.monotonic() - t0 < 60
 
 
+def test_provision_refuses_plain_nvs_without_insecure_dev(vdev, backoffice, capsys):
+    """The simulated board, like a stock ESP32, has flash encryption off and
+    no nvs_keys partition: its secrets would be plain on the flash chip."""
+    from ykt_tools.backoffice import api
+    url, db = backoffice
+    with Device(vdev.path) as dev:
+        deploy.deploy(dev, "bus_validator")
+    rc, out, err = ykt(capsys, "provision", "--port", vdev.path, "--device-id", 4301, "--entry", 301,
+                       "--backoffice", url, "--db", db, "--no-reset")
+    assert rc == 1, err
+    assert "flash encryption is off" in err and "ykt provision --secure" in err and "--insecure-dev" in err
+    assert api.fleet(db) == []                        # refused before the back office issued a key
+    with Device(vdev.path) as dev:
+        assert provision.device_state(dev)["nvs"] == []
+
+
 def test_provision_diagnose_logs_and_own_upload(vdev, backoffice, capsys, tmp_path):
     t0 = time.monotonic()
     url, db = backoffice
     with Device(vdev.path) as dev:
         deploy.deploy(dev, "bus_validator")
     prov = ["provision", "--port", vdev.path, "--device-id", 4101, "--entry", 301, "--stop", 7,
-            "--direction", "up", "--backoffice", url, "--db", db, "--name", "bus-4101", "--no-reset"]
+            "--direction", "up", "--backoffice", url, "--db", db, "--name", "bus-4101", "--no-reset", "--insecure-dev"]
     rc, out, err = ykt(capsys, *prov)
     assert rc == 0, err
     key = _device_key(db, 4101)
@@ -240,7 +256,7 @@ def test_provision_through_admin_api(vdev, backoffice, capsys, tmp_path):
     with Device(vdev.path) as dev:
         deploy.deploy(dev, "bus_validator")
     base = ["provision", "--port", vdev.path, "--device-id", 4202, "--entry", 301, "--backoffice", url,
-            "--operator-file", creds, "--no-reset"]
+            "--insecure-dev", "--operator-file", creds, "--no-reset"]
     os.chmod(creds, 0o644)
     rc, out, err = ykt(capsys, *base)
     assert rc == 1 and "readable by others: chmod 600" in err

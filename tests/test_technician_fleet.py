@@ -55,7 +55,7 @@ def test_fleet_provision_resume(tmp_path, capsys):
                 "5001,301,1,up,bus-5001\n5002,301,2,down,bus-5002\n")
     link = str(tmp_path / "ttyV0")
     argv = ["fleet", "provision", csv, "--port-glob", str(tmp_path / "ttyV*"), "--board", "bus_validator",
-            "--backoffice", "http://127.0.0.1:8000", "--db", db, "--port-wait", "3"]
+            "--backoffice", "http://127.0.0.1:8000", "--db", db, "--port-wait", "3", "--insecure-dev"]
     t0 = time.monotonic()
 
     # run 1: the first device is plugged in, provisioned and unplugged; no second one comes

@@ -43,7 +43,7 @@ class _TimeService:
     def step(self):
         if self.q.active:
             if not self.q.step():
-                wait = 3600000 if self.clock.trusted() else 10000
+                wait = 3600000 if self.clock.confirmed() else 10000   # RTC time still asks the back office
                 self._due = ticks_add(ticks_ms(), wait)
         elif ticks_diff(ticks_ms(), self._due) >= 0:
             self.q.step()
@@ -359,8 +359,14 @@ class App:
         url = self.cfg.get("backoffice")
         from ykt.net.timesync import TimeSync
 
-        rtc = self.hw.rtc()
-        self.clock = TimeSync(set_rtc=None if rtc is None else self._set_rtc)
+        ext = getattr(self.hw, "ext_rtc", None)
+        self.ext_rtc = ext() if ext is not None else None
+        self.clock = TimeSync(set_rtc=None if self.ext_rtc is None else self._set_rtc)
+        if self.ext_rtc is not None:
+            try:    # the date after a power cut away from the network (docs/time.md)
+                self.clock.from_rtc(self.ext_rtc.read())
+            except OSError as e:
+                self._err("rtc", e)
         if not url or "dev_key" not in self.secrets:
             self.missing["network"] = "no back office configured"
             return
@@ -449,7 +455,10 @@ class App:
             self._err("qr", e)
 
     def _set_rtc(self, unix):
-        pass
+        try:
+            self.ext_rtc.write(unix)
+        except (OSError, ValueError) as e:
+            self._err("rtc", e)
 
     def _collect_heartbeat(self):
         from ykt.net import heartbeat

@@ -148,6 +148,21 @@ class Board:
     def rtc(self):
         return machine.RTC() if self.has("rtc") else None
 
+    def ext_rtc(self):
+        """The battery-backed DS3231 of features.rtc (on the display's I2C
+        bus, 0x68), or None when the board has none or it does not answer."""
+        if not self.has("rtc"):
+            return None
+        from ykt.ds3231 import ADDR, DS3231
+
+        d = self.cfg.get("display") or {}
+        i2c, ok = self._i2c(d.get("id", 0), "DISP_SCL", "DISP_SDA", d.get("freq", 400000), ADDR)
+        if not ok:
+            self.missing["rtc"] = "no DS3231 at I2C 0x%02x" % ADDR
+            return None
+        self.found["rtc"] = "ds3231 @0x%02x" % ADDR
+        return DS3231(i2c)
+
     def partition(self, label):
         import esp32
 

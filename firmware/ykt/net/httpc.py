@@ -385,11 +385,6 @@ def http_date_to_unix(s):
         hh, mm, ss = [int(x) for x in p[4].split(":")]
     except (ValueError, IndexError):
         return None
-    # days from civil (Howard Hinnant), no time module needed
-    y2 = y - (m <= 2)
-    era = y2 // 400
-    yoe = y2 - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    days = era * 146097 + doe - 719468
-    return days * 86400 + hh * 3600 + mm * 60 + ss
+    from ykt.ds3231 import days_from_civil   # no time module: the ports disagree on their epoch
+
+    return days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60 + ss

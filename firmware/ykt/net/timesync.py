@@ -5,6 +5,11 @@
 #               every tap ack), corrected by half the round trip
 #   TRUST_WEAK  unauthenticated time: HTTP Date header, SNTP. Used only while
 #               nothing authenticated is known (a fake server could lie)
+#   TRUST_RTC   boot: a battery-backed RTC (ykt.ds3231) that only authenticated
+#               time ever sets and that says when its oscillator stopped:
+#               trusted for decisions for max_age_s of uptime, or until the
+#               back office confirms or corrects it; a weak source never
+#               overrides it (docs/time.md)
 #   TRUST_NONE  boot: the RTC's value (or 0) and the monotonic clock
 # trusted() is what fares need: authenticated time not older than max_age_s
 # (the ticks crystal drifts ~50 ppm: 7 days = 30 s). Ticks wrap every 2^30 ms
@@ -16,6 +21,7 @@ from ykt.compat import const, ticks_ms, ticks_diff, ticks_add, time as _rtc_time
 TRUST_NONE = const(0)
 TRUST_WEAK = const(1)
 TRUST_AUTH = const(2)
+TRUST_RTC = const(3)          # numbered after AUTH so heartbeats keep their values; ranks between WEAK and AUTH
 _REANCHOR_MS = const(3600000)
 _NTP_DELTA = const(2208988800)   # 1900-01-01 to 1970-01-01
 
@@ -36,6 +42,8 @@ class TimeSync:
         self.jumps = 0                 # corrections larger than jump_s
         self.last_offset = 0           # last correction applied, seconds
         self.source = "boot"
+        self._rtc_up = 0               # uptime-seconds when the RTC's time was taken
+        self._rtc_set = False          # the RTC written from authenticated time this boot
 
     def _elapsed_ms(self):
         return ticks_diff(ticks_ms(), self._base_ms) + self._frac
@@ -57,10 +65,28 @@ class TimeSync:
             self._base_ms = now
 
     def trusted(self):
+        """Time good enough to decide on (expiry, fare bands, holidays)."""
+        if self.level == TRUST_RTC:
+            self.step()
+            return self.uptime_s - self._rtc_up <= self.max_age_s
+        return self.confirmed()
+
+    def confirmed(self):
+        """Authenticated back-office time, not older than max_age_s."""
         if self.level != TRUST_AUTH or self._synced_up is None:
             return False
         self.step()
         return self.uptime_s - self._synced_up <= self.max_age_s
+
+    def from_rtc(self, unix):
+        """Boot time read from the battery-backed RTC (None: it lost power)."""
+        if unix is None or self.level == TRUST_AUTH:
+            return False
+        if not self.update(unix, TRUST_RTC, 0, "rtc"):
+            return False
+        self.step()
+        self._rtc_up = self.uptime_s
+        return True
 
     def age_s(self):
         """Seconds since the last authenticated sync, or -1."""
@@ -73,6 +99,8 @@ class TimeSync:
         """Offer a time from a source. Returns True if the model moved."""
         if level < self.level and self.level == TRUST_AUTH and self.trusted():
             return False                   # never let a weak source override auth
+        if level == TRUST_WEAK and self.level == TRUST_RTC and self.trusted():
+            return False                   # nor the RTC that authenticated time set
         if unix < 1600000000:
             return False                   # before 2020: a broken source
         unix += (rtt_ms // 2 + 500) // 1000
@@ -94,8 +122,9 @@ class TimeSync:
             self.step()
             self._synced_up = self.uptime_s
         self.source = source
-        if self.set_rtc is not None and off != 0:
-            self.set_rtc(unix)
+        if self.set_rtc is not None and level == TRUST_AUTH and (off != 0 or not self._rtc_set):
+            self.set_rtc(unix)             # only authenticated time reaches the RTC; at least once per boot
+            self._rtc_set = True
         return True
 
     def from_reply(self, server_time, rtt_ms=0):

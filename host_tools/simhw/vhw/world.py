@@ -74,6 +74,7 @@ class World:
             netsim.configure("ykt-depot", "depot-wifi-key")
         self._attach_reader(timing)
         self._attach_display()
+        self._attach_rtc()
         self.qr = None
         if feats.get("qr"):
             try:
@@ -127,6 +128,16 @@ class World:
             sim.attach_hsu(r.get("id", 1), baud=r.get("baud", 115200))
         sim.attach_pins(rst=pins.get("PN532_RST"), irq=pins.get("PN532_IRQ"))
         self.field = sim.field
+
+    def _attach_rtc(self):
+        # features.rtc: a DS3231 on the display's I2C bus (ykt.board.ext_rtc)
+        self.rtc = None
+        b = self.board
+        if b.get("features", {}).get("rtc"):
+            from vhw.ds3231sim import DS3231
+
+            self.rtc = DS3231()
+            bus.attach_i2c(b.get("display", {}).get("id", 0), 0x68, self.rtc)
 
     def _attach_display(self):
         self.display = None
@@ -230,6 +241,8 @@ class World:
 
     def reboot(self, cause="power"):
         self.chip.reboot(cause)
+        if cause == "power" and self.rtc is not None:
+            self.rtc.power_cut()
         self.pn532.reset()
         if self.root == _FS_MOUNT:
             self._mount()

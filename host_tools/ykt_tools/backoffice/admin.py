@@ -3,11 +3,14 @@ operator session (cookie `ykt_session` or `Authorization: Bearer <token>`
 from POST /admin/login); device keys are never accepted here. GET needs role
 viewer or operator; every change needs operator and writes the audit log."""
 import io
+import re
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import func, select
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from ykt_tools.backoffice import auth, export, ops, registry, settle
 from ykt_tools.backoffice import schema as S
@@ -37,7 +40,43 @@ def _actor(op):
     return "op:" + op["name"]
 
 
+# Request bodies are strict: JSON false is not 0, 1.0 is not 1, "5" is not 5,
+# and a property the model does not name is refused (additionalProperties: false).
+STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+def _json_int(v):
+    # JSON Schema counts 13.0 as the integer 13; booleans and strings stay refused
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2 ** 53:
+        return int(v)
+    return v
+
+
+def jint(lo, hi):
+    """A JSON integer lo..hi (bounds before the validator so the schema says minimum/maximum)."""
+    return Annotated[int, Field(ge=lo, le=hi), BeforeValidator(_json_int)]
+TOKEN = r"^[0-9a-fA-F]{16}$"       # a card token, 8 bytes in hex (ykt.sec.token)
+CARD_ID = r"^[0-9a-fA-F]{32}$"     # the card identification code, 16 bytes in hex
+CARD_NO = r"^[0-9A-Za-z]{9}$"      # the printed card number
+CITIZEN_ID = r"^[0-9]{17}[0-9Xx]$"
+DEVICE_ACTIONS = ("rekey", "activate", "deactivate") + tuple(ops.REQUESTS)
+
+
+class _Choice(StringConvertor):
+    """A path segment that is one of a fixed set of words (or matches a
+    pattern): routes that share a prefix (cards/{token} and cards/status)
+    then never swallow each other's paths, so a wrong method gets 405."""
+
+    def __init__(self, regex):
+        self.regex = regex
+
+
+register_url_convertor("cardtoken", _Choice(TOKEN[1:-1]))
+register_url_convertor("devaction", _Choice("|".join(re.escape(a) for a in DEVICE_ACTIONS)))
+
+
 class Login(BaseModel):
+    model_config = STRICT
     name: str = Field(max_length=64)
     password: str = Field(max_length=256)
 
@@ -45,11 +84,18 @@ class Login(BaseModel):
 @router.post("/admin/login")
 def login(body: Login, request: Request):
     try:
-        tok, op = auth.login(request.app.state.eng, body.name, body.password)
+        tok, op = auth.login(request.app.state.eng, body.name, body.password,
+                             source=request.client.host if request.client else None)
+    except auth.Locked as e:
+        raise HTTPException(429, str(e), headers={"Retry-After": str(int(e.retry_after))})
     except auth.AuthError:
         raise HTTPException(401, "bad name or password")
     r = JSONResponse({"token": tok, **op})
-    r.set_cookie("ykt_session", tok, httponly=True, samesite="strict", max_age=auth.SESSION_S, path="/")
+    # Secure whenever the request came over TLS (directly, or as the proxy says
+    # when uvicorn runs with --forwarded-allow-ips): the browser then never
+    # sends the session over plain HTTP
+    r.set_cookie("ykt_session", tok, httponly=True, samesite="strict", max_age=auth.SESSION_S, path="/",
+                 secure=request.url.scheme == "https")
     return r
 
 
@@ -109,10 +155,11 @@ def gaps(ident: str, request: Request, op=Depends(operator)):
 
 
 class NewDevice(BaseModel):
+    model_config = STRICT
     name: str = Field(min_length=1, max_length=64)
-    kind: str = "validator"
-    entry: int = Field(0, ge=0, le=65535)
-    device_id: int | None = Field(None, ge=1, le=2 ** 31 - 1)
+    kind: Literal[ops.DEVICE_KINDS] = "validator"
+    entry: jint(0, 65535) = 0
+    device_id: jint(1, 2 ** 31 - 1) | None = None
 
 
 @router.post("/admin/api/devices")
@@ -122,8 +169,8 @@ def add_device(body: NewDevice, request: Request, op=Depends(writer)):
                 body.device_id, actor=_actor(op))
 
 
-@router.post("/admin/api/devices/{ident}/{action}")
-def device_action(ident: str, action: str, request: Request, op=Depends(writer)):
+@router.post("/admin/api/devices/{ident}/{action:devaction}")
+def device_action(ident: str, action: Literal[DEVICE_ACTIONS], request: Request, op=Depends(writer)):
     eng = request.app.state.eng
     if action == "rekey":
         r = _run(ops.rekey_device, eng, ident, actor=_actor(op))
@@ -139,12 +186,14 @@ def device_action(ident: str, action: str, request: Request, op=Depends(writer))
 
 
 class CardStatus(BaseModel):
-    status: str
-    token: str | None = Field(None, max_length=16)
-    card_id: str | None = Field(None, max_length=32)
-    card_no: str | None = Field(None, max_length=9)
-    citizen_id: str | None = Field(None, max_length=18)
-    replaced_by: str | None = Field(None, max_length=32)
+    model_config = STRICT
+    status: Literal[tuple(ops.STATUSES)]
+    token: str | None = Field(None, pattern=TOKEN)
+    card_id: str | None = Field(None, pattern=CARD_ID)
+    card_no: str | None = Field(None, pattern=CARD_NO)
+    citizen_id: str | None = Field(None, pattern=CITIZEN_ID)
+    replaced_by: str | None = Field(None, pattern=r"^([0-9a-fA-F]{16}|[0-9a-fA-F]{32}|[0-9A-Za-z]{9})$",
+                                    description="the successor's token, card identification code or card number")
     note: str = Field("", max_length=500)
 
 
@@ -176,16 +225,19 @@ async def registry_import(request: Request, name: str = Query("cards.csv", max_l
     return _run(registry.import_file, request.app.state.eng, data, name=name, actor=_actor(op))
 
 
-@router.get("/admin/api/cards/{token}")
-def card(token: str, request: Request, op=Depends(operator)):
+@router.get("/admin/api/cards/{token:cardtoken}")
+def card(request: Request, token: str = Path(pattern=TOKEN), op=Depends(operator)):
     return _run(ops.card_history, request.app.state.eng, token)
 
 
 @router.post("/admin/api/files/{kind}",
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                 "application/json": {"schema": {"type": "object"}}}}})
-async def publish(kind: str, request: Request, ident: int = Query(0, ge=0, le=2 ** 31 - 1),
+             openapi_extra={"requestBody": {"required": True, "description":
+                 "fares, catalog, entitlements: the compiled file (ykt fares compile ...); config: a JSON object "
+                 "of at most 4096 bytes. The file's own checks decide (400/422), not this schema", "content": {
+                     "application/octet-stream": {"schema": {"type": "string", "format": "binary",
+                                                             "minLength": 1, "maxLength": 1 << 20}},
+                     "application/json": {"schema": {"type": "object", "maxProperties": 256}}}}})
+async def publish(kind: Literal["fares", "catalog", "entitlements", "config"], request: Request, ident: int = Query(0, ge=0, le=2 ** 31 - 1),
                   op=Depends(writer)):
     data = await request.body()
     if len(data) > 1 << 20:
@@ -194,11 +246,12 @@ async def publish(kind: str, request: Request, ident: int = Query(0, ge=0, le=2 
 
 
 class Entitlement(BaseModel):
-    token: str = Field(max_length=16)
-    concession: int = Field(ge=0, le=255)
-    flags: int = Field(0, ge=0, le=255)
-    valid_from: int = Field(0, ge=0, le=99991231)
-    valid_to: int = Field(99991231, ge=0, le=99991231)
+    model_config = STRICT
+    token: str = Field(pattern=TOKEN)
+    concession: jint(0, 255)
+    flags: jint(0, 255) = 0
+    valid_from: jint(0, 99991231) = 0
+    valid_to: jint(0, 99991231) = 99991231
 
 
 @router.post("/admin/api/entitlements")
@@ -214,7 +267,7 @@ def entitlements_publish(request: Request, op=Depends(writer)):
 
 
 @router.post("/admin/api/keys/{action}")
-def keys(action: str, request: Request, op=Depends(writer)):
+def keys(action: Literal["rotate", "retire"], request: Request, op=Depends(writer)):
     eng = request.app.state.eng
     if action == "rotate":
         return _run(ops.rotate_keys, eng, actor=_actor(op))
@@ -224,7 +277,8 @@ def keys(action: str, request: Request, op=Depends(writer)):
 
 
 class Day(BaseModel):
-    day: int = Field(ge=19700101, le=99991231)
+    model_config = STRICT
+    day: jint(19700101, 99991231)
 
 
 @router.post("/admin/api/settle")
@@ -238,7 +292,7 @@ def settlements(request: Request, day: int = Query(ge=19700101, le=99991231), op
 
 
 @router.get("/admin/api/charges")
-def charges(request: Request, token: str = Query(max_length=16), day: int = Query(ge=19700101, le=99991231),
+def charges(request: Request, token: str = Query(pattern=TOKEN), day: int = Query(ge=19700101, le=99991231),
             op=Depends(operator)):
     """Audit trail: each charge with the tap (device, seq) it came from."""
     return _run(settle.charges, request.app.state.eng, day, token)
@@ -267,7 +321,7 @@ def audit_log(request: Request, limit: int = Query(100, ge=1, le=1000), op=Depen
 # --- the operator dashboard: days, one day, reports, health, card lookup, collection ---
 # (docs/backoffice.md, "Dashboard"). Figures in fen; days are service days
 # YYYYMMDD (UTC+8); tokens pseudonymous.
-from typing import Literal, Optional  # noqa: E402
+from typing import Optional  # noqa: E402
 
 from ykt_tools.backoffice import collect, dash, report  # noqa: E402
 
@@ -467,9 +521,9 @@ class Lookup(BaseModel):
 
 @router.get("/admin/api/lookup", response_model=Lookup, responses=_errs(
     s400="malformed identity", s404="no registered card has this card number or citizen ID"))
-def lookup(request: Request, card_no: Optional[str] = Query(None, max_length=9),
-           citizen_id: Optional[str] = Query(None, max_length=18),
-           card_id: Optional[str] = Query(None, max_length=32), token: Optional[str] = Query(None, max_length=16),
+def lookup(request: Request, card_no: Optional[str] = Query(None, pattern=CARD_NO),
+           citizen_id: Optional[str] = Query(None, pattern=CITIZEN_ID),
+           card_id: Optional[str] = Query(None, pattern=CARD_ID), token: Optional[str] = Query(None, pattern=TOKEN),
            op=Depends(operator)):
     """A card's status, arrears and pseudonymous tap history. The identity
     typed is tokenized and never stored, logged or returned."""
@@ -515,9 +569,10 @@ def arrears(request: Request, op=Depends(operator)):
 
 
 class Payment(BaseModel):
-    token: str = Field(min_length=16, max_length=16)
-    amount: int = Field(ge=1, le=10 ** 9, description="fen; must equal the arrears")
-    ref: str = Field(min_length=1, max_length=64, description="payment reference (receipt, app order)")
+    model_config = STRICT
+    token: str = Field(pattern=TOKEN)
+    amount: jint(1, 10 ** 9) = Field(description="fen; must equal the arrears")
+    ref: str = Field(pattern=r"^[A-Za-z0-9_./-]{1,64}$", description="payment reference (receipt, app order)")
 
 
 class Paid(BaseModel):

@@ -29,7 +29,14 @@ _STATUS = {"oversized": 413, "truncated": 400, "malformed": 400, "bad_version": 
            "bad_magic": 415, "bad_auth": 401, "bad_mac": 401, "unknown_device": 403,
            "replay": 409, "seq_ahead": 422, "bad_kind": 404, "nonce_mismatch": 400}
 OCTET = "application/octet-stream"
-_BIN = {"content": {OCTET: {"schema": {"type": "string", "format": "binary"}}}}
+
+
+def _bin(lo, hi):
+    """An octet-stream body of lo..hi bytes."""
+    return {"content": {OCTET: {"schema": {"type": "string", "format": "binary", "minLength": lo, "maxLength": hi}}}}
+
+
+_REPLY = _bin(wire.REPLY_SIZE, wire.REPLY_SIZE)
 
 router = APIRouter(prefix="/v1", tags=["device"])
 
@@ -80,9 +87,12 @@ def _full_path(request):
 
 
 @router.post("/taps", summary="Upload a tap batch (ykt.net.wire batch format)",
-             openapi_extra={"requestBody": dict(_BIN, required=True, description=
-                            "YKTB batch: 52-byte header, delta-coded records, 16-byte HMAC (docs/protocol.md)")},
-             responses={200: dict(_BIN, description="44-byte signed YKTR ack: value = highest contiguous committed seq; "
+             openapi_extra={"requestBody": dict(_bin(wire.HDR_SIZE_V1 + wire.MAC_LEN, wire.MAX_BODY), required=True,
+                            description="YKTB batch: 56-byte header (52 in version 1), up to 256 delta-coded "
+                                        "records, 16-byte HMAC (docs/protocol.md); the MAC covers every byte, so "
+                                        "a body valid by this schema is still refused unless the device's key "
+                                        "made it")},
+             responses={200: dict(_REPLY, description="44-byte signed YKTR ack: value = highest contiguous committed seq; "
                                   "X-YKT-New/X-YKT-Dup count stored/duplicate taps, X-YKT-Gap 'a-b' reports skipped seqs"),
                         400: {"description": "truncated / malformed / bad_version"}, 401: {"description": "bad_mac"},
                         403: {"description": "unknown_device"}, 409: {"description": "replay"},
@@ -179,7 +189,7 @@ def _auth(request, body=b""):
 
 
 @router.get("/time", summary="Trusted time: signed RK_TIME reply echoing the request nonce",
-            responses={200: dict(_BIN, description="44-byte YKTR reply, value = server unix time")})
+            responses={200: dict(_REPLY, description="44-byte YKTR reply, value = server unix time")})
 async def get_time(request: Request):
     try:
         dev, ts, nonce = _auth(request)
@@ -207,16 +217,40 @@ def heartbeat_columns(hb):
     return {k: x for k, x in cols.items() if x is not None}
 
 
+# The heartbeat's keys and their JSON types (ykt.net.heartbeat.build): the
+# OpenAPI schema and the server's check are both made from this table.
+HB_FIELDS = {"fw": "string", "dev": "integer", "up": "integer", "t": "integer", "tt": "integer", "v": "object",
+             "bl": "integer", "old": "integer", "ack": "integer", "rd": "object", "heap": "integer",
+             "st": "string", "e": "array"}
+_PY = {"string": str, "integer": int, "object": dict, "array": list}
+
+
+def heartbeat_schema():
+    props = {k: {"type": t} for k, t in HB_FIELDS.items()}
+    props["v"]["additionalProperties"] = {"type": "integer"}
+    return {"type": "object", "maxProperties": 32, "properties": props}
+
+
+def _is(x, t):
+    if t == "integer":     # JSON Schema: 5.0 is the integer 5; false is not 0
+        return (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, float) and x.is_integer())
+    return isinstance(x, _PY[t])
+
+
+def heartbeat_ok(hb):
+    """The body has the schema's types for the keys it names."""
+    if not isinstance(hb, dict):
+        return False
+    if not all(_is(hb[k], t) for k, t in HB_FIELDS.items() if k in hb):
+        return False
+    return all(_is(x, "integer") for x in hb.get("v", {}).values())
+
+
 @router.post("/heartbeat", summary="Device status: ykt.net.heartbeat compact JSON, authenticated with X-YKT-Auth",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                 "type": "object", "properties": {
-                     "fw": {"type": "string"}, "dev": {"type": "integer"}, "up": {"type": "integer"},
-                     "t": {"type": "integer"}, "tt": {"type": "integer"},
-                     "v": {"type": "object", "additionalProperties": {"type": "integer"}},
-                     "bl": {"type": "integer"}, "old": {"type": "integer"}, "ack": {"type": "integer"},
-                     "rd": {"type": "object"}, "heap": {"type": "integer"}, "st": {"type": "string"},
-                     "e": {"type": "array"}}}}}}},
-             responses={200: dict(_BIN, description="44-byte YKTR RK_HEARTBEAT reply (value: request flags)")})
+             openapi_extra={"requestBody": {"required": False, "content": {"application/json": {
+                 "schema": heartbeat_schema()}}}},
+             responses={200: dict(_REPLY, description="44-byte YKTR RK_HEARTBEAT reply (value: request flags); "
+                                                      "an empty body counts as {}")})
 async def post_heartbeat(request: Request):
     body = await request.body()
     if len(body) > MAX_HEARTBEAT:
@@ -227,10 +261,10 @@ async def post_heartbeat(request: Request):
         return _err(e.code, e.msg)
     try:
         hb = json.loads(body or b"{}")
-        if not isinstance(hb, dict) or hb.get("dev", dev) != dev:
+        if not heartbeat_ok(hb) or hb.get("dev", dev) != dev:
             raise ValueError
     except ValueError:
-        return _err("malformed", "heartbeat body must be a JSON object for this device")
+        return _err("malformed", "heartbeat body must be a JSON object for this device with the schema's types")
     t = now()
     vals = heartbeat_columns(hb)
     vals["last_seen"] = t
@@ -261,7 +295,7 @@ SYNC_KINDS = ("denylist", "fares", "catalog", "entitlements", "config", "keys")
 
 
 @router.get("/sync/{kind}", summary="Signed download (YKTS envelope) newer than ?have=",
-            responses={200: dict(_BIN, description="YKTS signed file: denylist answers with a delta "
+            responses={200: dict(_bin(ksigned.HDR_SIZE, 1 << 20), description="YKTS signed file: denylist answers with a delta "
                                  "(base = have) when close, else the full image"),
                        304: {"description": "already current"}, 404: {"description": "unknown kind"}})
 async def get_sync(request: Request, kind: str, have: int = Query(0, ge=0, le=0xFFFFFFFF)):

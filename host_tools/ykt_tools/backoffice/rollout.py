@@ -19,10 +19,11 @@ created by alembic migration 0003."""
 import hashlib
 import json
 import re
+from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
 from ykt.ota import updater as ota
@@ -39,7 +40,9 @@ _VER = re.compile(r"^\d{1,3}(\.\d{1,3}){0,2}$")
 
 
 class RolloutError(ValueError):
-    pass
+    def __init__(self, msg, status=400):
+        super().__init__(msg)
+        self.status = status
 
 
 # --- operations (Python API: tests, CLI, admin routes) -------------------------------
@@ -77,7 +80,7 @@ def add_release(eng, blob):
         os.remove(tmp)
     with eng.begin() as c:
         if c.execute(select(releases.c.id).where(releases.c.version == info["version"])).first():
-            raise RolloutError("release %s exists already" % info["version"])
+            raise RolloutError("release %s exists already" % info["version"], 409)
         rid = c.execute(releases.insert().values(
             version=info["version"], vint=h.version, boards=json.dumps(info["boards"]),
             min_interp=info["min_interp"], size=len(blob), sha256=hashlib.sha256(blob).hexdigest(),
@@ -93,7 +96,7 @@ def start_rollout(eng, release_id, target="all", canary=(), percent=0, note=""):
         raise RolloutError("percent 0..100")
     with eng.begin() as c:
         if not c.execute(select(releases.c.id).where(releases.c.id == release_id)).first():
-            raise RolloutError("no release %s" % release_id)
+            raise RolloutError("no release %s" % release_id, 404)
         t = now()
         return c.execute(rollouts.insert().values(
             release=release_id, target=target, stage="canary" if canary else ("percent" if percent else "all"),
@@ -113,7 +116,7 @@ def set_stage(eng, rollout_id, stage, percent=None):
     with eng.begin() as c:
         n = c.execute(update(rollouts).where(rollouts.c.id == rollout_id).values(**vals)).rowcount
     if not n:
-        raise RolloutError("no roll-out %s" % rollout_id)
+        raise RolloutError("no roll-out %s" % rollout_id, 404)
 
 
 def bucket(rollout_id, device_id):
@@ -262,7 +265,7 @@ _RANGE = re.compile(r"^bytes=(\d{1,10})-$")
 
 
 @router.get("/bundle/{release_id}", summary="The signed bundle; `Range: bytes=N-` resumes (206)")
-async def get_bundle(request: Request, release_id: int):
+async def get_bundle(request: Request, release_id: int = Path(ge=1, le=2 ** 31 - 1)):
     try:
         dev, ts, nonce = devapi._auth(request)
     except devapi.wire.WireError as e:
@@ -300,26 +303,31 @@ admin_router = APIRouter(prefix="/admin/api", tags=["admin"])
 
 
 class NewRollout(BaseModel):
-    release: int
-    target: str = Field("all", max_length=80)
-    canary: list[int] = Field(default_factory=list, max_length=1000)
-    percent: int = Field(0, ge=0, le=100)
+    model_config = ConfigDict(strict=True, extra="forbid")    # as admin.STRICT
+    release: admin.jint(1, 2 ** 31 - 1)
+    target: str = Field("all", pattern=r"^(all|entry:\d{1,9}|board:[A-Za-z0-9_.-]{1,64})$")
+    canary: list[admin.jint(1, 2 ** 31 - 1)] = Field(default_factory=list, max_length=1000, description="device ids")
+    percent: admin.jint(0, 100) = 0
     note: str = Field("", max_length=200)
 
 
 class Stage(BaseModel):
-    stage: str = Field(max_length=12)
-    percent: int | None = Field(None, ge=0, le=100)
+    model_config = ConfigDict(strict=True, extra="forbid")
+    stage: Literal[STAGES]
+    percent: admin.jint(0, 100) | None = None
 
 
 def _guard(fn, *a):
     try:
         return fn(*a)
     except RolloutError as e:
-        raise HTTPException(400, str(e))
+        raise HTTPException(e.status, str(e))
 
 
-@admin_router.post("/releases", summary="Upload a signed release (body: the .ykb bundle or signed image)")
+@admin_router.post("/releases", summary="Upload a signed release (body: the .ykb bundle or signed image)",
+                   openapi_extra={"requestBody": {"required": True, "content": {devapi.OCTET: {"schema": {
+                       "type": "string", "format": "binary", "minLength": 1, "maxLength": ota.MAX_DOWNLOAD}}},
+                       "description": "a YKTS-signed bundle or image; its signature decides, not this schema"}})
 async def upload_release(request: Request, op=Depends(admin.writer)):
     blob = await request.body()
     if len(blob) > ota.MAX_DOWNLOAD:
@@ -338,7 +346,7 @@ def new_rollout(body: NewRollout, request: Request, op=Depends(admin.writer)):
 
 
 @admin_router.post("/rollouts/{rollout_id}/stage")
-def stage(rollout_id: int, body: Stage, request: Request, op=Depends(admin.writer)):
+def stage(body: Stage, request: Request, rollout_id: int = Path(ge=1, le=2 ** 31 - 1), op=Depends(admin.writer)):
     _guard(set_stage, request.app.state.eng, rollout_id, body.stage, body.percent)
     _audit(request, op, "rollout.stage", "%d:%s" % (rollout_id, body.stage))
     return {"ok": True}

@@ -33,7 +33,9 @@ def register(sub):
     p.add_argument("--operator-file", default=None)
     p.add_argument("--wifi-ssid", default=None)
     p.add_argument("--wifi-key-file", default=None)
-    p.set_defaults(func=_run, force=False)
+    p.add_argument("--insecure-dev", action="store_true",
+                   help="development board: provision although flash/NVS encryption is off (see ykt provision)")
+    p.set_defaults(func=_run, force=False, secure=False)
 
 
 def _run(args):

@@ -32,6 +32,10 @@ class AlreadyProvisioned(ProvisionError):
     pass
 
 
+class InsecureStorage(ProvisionError):
+    pass
+
+
 def parse_direction(v):
     if isinstance(v, int) or str(v).isdigit():
         d = int(v)
@@ -89,12 +93,28 @@ try:
   r['board']=json.load(f).get('kind')
 except (OSError,ValueError):
  pass
+r['flash_crypt_cnt']=None
+try:
+ import machine
+ r['flash_crypt_cnt']=(machine.mem32[0x3FF5A000]>>20)&0x7F
+except Exception:
+ pass
+r['nvs_keys']=None
+try:
+ import esp32
+ r['nvs_keys']=len(esp32.Partition.find(esp32.Partition.TYPE_DATA,4))>0
+except Exception:
+ pass
 print(json.dumps(r))
 """
+# FLASH_CRYPT_CNT: ESP32 eFuse EFUSE_BLK0_RDATA0_REG (0x3FF5A000) bits 20..26,
+# odd number of bits set = flash encryption on; nvs_keys: a data partition of
+# subtype 4 (ESP-IDF's nvs_keys). A runtime that has neither reads as plain.
 
 
 def device_state(dev):
-    """{'nvs': [names of secrets present], 'device_id', 'fw', 'board'}; no secret values."""
+    """{'nvs': [names of secrets present], 'device_id', 'fw', 'board',
+    'flash_crypt_cnt', 'nvs_keys'}; no secret values."""
     return dev.eval_json(_STATE)
 
 
@@ -236,8 +256,10 @@ def write_device(dev, config, profile, keyring, secrets):
 
 
 def provision(dev, device_id, entry, stop, direction, backoffice, db=None, admin_url=None, creds=None,
-              name=None, force=False, wifi_ssid=None, wifi_key=None, log=None):
-    """Provision one open device. Returns a summary without secrets."""
+              name=None, force=False, wifi_ssid=None, wifi_key=None, log=None, insecure_dev=False):
+    """Provision one open device. Returns a summary without secrets. A
+    device whose flash and NVS are not encrypted (ykt provision --secure)
+    is refused unless insecure_dev: its secrets would sit in plain NVS."""
     log = log or (lambda m: None)
     device_id, entry, stop, direction, backoffice = check_params(device_id, entry, stop, direction, backoffice)
     st = device_state(dev)
@@ -245,6 +267,13 @@ def provision(dev, device_id, entry, stop, direction, backoffice, db=None, admin
         raise ProvisionError("this MicroPython has no esp32.NVS: is it an ESP32 build?")
     if not st.get("fw") or not st.get("board"):
         raise ProvisionError("no ykt firmware or board.json on the device: run `ykt deploy --port P --board B` first")
+    from ykt_tools.device import secure
+    storage = secure.storage_state(st)
+    if storage != "encrypted" and not insecure_dev:
+        raise InsecureStorage("flash encryption is off or NVS has no nvs_keys partition (FLASH_CRYPT_CNT %s, "
+                              "nvs_keys %s): the device's keys would be readable off its flash chip. Run "
+                              "`ykt provision --secure` first (docs/operations.md), or pass --insecure-dev "
+                              "for a development board" % (st.get("flash_crypt_cnt"), st.get("nvs_keys")))
     if is_provisioned(st) and not force:
         raise AlreadyProvisioned("device is already provisioned (device id %s): refusing; "
                                  "use --force to re-provision (issues a new key)" % st.get("device_id"))
@@ -281,4 +310,5 @@ def provision(dev, device_id, entry, stop, direction, backoffice, db=None, admin
                              % (after.get("device_id"), ", ".join(missing) or "none"))
     return {"device_id": device_id, "name": name, "kind": bo_kind, "entry": entry, "stop": stop,
             "direction": direction, "backoffice": backoffice, "keys": bool(info.get("keyring")),
-            "secrets": sorted(secrets)}
+            "secrets": sorted(secrets), "secret_storage": "encrypted nvs" if storage == "encrypted" else
+            "PLAIN nvs (--insecure-dev)"}

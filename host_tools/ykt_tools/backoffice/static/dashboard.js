@@ -20,7 +20,8 @@
     if (!r.ok) {
       const d = body.detail;
       throw Object.assign(new Error(typeof d === "string" ? d : t("error.http", {status: r.status})),
-                          {status: r.status, code: r.headers.get("X-YKT-Error")});
+                          {status: r.status, code: r.headers.get("X-YKT-Error"),
+                           retryAfter: Number(r.headers.get("Retry-After") || 0)});
     }
     return body;
   }
@@ -336,7 +337,10 @@
         password: $("login-password").value})});
       $("login-password").value = "";
       await start();
-    } catch (e) { $("login-err").textContent = e.status === 401 ? t("login.bad") : e.message; }
+    } catch (e) {
+      $("login-err").textContent = e.status === 401 ? t("login.bad")
+        : e.status === 429 ? t("login.locked", {min: Math.max(1, Math.ceil(e.retryAfter / 60))}) : e.message;
+    }
   });
 
   $("logout").addEventListener("click", async () => {
