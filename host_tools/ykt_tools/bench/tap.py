@@ -131,11 +131,12 @@ def run(args):
     tmp = tempfile.mkdtemp(prefix="ykt-bench-tap-")
     for board in boards:
         inp, entries, b = _prepare(board, tmp, rng)
-        r = mp.run(args.runtime, WORKER, [board, inp, args.taps, rng.randrange(1 << 30)],
-                   fw_heap=args.heap, timeout=3600).require("bench tap %s" % board)
+        res_ = mp.run(args.runtime, WORKER, [board, inp, args.taps, rng.randrange(1 << 30)],
+                      fw_heap=args.heap, timeout=3600)
+        r = res_.require("bench tap %s" % board)
         if r.get("error"):
             raise RuntimeError("bench tap %s: %s" % (board, r["error"]))
-        taps = r["taps"]
+        taps = [x["tap"][:10] for x in res_.records if "tap" in x]
         d = figures(taps, FACTOR)
         rd = b["reader"]
         d.update({"transport": rd["transport"], "bus_hz": rd.get("freq") or rd.get("baud"),

@@ -346,14 +346,14 @@ def main():
             row.append(cur[1] - prev[1])
             prev = cur
         row.append(gcs)
-        out.append(row)
+        print("@@JSON " + json.dumps({"tap": row}))   # one line per tap: the heap is the board's
         gcs_total += gcs
         step_for(400)
         w.field.remove(card)
         step_for(200, None)
         step_for(10000, lambda: not app.feedback.busy() and not r.present)
     print("@@JSON " + json.dumps({
-        "taps": [x[:10] for x in out], "gc_per_tap": [x[10] for x in out], "gc_in_tap": gcs_total, "irq": irq,
+        "gc_in_tap": gcs_total, "irq": irq,
         "reader_opts": r.opts, "outcomes": outcomes, "erases": counts[1], "programs": counts[0],
         "mem_free": gc.mem_free(), "wrap_overhead_us": ovh,
         "tap_alloc_max": alloc_max, "free_before_tap_min": free_min, "memory_errors": app.memory_errors, "errors": app.errors}))
