@@ -31,6 +31,9 @@ from ykt import taprec
 from ykt.compat import const
 from ykt.sec.crypt import Ctr
 from ykt.fs import replace_file
+# One journal interface: the exceptions and the upload readers (pending,
+# pending_into, oldest_pending_time over _read) are ykt.journal's.
+from ykt.journal import Journal as _Seg, JournalFull, JournalError, MSG_FULL  # noqa: F401
 
 SECTOR = const(4096)
 _HDR = const(16)
@@ -39,18 +42,6 @@ SLOTS = const(85)          # (4096 - 16) // 48
 _MAGIC = b"YKR1"
 _ERASE = const(6)
 _BLOCKS = const(4)
-MSG_FULL = "journal full - service required"
-
-
-class JournalFull(Exception):
-    def __init__(self, msg=MSG_FULL):
-        super().__init__(msg)
-
-
-class JournalError(Exception):
-    def __init__(self, msg):
-        super().__init__(msg)
-
 
 def _u32(b, off):
     return struct.unpack_from("<I", b, off)[0]
@@ -317,21 +308,8 @@ class RingJournal:
             s = s + 1 if s + 1 < self.n else 0
         return n
 
-    def pending(self, max_n, after=None):
-        out = []
-        self._read(after, max_n, lambda pt: out.append(taprec.unpack_from(pt)))
-        return out
-
-    def pending_into(self, buf, after=None):
-        mv = memoryview(buf)
-        pos = [0]
-        sz = taprec.SIZE
-
-        def sink(pt):
-            mv[pos[0]:pos[0] + sz] = pt
-            pos[0] += sz
-
-        return self._read(after, len(buf) // sz, sink)
+    pending = _Seg.pending
+    pending_into = _Seg.pending_into
 
     # --- acknowledgement ------------------------------------------------------
     def ack(self, up_to_seq):
@@ -355,20 +333,7 @@ class RingJournal:
     def backlog(self):
         return self.next_seq - 1 - self.cursor
 
-    @property
-    def oldest_pending_time(self):
-        if self.backlog <= 0:
-            return None
-        if self._otime_seq != self.cursor:
-            t = [None]
-
-            def sink(pt):
-                t[0] = _u32(pt, 4)
-
-            self._read(None, 1, sink)
-            self._otime = t[0]
-            self._otime_seq = self.cursor
-        return self._otime
+    oldest_pending_time = _Seg.oldest_pending_time
 
     @property
     def room(self):
