@@ -7,18 +7,18 @@ profile, catalog and fare table, a deny list filling its slot, the journal on
 its own flash, and its feedback hardware. Riders' cards (a different card each
 tap) enter the field at random instants of the poll loop. The worker
 (bench/workers/tap.py) measures each tap on the virtual clock from "card in
-field" to "first feedback output pin changes" (LED, buzzer or relay GPIO),
-with firmware CPU added: the worker times the interpreter with the real
-clock, takes out the time spent inside the simulated chip (buses, PN532, card,
-flash, clock events), and the rest is firmware CPU, x FACTOR (docs/design.md,
-"Time factor"). Flash programs and erases advance the virtual clock by
-datasheet times (FLASH_* below), as the ESP32 stalls on them.
+field" to "first feedback output pin changes" (LED, buzzer or relay GPIO).
+Firmware CPU is co-simulated: each stretch of firmware code between two calls
+into the simulated chip is timed on the host, x the factor (45 unless
+--factor), and moves the virtual clock before the chip sees the next call
+(per call pair, the least it took in the run: the host is shared). Flash
+programs and erases advance the clock by datasheet times (W25Q32JV typical).
 
-JSON: boards.<name>: p50_ms, p95_ms, max_ms, transport, reader_opts,
+JSON: boards.<name>: p50_ms, p95_ms, max_ms, transport, bus_hz, reader_opts,
 breakdown_ms {wait_poll, read, decide, journal, feedback} (p95 of each),
-gc_in_tap, and the same figures with the factor calib.py measures. Each tap
-counts its own virtual time and each part's median firmware CPU (figures());
-raw_* use every tap's own wall-clock CPU; rows are the per-tap pairs."""
+breakdown_p50_ms, gc_in_tap, heap, cpu_p50_unix_us per part, rows (per tap:
+virtual us and cpu us per part, collections, wall-clock cpu us);
+calibrated = the runtime's measured factor (calib.py)."""
 import json
 import os
 import random
