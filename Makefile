@@ -91,6 +91,7 @@ fuzz: $(STAMP) ## long fuzzing sweep (>= 1,000,000 inputs) and schemathesis over
 
 powercut: $(STAMP) ## full power-cut sweep on MicroPython, prints cut points and violations
 	@$(YKT) powercut --full
+	@$(YKT) powercut --ring
 
 soak: $(STAMP) ## 24 h of traffic on MicroPython with an ESP32-like heap
 	@$(YKT) sim --riders 5000 --hours 24 --seed 1 --runtime micropython --heap $(HEAP) --json

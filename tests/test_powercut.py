@@ -12,6 +12,7 @@ import conftest
 from conftest import ROOT
 
 from ykt_tools.powercut import journal as powercut
+from ykt_tools.powercut import jring
 from ykt_tools.sim import mp
 
 pytestmark = pytest.mark.micropython
@@ -136,3 +137,35 @@ def test_host_cryptolib_is_byte_identical_to_micropython(tmp_path):
         a = cryptolib.aes(k, m, iv) if m == 2 else cryptolib.aes(k, m)
         b = cryptolib.aes(k, m, iv) if m == 2 else cryptolib.aes(k, m)
         assert [a.encrypt(d).hex(), b.decrypt(d).hex()] == got[n]
+
+
+def test_ring_sweep_sample_has_no_violation():
+    """The ring journal (raw partition): a sample of the cut points of a
+    scenario that laps a 4-sector ring and fills it (make powercut: all)."""
+    _need_mp()
+    res = jring.run_sweep(sample=400, taps=1000, jobs=2)
+    assert res["cut_points"] == 400
+    assert res["violations"] == 0, json.dumps(res["details"][:5], indent=1)
+    assert res["laps"] >= 2 and res["full_refusals"] > 0
+    assert res["total_cut_points"] == res["writes"] * 4
+
+
+@pytest.mark.parametrize("mutation", ["erase_unacked", "trust_unverified_sector"])
+def test_ring_sweep_catches_a_broken_ring(tmp_path, mutation):
+    """The ring sweep can fail: a ring that erases sectors holding unacked
+    taps, or that takes a sector with a valid header for erased without
+    reading its slots (after a cut in its erase), is caught."""
+    _need_mp()
+    fw = tmp_path / "firmware"
+    shutil.copytree(os.path.join(ROOT, "firmware"), fw)
+    src = (fw / "ykt" / "jring.py").read_text()
+    if mutation == "erase_unacked":
+        bad = src.replace("        return s != self.head and (not self._first[s] or self._upper(s) <= self.cursor)",
+                          "        return s != self.head")
+    else:
+        bad = src.replace("            if not self._blank():\n                return False\n        return True",
+                          "            pass\n        return True")
+    assert bad != src
+    (fw / "ykt" / "jring.py").write_text(bad)
+    res = jring.run_sweep(sample=300, taps=1000, jobs=1, firmware=str(fw))
+    assert res["violations"] > 0

@@ -69,6 +69,7 @@ class App:
         self.voice = None         # ykt.ui.voice.Voice on boards that declare "voice"
         self.decider = None
         self.journal = None
+        self._jidle = None        # the ring journal's erase-ahead, run between taps
         self.denylist = None
         self.uplink = None
         self.sync = None
@@ -265,7 +266,6 @@ class App:
 
     def _boot_state(self):
         from ykt.rules.denylist import DenyList
-        from ykt.journal import Journal, JournalError
 
         hw = self.hw
         pa, pb = hw.partition("dlist_a"), hw.partition("dlist_b")
@@ -275,17 +275,30 @@ class App:
         else:
             hw.missing["denylist"] = "no dlist_a/dlist_b partitions"
         jdir = join(self.root, "j")
+        jpart = hw.partition("jrnl")
         try:
             try:
                 os.mkdir(jdir)
             except OSError:
                 pass
-            self.journal = Journal(jdir, self.secrets["jrnl_key"])
+            if jpart is not None:
+                # The ring on its own partition: a tap costs one 48-byte
+                # program; erasing is done ahead, between taps (step()).
+                from ykt.jring import RingJournal
+
+                self.journal = RingJournal(jpart, self.secrets["jrnl_key"], join(jdir, "ack"))
+                self._jidle = self.journal.idle
+            else:
+                # A flash layout without "jrnl": segments on littlefs.
+                from ykt.journal import Journal
+
+                self.journal = Journal(jdir, self.secrets["jrnl_key"])
             self.journal.open()
             hw.found["journal"] = "next seq %d, backlog %d" % (self.journal.next_seq, self.journal.backlog)
-        except (OSError, JournalError) as e:
+        except Exception as e:  # OSError, ValueError, either journal's JournalError: no journal, no green light
             self._err("journal", e)
             self.journal = None
+            self._jidle = None
         self._load_tables()
 
     def _load_tables(self):
@@ -316,6 +329,18 @@ class App:
         self._reader_opts()
         self.found["decisions"] = "entry %d stop %d" % (self.profile.entry, self.profile.stop)
         self._load_shift()
+
+    def _reader_opts(self):
+        """Read only what this entry's decisions use: every SSC read gets the
+        identity (card id, number, expiry); the birth date (EF06, ~16 ms at
+        the card) only when the fare table has an age rule. The generation is
+        used by no decision, so it is never read once tables are loaded."""
+        if self.reader is None:
+            return
+        from ykt.nfc.sscard import OPT_BIRTH
+
+        f = self.decider.fares
+        self.reader.opts = OPT_BIRTH if (f is None or f.needs_birth) else 0
 
     def _load_shift(self):
         """The driver shift open before a reset stays open (its sign-on tap is
@@ -422,8 +447,7 @@ class App:
             return                # settings apply from the next boot
         if self.decider is not None:
             setattr(self.decider, kind, obj)   # the decider's attributes are named after the kinds
-            if kind == "catalog":
-                self._reader_opts()
+            self._reader_opts()
         else:
             self._load_tables()   # the first complete set makes the device able to decide
 
@@ -571,6 +595,11 @@ class App:
                     self._err(type(part).__name__, e)
                     if hasattr(sys, "print_exception"):
                         sys.print_exception(e)
+        if not busy and self._jidle is not None:
+            try:
+                self._jidle()     # erase the next sector before a tap needs it
+            except OSError as e:
+                self._err("journal", e)
         if self.ota is not None and self.ota.reboot_wanted and not busy and not self.feedback.busy():
             # A verified bundle is staged: restart into its trial between riders.
             self._reset()

@@ -142,6 +142,10 @@ class FareTable:
         self.hols, off = _rows(buf, off, end, _HOL, nh)
         work, off = _rows(buf, off, end, _WORK, nw)
         self.work = [w[0] for w in work]
+        # The card records a decision on this table reads (the reader reads
+        # only these): the birth date only when an age rule or the green
+        # channel's age can apply.
+        self.needs_birth = bool(self.ages) or self.green_age > 0
         self.od, off = _rows(buf, off, end, _OD, nod)
         if off != end:
             raise LoadError("range", "%d unparsed body bytes" % (end - off))

@@ -4,8 +4,10 @@ MicroPython interpreter and littlefs.
 --full (make powercut): every persistent writer of the firmware
 (ykt_tools/powercut/writers.py: journal, ack, tables, keys, deny list, OTA),
 the device booting for real after each cut, counted per writer.
-Without --full: the journal's sweep (ykt_tools/powercut/journal.py), a
-sample of its cut points (--sample 0: all of them).
+--ring: the ring journal on its raw partition (ykt_tools/powercut/jring.py),
+every cut point by default (make powercut runs it beside --full).
+Without either: the littlefs journal's sweep (ykt_tools/powercut/journal.py),
+a sample of its cut points (--sample 0: all of them).
 Ends with the line `cut points: N, violations: M`; exit code 1 on any violation."""
 import json
 import sys
@@ -15,6 +17,8 @@ def register(sub):
     p = sub.add_parser("powercut", help="cut power after flash writes, check the device after each cut")
     p.add_argument("--full", action="store_true",
                    help="every persistent writer, counted per writer (make powercut)")
+    p.add_argument("--ring", action="store_true",
+                   help="the ring journal (raw 'jrnl' partition): every cut point unless --sample")
     p.add_argument("--writers", default=None, metavar="W1,W2",
                    help="--full: only these writers (journal, ack, tables, keys, denylist, ota)")
     p.add_argument("--scale", type=float, default=1.0,
@@ -31,6 +35,8 @@ def register(sub):
 def _run(args):
     if args.full:
         return _full(args)
+    if args.ring:
+        return _ring(args)
     from ykt_tools.powercut import journal as powercut
 
     taps = args.taps or powercut.TAPS
@@ -66,5 +72,25 @@ def _full(args):
         for name, w in res["writers"].items():
             print("  %-9s %5d cut points, %d violations, %d flash writes  (%s)"
                   % (name, w["cut_points"], w["violations"], w["writes"], w["what"]))
+    print("cut points: %d, violations: %d" % (res["cut_points"], res["violations"]))
+    return 1 if res["violations"] else 0
+
+
+def _ring(args):
+    from ykt_tools.powercut import jring
+
+    sample = args.sample if "--sample" in sys.argv else 0
+    taps = args.taps or jring.TAPS
+    if sys.stderr.isatty():
+        print("power-cut sweep of the ring journal: %s cut points, %d taps, %d processes ..."
+              % ("all" if not sample else sample, taps, args.jobs), file=sys.stderr)
+    res = jring.run_sweep(sample=sample, taps=taps, jobs=args.jobs)
+    if args.json:
+        print(json.dumps(res, indent=2, sort_keys=True))
+    else:
+        for d in res["details"][:20]:
+            print("VIOLATION at write %d (%s): %s" % (d["write"], d["tear"], "; ".join(d["problems"])))
+        print("ring journal: %d taps over %d sectors (%.1f laps), %d flash writes (%d erases), %d refused as full"
+              % (res["taps"], res["sectors"], res["laps"], res["writes"], res["erases"], res["full_refusals"]))
     print("cut points: %d, violations: %d" % (res["cut_points"], res["violations"]))
     return 1 if res["violations"] else 0
