@@ -117,6 +117,32 @@ def apply(board_heap=None, board_psram=False):
     base = gc.mem_alloc()
 
 
+def reset_ram():
+    """A chip reset clears RAM. An in-process reboot (vhw.world.World.reboot)
+    cannot free what is still referenced of the old App, so after a reset
+    everything above the simulator's base is given back: the ballast
+    shrinks by it and it counts as the simulator's, and the new boot finds
+    its whole budget free, as on the device (the firmware holds nothing
+    right after a reset)."""
+    global _ballast, base
+    if not applied or _ballast is None:
+        return
+    gc.collect()
+    held = gc.mem_alloc() - base
+    if held <= 0:
+        return
+    n = len(_ballast)
+    _ballast = None
+    gc.collect()
+    while _ballast is None and n - held > 0:
+        try:
+            _ballast = bytearray(n - held)
+        except MemoryError:   # fragmented: give a little more
+            held += 64
+    gc.collect()
+    base = gc.mem_alloc()
+
+
 def _import_firmware():
     import ykt
 
@@ -284,7 +310,8 @@ def step(app):
         from vhw import heapcensus
 
         heapcensus.meter_parts(app)
-    _app = app
+    if census_on:   # only the census walks it: holding an App keeps a rebooted one's RAM live
+        _app = app
     if not applied:
         return app.step()
     global _sampled_at

@@ -251,6 +251,9 @@ class World:
         import gc
 
         gc.collect()
+        from vhw import heapbudget
+
+        heapbudget.reset_ram()
         return self.boot(log)
 
     def run(self, ms, app=None):
