@@ -330,18 +330,6 @@ class App:
         self.found["decisions"] = "entry %d stop %d" % (self.profile.entry, self.profile.stop)
         self._load_shift()
 
-    def _reader_opts(self):
-        """Read only what this entry's decisions use: every SSC read gets the
-        identity (card id, number, expiry); the birth date (EF06, ~16 ms at
-        the card) only when the fare table has an age rule. The generation is
-        used by no decision, so it is never read once tables are loaded."""
-        if self.reader is None:
-            return
-        from ykt.nfc.sscard import OPT_BIRTH
-
-        f = self.decider.fares
-        self.reader.opts = OPT_BIRTH if (f is None or f.needs_birth) else 0
-
     def _load_shift(self):
         """The driver shift open before a reset stays open (its sign-on tap is
         on flash; the next sign-off or another driver's sign-on ends it)."""
@@ -427,19 +415,23 @@ class App:
                                         self._swap_table, self._err, self.cfg.get("sync_interval_s", 60))
 
     def _reader_opts(self):
-        """The reader selects the transport function where this device's
-        catalog entry requires it (the decision refuses a card without)."""
+        """Read only what this entry's decisions use: the identity (card id,
+        number, expiry) always; the birth date (EF06, ~16 ms at the card) only
+        when the fare table has an age rule; the transport function where the
+        catalog entry requires it (the decision refuses a card without). The
+        generation is used by no decision, so it is never read."""
         d = self.decider
-        if self.reader is None or d is None or d.catalog is None:
+        if self.reader is None or d is None:
             return
-        from ykt.nfc.sscard import OPT_TRANSIT
+        from ykt.nfc.sscard import OPT_BIRTH, OPT_TRANSIT
         from ykt.rules.catalog import F_REQ_TRANSIT
 
-        e = d.catalog.get(self.profile.entry)
+        f = d.fares
+        o = OPT_BIRTH if (f is None or f.needs_birth) else 0
+        e = d.catalog.get(self.profile.entry) if d.catalog is not None else None
         if e is not None and e.flags & F_REQ_TRANSIT:
-            self.reader.opts |= OPT_TRANSIT
-        else:
-            self.reader.opts &= ~OPT_TRANSIT
+            o |= OPT_TRANSIT
+        self.reader.opts = o
 
     def _swap_table(self, kind, obj):
         """sync put a new table (fares, catalog, entitlements) or config on flash."""
