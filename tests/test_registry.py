@@ -252,14 +252,16 @@ def _device_list(signed_image, signed_delta=None):
     return dl
 
 
-def test_published_image_is_a_registry_filter_and_new_cards_are_cleared(eng):
+def test_published_image_is_a_registry_filter_and_new_cards_are_cleared(eng, monkeypatch):
     # With a registry, the back office publishes format 3 (docs/denylist.md):
     # every registered card gets exactly its status through the device's own
     # reader; a card reported by token that the registry does not know is in
     # both sections. Cards registered later that the filter would refuse get
     # a "not denied" record in the next delta.
     from ykt.rules import dlformat as F
+    from ykt_tools.build import denyfilter
 
+    monkeypatch.setattr(denyfilter, "FILTER_MIN_ENTRIES", 0)   # a filter even for this small list
     registry.import_file(eng, _bulk(3000, 1), "a.csv")
     key = _key(eng)
     with eng.connect() as c:
@@ -288,3 +290,21 @@ def test_published_image_is_a_registry_filter_and_new_cards_are_cleared(eng):
     assert all(dl.lookup(t) == (F.ST_LOST if t in want else 0) for t in new)
     assert dl.lookup(stray) == F.ST_CANCELLED
     assert key is not None
+
+
+def test_small_lists_stay_exact_for_cards_the_registry_does_not_know(eng):
+    # Below FILTER_MIN_ENTRIES the Guangxi section is exact: a card the
+    # registry has not heard of is never refused (the filter's one exception
+    # only exists at province scale).
+    import random
+
+    from ykt.rules import dlformat as F
+
+    registry.import_file(eng, _bulk(2000, 3), "a.csv")
+    with eng.connect() as c:
+        toks = [bytes(r.token) for r in c.execute(select(S.cards.c.token).order_by(S.cards.c.token))]
+    ops.set_cards_status(eng, [(t, "lost", None) for t in toks[::5]])
+    dl = _device_list(ops.denylist_download(eng, 0))
+    r = random.Random(4)
+    assert not any(dl.lookup(r.getrandbits(64).to_bytes(8, "big")) for _ in range(20000))
+    assert all(dl.lookup(t) == F.ST_LOST for t in toks[::5])

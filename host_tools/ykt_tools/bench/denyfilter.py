@@ -111,7 +111,7 @@ def run(args):
     gen_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    blocks, info = DF.build(denied, stats, foreign.tolist(), fstats, registry, 1, 1795000000)
+    blocks, info = DF.build(denied, stats, foreign.tolist(), fstats, registry, 1, 1795000000, min_entries=0)
     image = b"".join(blocks)
     build_s = time.perf_counter() - t0
     hd = F.parse_header(image)

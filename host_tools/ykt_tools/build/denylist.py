@@ -168,7 +168,7 @@ def load_registry(path):
     return out
 
 
-def build_filter_image(entries, registry, version, created=None):
+def build_filter_image(entries, registry, version, created=None, min_entries=None):
     """Format 3 over a registry (ykt_tools.build.denyfilter): denied cards the
     registry knows go in the Guangxi filter; the others in the exact section
     for other provinces AND in the filter, since a token alone does not say
@@ -183,7 +183,7 @@ def build_filter_image(entries, registry, version, created=None):
     gx = sorted(entries)
     fx = sorted(t for t in entries if t not in reg)
     blocks, info = DF.build(gx, [entries[t] for t in gx], fx, [entries[t] for t in fx], sorted(reg | set(gx)),
-                            version, created)
+                            version, created, min_entries=min_entries)
     img = b"".join(blocks)
     res = DF.check(img, sorted(reg | set(gx)), gx, [entries[t] for t in gx], fx, [entries[t] for t in fx])
     if res["false_refusals"] or res["false_accepts"] or res["wrong_status"]:
