@@ -23,10 +23,11 @@ TRANSPORTS = {
 }
 KINDS = ("bus_validator", "ferry_validator", "turnstile", "gate")
 # Roles the firmware knows; anything else is a typo in the board file.
-INPUT_ROLES = ("PN532_IRQ", "PN532_MISO", "PN532_RX", "QR_RX", "BUTTON", "VOICE_RX")
+INPUT_ROLES = ("PN532_IRQ", "PN532_MISO", "PN532_RX", "QR_RX", "BUTTON", "VOICE_RX", "MODEM_RX")
 OUTPUT_ROLES = ("PN532_SCL", "PN532_SDA", "PN532_SCK", "PN532_MOSI", "PN532_CS",
                 "PN532_TX", "PN532_RST", "LED_R", "LED_G", "LED_B", "BUZZER",
-                "RELAY", "ASSIST", "DISP_SCL", "DISP_SDA", "QR_TX", "STATUS_LED", "VOICE_TX")
+                "RELAY", "ASSIST", "DISP_SCL", "DISP_SDA", "QR_TX", "STATUS_LED", "VOICE_TX",
+                "MODEM_TX")
 ROLES = INPUT_ROLES + OUTPUT_ROLES
 FEATURE_ROLES = {
     "led": ("LED_R", "LED_G", "LED_B"),
@@ -41,6 +42,8 @@ FEATURE_ROLES = {
 # frames) and the JQ8900 family (AA .. checksum frames). Both run at 9600 baud
 # out of the box.
 VOICE_DRIVERS = ("dfplayer", "jq8900")
+# UART 4G modems that speak the 3GPP AT dialogue and PPP (ykt.net.modem).
+MODEM_DRIVERS = ("sim7600", "ec20")
 _MAX_BOARD_BYTES = 8192
 # MicroPython's heap on a module without PSRAM: 56 KB at start, grown once to
 # about 112 KB; the rest of internal RAM stays with Wi-Fi and one TLS session
@@ -176,10 +179,40 @@ def validate(b, src="<board>"):
             raise BoardError(src, "voice.uart", "shares the reader's UART")
         if feats.get("qr") and vu == b["qr"].get("uart", 2):
             raise BoardError(src, "voice.uart", "shares the QR scanner's UART")
+    if "modem" in b:
+        _modem(b, src, tr, reader)
     flash_mb = _int(src, "flash_mb", b.get("flash_mb", 4), 4, 32)
     _layout(b, src, flash_mb * 1024 * 1024)
     _heap(b, src)
     return b
+
+
+def _modem(b, src, tr, reader):
+    """"modem": {"driver", "uart", "baud", "apn"} on MODEM_TX/MODEM_RX."""
+    m = b["modem"]
+    if type(m) is not dict:
+        raise BoardError(src, "modem", "must be an object {driver, uart, baud, apn}")
+    for k in m:
+        if k not in ("driver", "uart", "baud", "apn"):
+            raise BoardError(src, "modem." + k, "unknown setting (known: driver, uart, baud, apn)")
+    if m.get("driver") not in MODEM_DRIVERS:
+        raise BoardError(src, "modem.driver", "unknown driver %r (known: %s)"
+                         % (m.get("driver"), ", ".join(MODEM_DRIVERS)))
+    mu = _int(src, "modem.uart", m.get("uart", 2), 1, 2)
+    _int(src, "modem.baud", m.get("baud", 115200), 9600, 921600)
+    apn = m.get("apn")
+    if type(apn) is not str or not 0 < len(apn) <= 40 or '"' in apn:
+        raise BoardError(src, "modem.apn", "the carrier's APN, 1..40 characters without quotes, got %r" % (apn,))
+    for role in ("MODEM_TX", "MODEM_RX"):
+        if role not in b["pins"]:
+            raise BoardError(src, "pins." + role, "missing role, required by modem")
+    if tr == "hsu" and mu == reader.get("id", 1):
+        raise BoardError(src, "modem.uart", "shares the reader's UART")
+    feats = b.get("features", {})
+    if feats.get("qr") and mu == b["qr"].get("uart", 2):
+        raise BoardError(src, "modem.uart", "shares the QR scanner's UART")
+    if feats.get("voice") and mu == b["voice"].get("uart", 1):
+        raise BoardError(src, "modem.uart", "shares the voice module's UART")
 
 
 def _hex(src, field, v):
