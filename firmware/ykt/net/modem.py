@@ -23,6 +23,7 @@ _REPLY_MS = const(3000)       # per command; ATD may take longer (see _DIAL_MS)
 _DIAL_MS = const(30000)
 _REG_TRIES = const(30)        # registration polls, one per _REG_GAP_MS, before not_registered
 _REG_GAP_MS = const(2000)
+_PPP_MS = const(10000)        # LCP/IPCP must finish within this after CONNECT
 _RETRY_MS = const(20000)      # after a failure, the next dialogue starts this much later
 _LINE = const(64)             # longest reply line kept; longer lines are bad_reply
 
@@ -74,6 +75,7 @@ class Modem:
         self._sent = 0
         self._until = 0
         self._polls = 0
+        self._up = False          # PPP came up since the last CONNECT
         self._line = bytearray(_LINE)
         self._n = 0
         self._over = False
@@ -101,11 +103,14 @@ class Modem:
         elif st == WAIT:
             if ticks_diff(now, self._until) >= 0:
                 self._send(self._cmd, now)
-        elif self.ppp is not None and not self.ppp.isconnected() and ticks_diff(now, self._until) >= 0:
-            # PPP had time to come up (or was up) and is down: the carrier
-            # went; drop to command mode and dial again from the start
-            self.drops += 1
-            self._fail(LINK_LOST, now)
+        elif self.ppp is not None:
+            if self.ppp.isconnected():
+                self._up = True
+            elif self._up or ticks_diff(now, self._until) >= 0:
+                # the link was up and is gone (the carrier dropped), or PPP
+                # never came up in time: back to the dialogue from the start
+                self.drops += 1
+                self._fail(LINK_LOST, now)
         return self.state
 
     # --- dialogue ----------------------------------------------------------
@@ -246,7 +251,8 @@ class Modem:
     def _data_mode(self, now):
         self.dials += 1
         self.state = PPP
-        self._until = ticks_add(now, _DIAL_MS)              # PPP's LCP/IPCP before a down link counts
+        self._until = ticks_add(now, _PPP_MS)
+        self._up = False
         if self.ppp is None:
             self.ppp = self._ppp_factory(self.uart)
         self.ppp.active(True)
