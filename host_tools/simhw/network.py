@@ -398,12 +398,16 @@ class PPP:
         self._err = 0
         self._ev = None
         self._cfg = _ZERO
+        self._dev = None
         _ppps.append(self)
 
     def _modem(self):
-        from vhw import bus
+        # looked up once: the C module's isconnected() allocates nothing, nor may this
+        if self._dev is None:
+            from vhw import bus
 
-        return bus.uart_device(getattr(self._stream, "_id", -1))
+            self._dev = bus.uart_device(getattr(self._stream, "_id", -1))
+        return self._dev
 
     def active(self, *args):
         if args:

@@ -81,7 +81,7 @@ def test_not_registered_after_bounded_polls():
     _run(m, 200000, lambda: m.reason != "")
     assert m.reason == "not_registered" and not m.isconnected(), m.status()
     polls = [c for _, c in sim.commands if c in (b"AT+CREG?", b"AT+CEREG?")]
-    assert len(polls) == 2 * M._REG_TRIES, len(polls)
+    assert len(polls) == 2 * M.REG_TRIES, len(polls)
 
 
 def test_silent_modem_times_out_then_retries():

@@ -21,7 +21,7 @@ from ykt.compat import const, ticks_add, ticks_diff, ticks_ms
 MIN_CSQ = const(8)            # below about -97 dBm a Cat-1 link drops its TCP sessions
 _REPLY_MS = const(3000)       # per command; ATD may take longer (see _DIAL_MS)
 _DIAL_MS = const(30000)
-_REG_TRIES = const(30)        # registration polls, one per _REG_GAP_MS, before not_registered
+REG_TRIES = const(30)        # registration polls, one per _REG_GAP_MS, before not_registered
 _REG_GAP_MS = const(2000)
 _PPP_MS = const(10000)        # LCP/IPCP must finish within this after CONNECT
 _RETRY_MS = const(20000)      # after a failure, the next dialogue starts this much later
@@ -238,7 +238,7 @@ class Modem:
                 self._send(_CEREG, now)
                 return True
             self._polls += 1
-            if self._polls >= _REG_TRIES:
+            if self._polls >= REG_TRIES:
                 self._polls = 0
                 return self._fail(NOT_REGISTERED, now)
             self._cmd = _CREG                     # poll again a little later
