@@ -302,6 +302,8 @@ class Device:
                 # MemoryErrors that restarted the interpreter plus those the loop caught
                 "memory_errors": self.memory_errors + app.memory_errors, "errors": app.errors[-6:],
                 "uplink": up.state_name() if up else None,
+                "link": app.link_used or None,
+                "modem": app.modem.status() if app.modem is not None else None,
                 "versions": app.sync.versions() if app.sync else {},
                 "sync_errors": [list(e) for e in app.sync.errors] if app.sync else [],
                 "reader_fault": bool(app.reader and app.reader.fault),

@@ -684,7 +684,8 @@ class Runner:
                                     "next_seq": st["next_seq"], "backlog": st["backlog"],
                                     "memory_errors": st["memory_errors"],
                                     "versions": st["versions"], "errors": st["errors"],
-                                    "sync_errors": st.get("sync_errors", []), "network": st.get("net", {})}
+                                    "sync_errors": st.get("sync_errors", []), "network": st.get("net", {}),
+                                    "link": st.get("link"), "modem": st.get("modem")}
             for k in st:
                 if k.startswith("heap_") or k.startswith("gc_") or k == "psram":
                     out["devices"][name][k] = st[k]
