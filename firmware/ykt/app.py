@@ -404,15 +404,6 @@ class App:
                 self.wlan = self.hw.wlan(wifi.get("ssid"), self.secrets.get("wifi_key", b"").decode())
             except (ImportError, OSError) as e:
                 self._err("wifi", e)
-        if getattr(self.hw, "modem", None) is not None and "modem" in self.hw.cfg:
-            try:
-                self.modem = self.hw.modem()
-            except (ImportError, OSError, ValueError) as e:
-                self._err("modem", e)
-                self.missing["modem"] = "modem not started: %s" % e
-        from ykt.net.link import Link
-
-        self.link = Link(self.wlan, self.modem)
         from ykt.net import httpc
         from ykt.net.uplink import Uplink
         from ykt.net.heartbeat import Heartbeat
@@ -429,6 +420,16 @@ class App:
         self.heartbeat = Heartbeat(self.http, self.device_id, key, self._collect_heartbeat,
                                    clock=self.clock, interval_s=self.cfg.get("heartbeat_s", 300))
         self.found["network"] = url
+        # Last: the uplink's buffers above are the large ones; the modem's are small.
+        if getattr(self.hw, "modem", None) is not None and "modem" in self.hw.cfg:
+            try:
+                self.modem = self.hw.modem()
+            except (ImportError, OSError, ValueError) as e:
+                self._err("modem", e)
+                self.missing["modem"] = "modem not started: %s" % e
+        from ykt.net.link import Link
+
+        self.link = Link(self.wlan, self.modem)
 
     def _boot_sync(self, key):
         try:

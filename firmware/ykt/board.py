@@ -141,7 +141,7 @@ class Board:
 
         pins = self.cfg["pins"]
         u = machine.UART(m.get("uart", 2), baudrate=m.get("baud", 115200), tx=pins["MODEM_TX"],
-                         rx=pins["MODEM_RX"], timeout=0, rxbuf=1024)
+                         rx=pins["MODEM_RX"], timeout=0, rxbuf=512)
         self.found["modem"] = "%s on uart%d %d baud" % (m["driver"], m.get("uart", 2), m.get("baud", 115200))
         return Modem(u, m["apn"], network.PPP)
 

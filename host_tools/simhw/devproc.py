@@ -11,7 +11,8 @@
 #   -> {"cmd": "run", "until": ms, "events": [{"at": ms, ...}, ...]}
 #        events: present {"card": name | {"ssc": {...}}, "for_ms": n}, fault {"fault": name,
 #        "params": {...}}, clear_faults, net {"net": true|false}, powercut {"powercut":
-#        writes_from_now, "tear": "middle"}, qr {"qr": text}
+#        writes_from_now, "tear": "middle"}, qr {"qr": text}, modem {"modem": fault name
+#        of vhw/modemsim.py, or "clear"}
 #   <- {"t": ms, "taps": [...], "resets": [...], "errors": n}
 #   <- lines "@@J <hex>" between replies: journal records (taprec.SIZE-byte records, plaintext),
 #      read back from the flash as soon as they are durable (journal_records below)
@@ -207,6 +208,12 @@ class Device:
             from vhw import netsim
 
             netsim.set_up(bool(ev["net"]))
+        elif "modem" in ev and w.modem is not None:
+            if ev["modem"] == "clear":
+                for f in ("no_sim", "no_registration", "weak_signal"):
+                    w.modem.fault(f, False)
+            else:
+                w.modem.fault(ev["modem"])
         elif "powercut" in ev:
             w.chip.flash.cut_after_writes(int(ev["powercut"]), ev.get("tear", "middle"))
         elif "qr" in ev and w.qr is not None:
