@@ -167,14 +167,7 @@ def validate(b, src="<board>"):
         v = b.get("voice")
         if type(v) is not dict:
             raise BoardError(src, "voice", "missing, required by features.voice")
-        for k in v:
-            if k not in ("driver", "uart", "baud"):
-                raise BoardError(src, "voice." + k, "unknown setting (known: driver, uart, baud)")
-        if v.get("driver") not in VOICE_DRIVERS:
-            raise BoardError(src, "voice.driver", "unknown driver %r (known: %s)"
-                             % (v.get("driver"), ", ".join(VOICE_DRIVERS)))
-        vu = _int(src, "voice.uart", v.get("uart", 1), 1, 2)
-        _int(src, "voice.baud", v.get("baud", 9600), 2400, 115200)
+        vu = _uart_part(src, "voice", v, ("driver", "uart", "baud"), VOICE_DRIVERS, 1, 9600, 2400, 115200)
         if tr == "hsu" and vu == reader.get("id", 1):
             raise BoardError(src, "voice.uart", "shares the reader's UART")
         if feats.get("qr") and vu == b["qr"].get("uart", 2):
@@ -187,19 +180,26 @@ def validate(b, src="<board>"):
     return b
 
 
+def _uart_part(src, name, p, keys, drivers, uart, baud, baud_lo, baud_hi):
+    """The settings every UART module shares: known keys, a known driver,
+    UART 1..2 and a baud rate in the module's range; -> the UART id."""
+    for k in p:
+        if k not in keys:
+            raise BoardError(src, name + "." + k, "unknown setting (known: %s)" % ", ".join(keys))
+    if p.get("driver") not in drivers:
+        raise BoardError(src, name + ".driver", "unknown driver %r (known: %s)"
+                         % (p.get("driver"), ", ".join(drivers)))
+    u = _int(src, name + ".uart", p.get("uart", uart), 1, 2)
+    _int(src, name + ".baud", p.get("baud", baud), baud_lo, baud_hi)
+    return u
+
+
 def _modem(b, src, tr, reader):
     """"modem": {"driver", "uart", "baud", "apn"} on MODEM_TX/MODEM_RX."""
     m = b["modem"]
     if type(m) is not dict:
         raise BoardError(src, "modem", "must be an object {driver, uart, baud, apn}")
-    for k in m:
-        if k not in ("driver", "uart", "baud", "apn"):
-            raise BoardError(src, "modem." + k, "unknown setting (known: driver, uart, baud, apn)")
-    if m.get("driver") not in MODEM_DRIVERS:
-        raise BoardError(src, "modem.driver", "unknown driver %r (known: %s)"
-                         % (m.get("driver"), ", ".join(MODEM_DRIVERS)))
-    mu = _int(src, "modem.uart", m.get("uart", 2), 1, 2)
-    _int(src, "modem.baud", m.get("baud", 115200), 9600, 921600)
+    mu = _uart_part(src, "modem", m, ("driver", "uart", "baud", "apn"), MODEM_DRIVERS, 2, 115200, 9600, 921600)
     apn = m.get("apn")
     if type(apn) is not str or not 0 < len(apn) <= 40 or '"' in apn:
         raise BoardError(src, "modem.apn", "the carrier's APN, 1..40 characters without quotes, got %r" % (apn,))

@@ -18,13 +18,11 @@ BOOT_US = 0               # time from power to the first answer (tests may set i
 REPLY_US = 2000           # the modem's own think time per command
 
 
-class ModemSim:
+class ModemSim(bus.UartDevice):
     def __init__(self, apn="cmnet", csq=23, reg_after=2):
         self.apn = apn
         self.csq = csq
         self.reg_after = reg_after     # +CREG? polls answering "searching" before registered
-        self.port = None
-        self.uart_id = None
         self.buf = bytearray()
         self.echo = True
         self.data = False              # in data mode (after CONNECT)
@@ -36,17 +34,6 @@ class ModemSim:
         self.commands = []
         self.dials = 0
         self.drops = 0
-
-    # --- wiring -----------------------------------------------------------
-    def attach(self, uart_id):
-        self.uart_id = uart_id
-        bus.attach_uart(uart_id, self)
-        p = bus.uart_port(uart_id)
-        if p is not None:
-            self.port = p
-
-    def uart_attached(self, port):
-        self.port = port
 
     # --- faults -----------------------------------------------------------
     def fault(self, name, on=True):
