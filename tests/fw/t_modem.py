@@ -158,3 +158,29 @@ def test_steady_state_allocates_nothing():
         ln.isconnected()
     a1 = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
     assert a1 - a0 == 0 or not hasattr(gc, "mem_alloc"), a1 - a0
+
+
+def test_fuzzed_replies_end_in_a_named_reason():
+    # random bytes, and real reply lines cut and spliced, in place of the
+    # modem's answers: the driver never raises, never keeps more than its
+    # line buffer, and every failure has one of its reasons
+    from t_denylist_util import Rng
+
+    words = [b"OK", b"ERROR", b"+CPIN: READY", b"+CSQ: 31,99", b"+CSQ: ,", b"+CREG: 0,1", b"+CEREG: 0,",
+             b"CONNECT", b"NO CARRIER", b"RDY", b"+CME ERROR: 10", b"\xff\x00", b"+CSQ: 99999999999"]
+    reasons = ("", "no_sim", "not_registered", "weak_signal", "timeout", "bad_reply", "link_lost", "ok")
+    for seed in range(40):
+        setup()
+        rnd = Rng(seed + 1)
+        r = lambda n: rnd.next64() % n
+        _, m = _rig(attach=False)
+        for _ in range(30):
+            m.step(vclock.now_ms())
+            if r(2):
+                b = bytes(r(256) for _ in range(1 + r(90)))
+            else:
+                b = b"\r\n" + words[r(len(words))][:1 + r(20)] + b"\r\n"
+            m.uart._port.deliver(b)
+            vclock.sleep_ms(1 + r(400))
+            m.step(vclock.now_ms())
+            assert m.reason in reasons and m._n <= len(m._line), (seed, m.status())
