@@ -21,7 +21,7 @@ def _day():
 
 
 def test_shipped_scenarios_validate():
-    for n in ("day.json", "collection.json", "soak.json"):
+    for n in ("day.json", "collection.json", "soak.json", "road.json"):
         with open(os.path.join(conftest.ROOT, "scenarios", n)) as f:
             scenario.validate(json.load(f), n)
 
@@ -52,6 +52,7 @@ def test_unknown_key_exits_non_zero_with_one_line(tmp_path, capsys, where, mutat
     (lambda d: d["events"].append({"at": "00:30:00", "backoffice": "card_status", "card": "losing",
                                    "status": "lost", "replaced_by": "nobody"}), "replaced_by names no card"),
     (lambda d: d["events"].append({"at": "00:30:00", "backoffice": "refund"}), "unknown back-office action"),
+    (lambda d: d["events"].append({"at": "00:30:00", "device": "bus", "modem": "sunspots"}), "unknown modem event"),
 ])
 def test_bad_values_named(mutate, frag):
     d = copy.deepcopy(_day())

@@ -78,6 +78,9 @@ class App:
         self.ota = None
         self.clock = None
         self.wlan = None
+        self.modem = None         # ykt.net.modem.Modem on boards that declare "modem"
+        self.link = None          # ykt.net.link.Link: Wi-Fi first, else cellular
+        self.link_used = ""       # the link the network parts last ran over (heartbeat, ykt sim)
         self.qr = None
         self.on_event = None      # simulator hook: called with (tap, feedback kind, message id)
         self._net = ()            # the network parts that exist, stepped in this order
@@ -405,6 +408,16 @@ class App:
         self.heartbeat = Heartbeat(self.http, self.device_id, key, self._collect_heartbeat,
                                    clock=self.clock, interval_s=self.cfg.get("heartbeat_s", 300))
         self.found["network"] = url
+        # Last: the uplink's buffers above are the large ones; the modem's are small.
+        if getattr(self.hw, "modem", None) is not None and "modem" in self.hw.cfg:
+            try:
+                self.modem = self.hw.modem()
+            except (ImportError, OSError, ValueError) as e:
+                self._err("modem", e)
+                self.missing["modem"] = "modem not started: %s" % e
+        from ykt.net.link import Link
+
+        self.link = Link(self.wlan, self.modem)
 
     def _boot_sync(self, key):
         try:
@@ -492,7 +505,7 @@ class App:
                                j.cursor if j else 0,
                                {"ok": 0 if (r is None or r.fault) else 1,
                                 "err": r.fault_count if r else 0, "resets": r.resets if r else 0},
-                               self.errors, self.uplink.state_name() if self.uplink else "")
+                               self.errors, self.uplink.state_name() if self.uplink else "", self.link_used)
 
     # --- taps -------------------------------------------------------------
     def on_card(self, cr):
@@ -578,8 +591,13 @@ class App:
             self.clock.step()
         if self.voice is not None:
             self.voice.step(now)
-        online = self.wlan is None or self.wlan.isconnected()
+        ln = self.link
+        if ln is not None:
+            ln.step(now)
+        online = ln is None or ln.isconnected()
         if online:
+            if ln is not None:
+                self.link_used = ln.name()
             for part in self._net:
                 try:
                     part.step()

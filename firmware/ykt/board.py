@@ -131,6 +131,20 @@ class Board:
                              timeout=0, rxbuf=256)
         return u, v["driver"]
 
+    def modem(self):
+        """The cellular modem (ykt.net.modem.Modem) on its UART, or None."""
+        m = self.cfg.get("modem")
+        if m is None:
+            return None
+        import network
+        from ykt.net.modem import Modem
+
+        pins = self.cfg["pins"]
+        u = machine.UART(m.get("uart", 2), baudrate=m.get("baud", 115200), tx=pins["MODEM_TX"],
+                         rx=pins["MODEM_RX"], timeout=0, rxbuf=512)
+        self.found["modem"] = "%s on uart%d %d baud" % (m["driver"], m.get("uart", 2), m.get("baud", 115200))
+        return Modem(u, m["apn"], network.PPP)
+
     # --- system -----------------------------------------------------------
     def watchdog(self, timeout_ms=_WDT_MS):
         return machine.WDT(timeout=timeout_ms)

@@ -23,10 +23,11 @@ TRANSPORTS = {
 }
 KINDS = ("bus_validator", "ferry_validator", "turnstile", "gate")
 # Roles the firmware knows; anything else is a typo in the board file.
-INPUT_ROLES = ("PN532_IRQ", "PN532_MISO", "PN532_RX", "QR_RX", "BUTTON", "VOICE_RX")
+INPUT_ROLES = ("PN532_IRQ", "PN532_MISO", "PN532_RX", "QR_RX", "BUTTON", "VOICE_RX", "MODEM_RX")
 OUTPUT_ROLES = ("PN532_SCL", "PN532_SDA", "PN532_SCK", "PN532_MOSI", "PN532_CS",
                 "PN532_TX", "PN532_RST", "LED_R", "LED_G", "LED_B", "BUZZER",
-                "RELAY", "ASSIST", "DISP_SCL", "DISP_SDA", "QR_TX", "STATUS_LED", "VOICE_TX")
+                "RELAY", "ASSIST", "DISP_SCL", "DISP_SDA", "QR_TX", "STATUS_LED", "VOICE_TX",
+                "MODEM_TX")
 ROLES = INPUT_ROLES + OUTPUT_ROLES
 FEATURE_ROLES = {
     "led": ("LED_R", "LED_G", "LED_B"),
@@ -41,6 +42,8 @@ FEATURE_ROLES = {
 # frames) and the JQ8900 family (AA .. checksum frames). Both run at 9600 baud
 # out of the box.
 VOICE_DRIVERS = ("dfplayer", "jq8900")
+# UART 4G modems that speak the 3GPP AT dialogue and PPP (ykt.net.modem).
+MODEM_DRIVERS = ("sim7600", "ec20")
 _MAX_BOARD_BYTES = 8192
 # MicroPython's heap on a module without PSRAM: 56 KB at start, grown once to
 # about 112 KB; the rest of internal RAM stays with Wi-Fi and one TLS session
@@ -164,22 +167,52 @@ def validate(b, src="<board>"):
         v = b.get("voice")
         if type(v) is not dict:
             raise BoardError(src, "voice", "missing, required by features.voice")
-        for k in v:
-            if k not in ("driver", "uart", "baud"):
-                raise BoardError(src, "voice." + k, "unknown setting (known: driver, uart, baud)")
-        if v.get("driver") not in VOICE_DRIVERS:
-            raise BoardError(src, "voice.driver", "unknown driver %r (known: %s)"
-                             % (v.get("driver"), ", ".join(VOICE_DRIVERS)))
-        vu = _int(src, "voice.uart", v.get("uart", 1), 1, 2)
-        _int(src, "voice.baud", v.get("baud", 9600), 2400, 115200)
+        vu = _uart_part(src, "voice", v, ("driver", "uart", "baud"), VOICE_DRIVERS, 1, 9600, 2400, 115200)
         if tr == "hsu" and vu == reader.get("id", 1):
             raise BoardError(src, "voice.uart", "shares the reader's UART")
         if feats.get("qr") and vu == b["qr"].get("uart", 2):
             raise BoardError(src, "voice.uart", "shares the QR scanner's UART")
+    if "modem" in b:
+        _modem(b, src, tr, reader)
     flash_mb = _int(src, "flash_mb", b.get("flash_mb", 4), 4, 32)
     _layout(b, src, flash_mb * 1024 * 1024)
     _heap(b, src)
     return b
+
+
+def _uart_part(src, name, p, keys, drivers, uart, baud, baud_lo, baud_hi):
+    """The settings every UART module shares: known keys, a known driver,
+    UART 1..2 and a baud rate in the module's range; -> the UART id."""
+    for k in p:
+        if k not in keys:
+            raise BoardError(src, name + "." + k, "unknown setting (known: %s)" % ", ".join(keys))
+    if p.get("driver") not in drivers:
+        raise BoardError(src, name + ".driver", "unknown driver %r (known: %s)"
+                         % (p.get("driver"), ", ".join(drivers)))
+    u = _int(src, name + ".uart", p.get("uart", uart), 1, 2)
+    _int(src, name + ".baud", p.get("baud", baud), baud_lo, baud_hi)
+    return u
+
+
+def _modem(b, src, tr, reader):
+    """"modem": {"driver", "uart", "baud", "apn"} on MODEM_TX/MODEM_RX."""
+    m = b["modem"]
+    if type(m) is not dict:
+        raise BoardError(src, "modem", "must be an object {driver, uart, baud, apn}")
+    mu = _uart_part(src, "modem", m, ("driver", "uart", "baud", "apn"), MODEM_DRIVERS, 2, 115200, 9600, 921600)
+    apn = m.get("apn")
+    if type(apn) is not str or not 0 < len(apn) <= 40 or '"' in apn:
+        raise BoardError(src, "modem.apn", "the carrier's APN, 1..40 characters without quotes, got %r" % (apn,))
+    for role in ("MODEM_TX", "MODEM_RX"):
+        if role not in b["pins"]:
+            raise BoardError(src, "pins." + role, "missing role, required by modem")
+    if tr == "hsu" and mu == reader.get("id", 1):
+        raise BoardError(src, "modem.uart", "shares the reader's UART")
+    feats = b.get("features", {})
+    if feats.get("qr") and mu == b["qr"].get("uart", 2):
+        raise BoardError(src, "modem.uart", "shares the QR scanner's UART")
+    if feats.get("voice") and mu == b["voice"].get("uart", 1):
+        raise BoardError(src, "modem.uart", "shares the voice module's UART")
 
 
 def _hex(src, field, v):

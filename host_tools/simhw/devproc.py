@@ -11,7 +11,8 @@
 #   -> {"cmd": "run", "until": ms, "events": [{"at": ms, ...}, ...]}
 #        events: present {"card": name | {"ssc": {...}}, "for_ms": n}, fault {"fault": name,
 #        "params": {...}}, clear_faults, net {"net": true|false}, powercut {"powercut":
-#        writes_from_now, "tear": "middle"}, qr {"qr": text}
+#        writes_from_now, "tear": "middle"}, qr {"qr": text}, modem {"modem": fault name
+#        of vhw/modemsim.py, or "clear"}
 #   <- {"t": ms, "taps": [...], "resets": [...], "errors": n}
 #   <- lines "@@J <hex>" between replies: journal records (taprec.SIZE-byte records, plaintext),
 #      read back from the flash as soon as they are durable (journal_records below)
@@ -207,6 +208,12 @@ class Device:
             from vhw import netsim
 
             netsim.set_up(bool(ev["net"]))
+        elif "modem" in ev and w.modem is not None:
+            if ev["modem"] == "clear":
+                for f in ("no_sim", "no_registration", "weak_signal"):
+                    w.modem.fault(f, False)
+            else:
+                w.modem.fault(ev["modem"])
         elif "powercut" in ev:
             w.chip.flash.cut_after_writes(int(ev["powercut"]), ev.get("tear", "middle"))
         elif "qr" in ev and w.qr is not None:
@@ -302,6 +309,8 @@ class Device:
                 # MemoryErrors that restarted the interpreter plus those the loop caught
                 "memory_errors": self.memory_errors + app.memory_errors, "errors": app.errors[-6:],
                 "uplink": up.state_name() if up else None,
+                "link": app.link_used or None,
+                "modem": app.modem.status() if app.modem is not None else None,
                 "versions": app.sync.versions() if app.sync else {},
                 "sync_errors": [list(e) for e in app.sync.errors] if app.sync else [],
                 "reader_fault": bool(app.reader and app.reader.fault),

@@ -351,3 +351,132 @@ def ipconfig(*args, **kw):
             return _s["dns"]
         return WLAN(0)._cfg()[3]
     raise ValueError("unexpected key")
+
+
+# --- PPP (extmod/network_ppp_lwip.c) ------------------------------------------
+# network.PPP(stream) over the modem's UART. The link comes up one LCP/IPCP
+# negotiation after connect(), and only when the simulated modem on that UART
+# (vhw/modemsim.py) is in data mode on the network's APN; it goes down when the
+# modem drops the carrier. vhw/ipnet.py carries sockets over it (link "ppp")
+# when no WLAN is connected, as lwIP routes by the default interface.
+PPP_NEGOTIATE_MS = 1500
+_ppps = []
+
+
+def _ppp_up():
+    for p in _ppps:
+        if p.isconnected():
+            return True
+    return False
+
+
+def _ppp_reset(cause=None):
+    for p in _ppps:
+        if p._ev is not None:
+            vclock.cancel(p._ev)
+    del _ppps[:]
+
+
+_chip.on_reset(_ppp_reset)
+
+
+class PPP:
+    SEC_NONE = 0
+    SEC_PAP = 1
+    SEC_CHAP = 2
+    # status(): the state, or minus the lwIP PPP error code
+    _INACTIVE = 0
+    _ACTIVE = 1
+    _ERROR = 2
+    _CONNECTING = 3
+    _CONNECTED = 4
+    _ERR_CONNECT = 5      # PPPERR_CONNECT: the peer does not answer LCP
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._state = PPP._INACTIVE
+        self._err = 0
+        self._ev = None
+        self._cfg = _ZERO
+        self._dev = None
+        _ppps.append(self)
+
+    def _modem(self):
+        # looked up once: the C module's isconnected() allocates nothing, nor may this
+        if self._dev is None:
+            from vhw import bus
+
+            self._dev = bus.uart_device(getattr(self._stream, "_id", -1))
+        return self._dev
+
+    def active(self, *args):
+        if args:
+            if args[0]:
+                if self._state == PPP._INACTIVE:
+                    self._state = PPP._ACTIVE
+            else:
+                self.disconnect()
+                self._state = PPP._INACTIVE
+        return self._state != PPP._INACTIVE
+
+    def connect(self, security=0, user=None, key=None):
+        if self._state == PPP._INACTIVE:
+            raise OSError("must be active")
+        if self._state in (PPP._CONNECTING, PPP._CONNECTED):
+            raise OSError("already connected")
+        self._state = PPP._CONNECTING
+        self._err = 0
+        self._ev = vclock.schedule(PPP_NEGOTIATE_MS * 1000, self._negotiated)
+
+    def _negotiated(self):
+        self._ev = None
+        m = self._modem()
+        if self._state == PPP._CONNECTING and m is not None and m.carrier():
+            self._state = PPP._CONNECTED
+            self._cfg = ("10.64.%d.%d" % (_chip.get().uid[4], _chip.get().uid[5]), "255.255.255.255",
+                         "10.64.0.1", "211.136.17.107")
+        else:
+            self._state = PPP._ERROR
+            self._err = PPP._ERR_CONNECT
+
+    def disconnect(self):
+        if self._ev is not None:
+            vclock.cancel(self._ev)
+            self._ev = None
+        if self._state in (PPP._CONNECTING, PPP._CONNECTED, PPP._ERROR):
+            self._state = PPP._ACTIVE
+        self._cfg = _ZERO
+
+    def isconnected(self):
+        if self._state != PPP._CONNECTED:
+            return False
+        m = self._modem()
+        if m is None or not m.carrier():
+            # the modem hung up: lwIP sees the serial link end (PPPERR_CONNECT)
+            self._state = PPP._ERROR
+            self._err = PPP._ERR_CONNECT
+            self._cfg = _ZERO
+            return False
+        return True
+
+    def status(self):
+        self.isconnected()
+        if self._state == PPP._ERROR:
+            return -self._err
+        return self._state
+
+    def ifconfig(self, *args):
+        if args:
+            raise OSError("PPP gets its address from the peer")
+        self.isconnected()
+        return self._cfg
+
+    def config(self, *args, **kw):
+        if kw:
+            return None
+        if args and args[0] == "stream":
+            return self._stream
+        raise ValueError("unknown config param")
+
+    def poll(self):
+        return 0

@@ -144,3 +144,30 @@ def test_profile_voice_settings():
             raise AssertionError("accepted %r" % (v,))
         except C.ProfileError as e:
             assert want in str(e), (want, str(e))
+
+
+def test_modem_declaration():
+    b = boardcfg.validate(_bus(), "bus")
+    assert b["modem"] == {"driver": "sim7600", "uart": 2, "baud": 115200, "apn": "cmnet"}
+    assert (b["pins"]["MODEM_TX"], b["pins"]["MODEM_RX"]) == (18, 19)
+    for change, want in (
+            (lambda x: x["modem"].update(driver="sim800"), "boards/x.json: modem.driver: unknown driver 'sim800' (known: sim7600, ec20)"),
+            (lambda x: x["modem"].update(uart=0), "modem.uart: must be an integer in 1..2"),
+            (lambda x: x["modem"].update(uart=1), "modem.uart: shares the voice module's UART"),
+            (lambda x: x["modem"].update(baud=1200), "modem.baud: must be an integer in 9600..921600"),
+            (lambda x: x["modem"].update(apn=""), "modem.apn: the carrier's APN"),
+            (lambda x: x["modem"].update(apn='cm"net'), "modem.apn: the carrier's APN"),
+            (lambda x: x["modem"].pop("apn"), "modem.apn: the carrier's APN"),
+            (lambda x: x["modem"].update(pin="1234"), "modem.pin: unknown setting"),
+            (lambda x: x.update(modem="sim7600"), "modem: must be an object"),
+            (lambda x: x["pins"].pop("MODEM_RX"), "pins.MODEM_RX: missing role, required by modem"),
+            (lambda x: x["pins"].update(MODEM_TX=17), "pin 17 used twice"),
+            (lambda x: x["pins"].update(MODEM_TX=34), "input-only")):
+        b = _bus()
+        change(b)
+        e = _err(b)
+        assert want in e and "\n" not in e, (want, e)
+    b = _bus()
+    b["pins"]["MODEM_RX"] = 34          # a receive line may be input-only
+    b["modem"]["driver"] = "ec20"
+    assert boardcfg.validate(b, "bus")["modem"]["driver"] == "ec20"

@@ -7,7 +7,8 @@
 # Keys: fw firmware version, dev device id, up uptime s, t device time,
 # tt trusted time (0/1), v {kind: version}, bl journal backlog, old age in s
 # of the oldest un-uploaded tap (-1 none), ack last acked seq, rd reader
-# health {ok, err, resets}, heap free bytes, up_st uplink state, e last errors.
+# health {ok, err, resets}, heap free bytes, st uplink state, ln the link the
+# network last ran over (wifi, cellular, none), e last errors.
 import json
 
 from ykt.net import wire
@@ -20,11 +21,11 @@ HB_UPLOAD_NOW = const(0x02)
 
 
 def build(fw, device_id, uptime_s, now, trusted, versions, backlog, oldest_age_s, acked,
-          reader, errors, state=""):
+          reader, errors, state="", link=""):
     """-> bytes (compact JSON, <= MAX_BYTES; errors are dropped first if long)."""
     d = {"fw": fw, "dev": device_id, "up": uptime_s, "t": now, "tt": 1 if trusted else 0,
          "v": versions, "bl": backlog, "old": oldest_age_s, "ack": acked, "rd": reader,
-         "heap": mem_free(), "st": state, "e": [[str(a)[:16], str(b)[:40]] for a, b in errors[-4:]]}
+         "heap": mem_free(), "st": state, "ln": link, "e": [[str(a)[:16], str(b)[:40]] for a, b in errors[-4:]]}
     b = _dumps(d)
     while len(b) > MAX_BYTES and d["e"]:
         d["e"].pop(0)

@@ -121,3 +121,20 @@ def set_uart_port(uart_id, port):
 def uart_port(uart_id):
     """The port of UART uart_id once the firmware created it, else None."""
     return _uart_ports.get(uart_id)
+
+
+class UartDevice:
+    """What a simulated UART module shares: wiring to a UART id and the
+    port the firmware's machine.UART opens (bytes go back through it)."""
+    port = None
+    uart_id = None
+
+    def attach(self, uart_id):
+        self.uart_id = uart_id
+        attach_uart(uart_id, self)
+        p = uart_port(uart_id)
+        if p is not None:
+            self.port = p
+
+    def uart_attached(self, port):
+        self.port = port

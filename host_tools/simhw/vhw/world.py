@@ -90,6 +90,12 @@ class World:
 
             self.voice = VoiceModuleSim(b["voice"]["driver"])
             self.voice.attach(b["voice"].get("uart", 1))
+        self.modem = None
+        if "modem" in b:
+            from vhw.modemsim import ModemSim
+
+            self.modem = ModemSim(b["modem"]["apn"])
+            self.modem.attach(b["modem"].get("uart", 2))
         self.root = root
         self.mtime = mtime      # littlefs file times from the host clock (False: runs replay exactly)
         self._mount()
@@ -109,6 +115,7 @@ class World:
         for name in ("Partition", "NVS"):
             getattr(esp32, name, None)
         getattr(network, "WLAN", None)
+        getattr(network, "PPP", None)
 
     # --- wiring -----------------------------------------------------------
     def _attach_reader(self, timing):

@@ -205,7 +205,7 @@ def _u(v, lim):
 
 
 def heartbeat_columns(hb):
-    """ykt.net.heartbeat JSON (keys fw dev up t tt v bl old ack rd heap st e) ->
+    """ykt.net.heartbeat JSON (keys fw dev up t tt v bl old ack rd heap st ln e) ->
     the fleet columns the dashboard shows."""
     v = hb.get("v") if isinstance(hb.get("v"), dict) else {}
     rd = hb.get("rd") if isinstance(hb.get("rd"), dict) else {}
@@ -221,7 +221,7 @@ def heartbeat_columns(hb):
 # OpenAPI schema and the server's check are both made from this table.
 HB_FIELDS = {"fw": "string", "dev": "integer", "up": "integer", "t": "integer", "tt": "integer", "v": "object",
              "bl": "integer", "old": "integer", "ack": "integer", "rd": "object", "heap": "integer",
-             "st": "string", "e": "array"}
+             "st": "string", "ln": "string", "e": "array"}
 _PY = {"string": str, "integer": int, "object": dict, "array": list}
 
 

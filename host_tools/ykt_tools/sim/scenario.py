@@ -29,13 +29,15 @@ SPARE = 16384      # heap every device must have to spare at its high-water mark
 FILE_KEYS = ("name", "about", "epoch", "clock_offset_s", "end", "warmup_s", "sync_interval_s", "catalog", "fares",
              "devices", "cards", "entitlements", "accounts", "events", "traffic", "collect_at_end", "generated",
              "registry", "unregistered")
-DEVICE_KEYS = ("name", "profile", "id", "board", "about")
+DEVICE_KEYS = ("name", "profile", "id", "board", "about", "wifi")
 CARD_KEYS = ("profile", "ssc", "about")
 ENTITLEMENT_KEYS = ("card", "concession", "flags")
 ACCOUNT_KEYS = ("card", "acquirer", "mandate")
 TRAFFIC_KEYS = ("device", "count", "from", "to", "seed")
 EVENT_KEYS = ("at", "device", "label", "expect", "tap", "for_ms", "powercut_after_writes", "tear", "fault", "params",
-              "clear_faults", "net", "qr", "qr_replay", "backoffice", "card", "status", "by", "replaced_by", "code")
+              "clear_faults", "net", "qr", "qr_replay", "backoffice", "card", "status", "by", "replaced_by", "code",
+              "modem")
+MODEM_EVENTS = ("drop", "no_sim", "no_registration", "weak_signal", "clear")
 EXPECT_KEYS = ("outcome", "reason", "fare", "concession", "flags", "reset", "no_tap")
 BO_ACTIONS = ("card_status", "settle", "collect", "return", "pay")
 BY = ("card_id", "card_no", "citizen_id", "token")
@@ -70,6 +72,9 @@ def validate(sc, name="scenario"):
             keys(e["expect"], EXPECT_KEYS, where + ".expect")
         if "backoffice" in e and e["backoffice"] not in BO_ACTIONS:
             raise ScenarioError("%s: %s: unknown back-office action %r" % (name, where, e["backoffice"]))
+        if "modem" in e and e["modem"] not in MODEM_EVENTS:
+            raise ScenarioError("%s: %s: unknown modem event %r (known: %s)"
+                                % (name, where, e["modem"], ", ".join(MODEM_EVENTS)))
         if "by" in e and e["by"] not in BY:
             raise ScenarioError("%s: %s: \"by\" must be one of %s" % (name, where, ", ".join(BY)))
         for k in ("tap", "card", "replaced_by", "qr", "qr_replay"):
@@ -358,6 +363,8 @@ class Runner:
                              else reg["keyring"], "profile": prof, "epoch": self.epoch,
                              "uid": "240ac4%06x" % (0x100 + i), "sync_interval_s": self.sc.get("sync_interval_s", 60),
                              "heartbeat_s": 300, "batch_age_s": 30}
+            if d.get("wifi") is False:   # on the road: no access point, only the board's modem
+                init["config"] = {"wifi": None}
             rep = proc.call(init)
             self.devices[d["name"]] = {"proc": proc, "id": reg["id"], "spec": d, "status": None, "init": init}
             self.log("device %-10s id %d %-16s found: %s" % (d["name"], reg["id"], d.get("board", prof["board"]),
@@ -471,6 +478,8 @@ class Runner:
             out.append({"at": t, "clear_faults": True})
         if "net" in e:
             out.append({"at": t, "net": e["net"] == "up"})
+        if "modem" in e:
+            out.append({"at": t, "modem": e["modem"]})
         if "qr" in e:
             out.append({"at": t, "qr": self._mint_qr(e["qr"], t)})
         if "qr_replay" in e:
@@ -684,7 +693,8 @@ class Runner:
                                     "next_seq": st["next_seq"], "backlog": st["backlog"],
                                     "memory_errors": st["memory_errors"],
                                     "versions": st["versions"], "errors": st["errors"],
-                                    "sync_errors": st.get("sync_errors", []), "network": st.get("net", {})}
+                                    "sync_errors": st.get("sync_errors", []), "network": st.get("net", {}),
+                                    "link": st.get("link"), "modem": st.get("modem")}
             for k in st:
                 if k.startswith("heap_") or k.startswith("gc_") or k == "psram":
                     out["devices"][name][k] = st[k]
