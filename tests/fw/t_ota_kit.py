@@ -329,6 +329,9 @@ class Device:
         w.pn532.reset()
         if w.root == "/flash":
             w._mount()
+        from vhw import heapbudget
+
+        heapbudget.reset_ram()   # what the simulator still holds of the old boot is not the new one's
 
     def reboot(self, cause="hard"):
         self.reboot_chip(cause)

@@ -30,8 +30,10 @@ def options(log_level="warning"):
         kw["loop"] = "uvloop"
     except ImportError:
         kw["loop"] = "asyncio"
+    # Ctrl-C or a stop never hangs on a client that keeps a request open (a
+    # dashboard left open): requests still running after 5 s are cancelled.
     return dict(kw, log_level=log_level, access_log=False, limit_concurrency=4096, backlog=2048,
-                timeout_keep_alive=30)
+                timeout_keep_alive=30, timeout_graceful_shutdown=5)
 
 
 def _config(app, host, port, log_level):
