@@ -165,9 +165,18 @@ class DeviceProc:
         return self.recv()
 
     def close(self):
+        self.quit()
+        self.reap()
+
+    def quit(self):
         try:
             self.send({"cmd": "quit"})
-            self.p.wait(10)
+        except Exception:
+            self.p.kill()
+
+    def reap(self, timeout=10):
+        try:
+            self.p.wait(timeout)
         except Exception:
             self.p.kill()
 
@@ -763,8 +772,13 @@ class Runner:
         return out
 
     def close_devices(self):
-        for d in self.devices.values():
-            d["proc"].close()
+        # every device is told first, then each is waited for: a stop takes
+        # the slowest device's time, not the sum (Ctrl-C on `ykt run`)
+        procs = [d["proc"] for d in self.devices.values()]
+        for pr in procs:
+            pr.quit()
+        for pr in procs:
+            pr.reap()
         self.devices = {}
 
     def close(self):
@@ -798,12 +812,16 @@ class Runner:
         except KeyboardInterrupt:
             pass
         finally:
+            print("stopping: disabling the demo operator", file=out)
+            out.flush()
             from sqlalchemy import update
 
             from ykt_tools.backoffice import schema as S
             with eng.begin() as c:
                 c.execute(update(S.operators).where(S.operators.c.name == name).values(active=False))
                 auth.audit(c, "ykt-run", "operator.disable", name)
+            print("stopping: the back office", file=out)
+            out.flush()
             self.close()
         print("back office stopped", file=out)
         out.flush()
