@@ -806,6 +806,11 @@ class Runner:
         print("   operator:  %s" % name, file=out)
         print("   password:  %s   (made for this run; the operator is disabled when it stops)" % pw, file=out)
         out.flush()
+        import signal
+
+        # Ctrl-C must stop it even when started with SIGINT ignored (a job
+        # started in the background, a test runner's worker inherits that)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             while True:
                 time.sleep(3600)
