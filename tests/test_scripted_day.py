@@ -71,6 +71,11 @@ def test_make_run_on_a_terminal(browser, tmp_path):
             assert not [ln for ln in out.splitlines() if re.match(r"\d\d:\d\d:\d\d  %s +seq" % name, ln)
                         and "voice:" in ln]
 
+        # the bus has no Wi-Fi on the road: it uploaded over its modem, and
+        # the lost card was still refused 65 s after the report (above)
+        assert re.search(r"\n  bus +journaled.*uplink cellular", out), out[-3000:]
+        assert re.search(r"\n  ferry +journaled.*uplink wifi", out), out[-3000:]
+
         # 2. reports of the day reconcile with its settlement, every --by
         from ykt_tools.backoffice import api, report
         eng = api.engine("sqlite:///" + str(tmp_path / "backoffice.db"))

@@ -909,8 +909,8 @@ def print_report(r, rep):
         p("  %-40s %5d" % (k, v))
     p("== journaled vs committed")
     for name, d in rep["devices"].items():
-        p("  %-10s journaled %5d  committed %5d  backlog %d  heap peak %d of %d B (%s)  memory errors %d"
-          % (name, d["journaled"], d["committed"], d["backlog"], d["heap_peak_bytes"],
+        p("  %-10s journaled %5d  committed %5d  backlog %d  uplink %s  heap peak %d of %d B (%s)  memory errors %d"
+          % (name, d["journaled"], d["committed"], d["backlog"], d.get("link") or "-", d["heap_peak_bytes"],
              d.get("heap_budget_bytes", -1), d.get("heap_accounting", "?"), d["memory_errors"]))
     for name, d in rep["devices"].items():
         if d.get("heap_census"):
