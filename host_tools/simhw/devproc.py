@@ -41,6 +41,18 @@ def _hex(s):
     return binascii.unhexlify(s) if s else b""
 
 
+def _where(e):
+    """"MemoryError at file:line (the innermost frames)": the runner reports
+    where a device ran out of heap, not only that it did. The stack has
+    unwound, so the few bytes this needs are free again."""
+    import io
+
+    buf = io.StringIO()
+    sys.print_exception(e, buf) if hasattr(sys, "print_exception") else buf.write(repr(e))
+    lines = [ln.strip() for ln in buf.getvalue().split("\n") if ln.strip().startswith("File")]
+    return "MemoryError at " + " < ".join(ln.replace("File ", "").replace('"', "") for ln in lines[-1:-4:-1])
+
+
 def _taprec_size():
     from ykt.taprec import SIZE
 
@@ -252,9 +264,9 @@ class Device:
                 # RAM is gone at a reset: end this interpreter; the runner
                 # starts a fresh one on the same flash and chip state.
                 return self._restart(e.cause, e.detail, events[i:], until)
-            except MemoryError:
+            except MemoryError as e:
                 self.memory_errors += 1
-                return self._restart("soft", "MemoryError", events[i:], until)
+                return self._restart("soft", _where(e), events[i:], until)
             j = app.journal
             if j is not None and j.next_seq - 1 > self.harvested:
                 self._harvest(j)

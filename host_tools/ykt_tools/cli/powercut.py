@@ -63,7 +63,7 @@ def _full(args):
         print("power-cut sweep of every writer (%s), %d processes ..."
               % (", ".join(w.name for w in writers.WRITERS if names is None or w.name in names), args.jobs),
               file=sys.stderr)
-    res = writers.run_full(jobs=args.jobs, scale=args.scale, writers=names)
+    res = writers.run_full(jobs=args.jobs, scale=args.scale, writers=names, taps=writers.FULL_TAPS)
     if args.json:
         print(json.dumps(res, indent=2, sort_keys=True))
     else:

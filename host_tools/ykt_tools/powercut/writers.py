@@ -10,6 +10,7 @@ boots for real after every cut; the OTA writer is the update sweep of
 ykt_tools/powercut/ota.py (download, install, first boot on trial)."""
 import json
 import os
+import re
 import tempfile
 
 from ykt_tools import ROOT
@@ -35,6 +36,12 @@ WRITERS = (
     Writer("ota", "ota", 100, "an application update: download, install, first boot on trial"),
 )
 MIN_PER_WRITER = 100
+# The full sweep's device scenario: long enough that every writer has more
+# writes than its cut points (x 4 tears), with a distinct version of every
+# download kind for each of its updates.
+FULL_TAPS = 480
+VERSIONS = 15            # per file kind (keys, tables, config)
+IMAGES = 12              # deny-list images, each followed by up to 5 deltas
 
 
 def prepare(path):
@@ -54,23 +61,31 @@ def prepare(path):
         src = f.read()
     with open(os.path.join(ROOT, "data", "catalog.json")) as f:
         cat = json.load(f)
-    fares = lambda v: fc.compile_fares(src.replace("table 301 version 7", "table 301 version %d" % v))  # noqa: E731
+    fares = lambda v: fc.compile_fares(re.sub(r"(?m)^table 301 version \d+", "table 301 version %d" % v, src))  # noqa: E731
     catalog = lambda v: fc.compile_catalog(json.dumps(dict(cat, version=v)))                     # noqa: E731
     ents = lambda v: fc.compile_entitlements("version %d\n%016x child\n" % (v, 0x7700 + v))      # noqa: E731
     config = lambda v: json.dumps({"sync_interval_s": 60, "heartbeat_s": 300 + v}).encode()     # noqa: E731
-    keys = lambda v: signing.keys_payload([key] + ([other] if v % 2 == 0 else []))              # noqa: E731
+    # the download key always, and a second key whose usage bits (and place
+    # in the ring) differ per version: 15 distinct keyrings
+    keys = lambda v: signing.keys_payload([key] if v == 1 else [key, (other, v - 1)] if v < 9 else  # noqa: E731
+                                          [(other, (v - 9) % 7 + 1), key])
     make = {"keys": keys, "fares": fares, "catalog": catalog, "entitlements": ents, "config": config}
     for kind, fn in make.items():
-        d[kind] = [fn(v) for v in range(1, 9)]
+        d[kind] = [fn(v) for v in range(1, VERSIONS + 1)]
+        # the oracle tells versions apart by their bytes: equal versions
+        # would let a rollback pass as the older one (the fares once were)
+        if len(set(d[kind])) != len(d[kind]):
+            raise ValueError("power-cut inputs: two %s versions are the same bytes" % kind)
     d["verify"] = dict((kind, signing.sign_file(key, kind, 1000, fn(1000))) for kind, fn in make.items())
-    tok = [bytes([0xD0, k]) + b"\x00" * 6 for k in range(16)]
-    d["dl_image"] = [ops.denylist_image_payload([(tok[k], dlformat.ST_LOST)], 10 * (k + 1), 1795644000)
-                     if k % 2 == 0 else _filter_image(tok[k], tok[14], 10 * (k + 1)) for k in range(6)]
+    tok = [bytes([0xD0, k]) + b"\x00" * 6 for k in range(16 + IMAGES)]
+    lost = [tok[k if k < 8 else 16 + k] for k in range(IMAGES)]   # never a delta's (8..12), 14 or 15
+    d["dl_image"] = [ops.denylist_image_payload([(lost[k], dlformat.ST_LOST)], 10 * (k + 1), 1795644000)
+                     if k % 2 == 0 else _filter_image(lost[k], tok[14], 10 * (k + 1)) for k in range(IMAGES)]
     d["dl_delta"] = [[dlformat.pack_delta(10 * (k + 1), 10 * (k + 1) + n + 1,
                                           [(tok[8 + m], dlformat.ST_SUSPENDED) for m in range(n + 1)], 1795644000)
-                      for n in range(5)] for k in range(6)]
+                      for n in range(5)] for k in range(IMAGES)]
     d["verify_delta"] = {}
-    for k in range(6):
+    for k in range(IMAGES):
         for n in range(6):
             v = 10 * (k + 1) + n
             d["verify_delta"][str(v)] = signing.sign_file(
@@ -107,7 +122,7 @@ def _filter_image(t, foreign, version):
                                             version, 1795644000, rw=4, rp=1))
 
 
-def _device_sweep(samples, jobs, timeout, heap="8M", firmware=None, taps=240):
+def _device_sweep(samples, jobs, timeout, heap="16M", firmware=None, taps=240):
     tmp = tempfile.mkdtemp(prefix="ykt-powercut-")
     inputs = prepare(os.path.join(tmp, "inputs.json"))
     arg = ",".join("%s=%d" % kv for kv in samples.items())

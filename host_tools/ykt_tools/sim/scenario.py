@@ -766,7 +766,10 @@ class Runner:
             out["collection"] = {"files": [{k: f[k] for k in ("id", "acquirer", "items", "amount", "sha256")}
                                            for f in c["files"]], "unassigned": c["unassigned"]}
         if out["memory_errors"]:
-            self.failures.append("%d MemoryError(s) on the devices" % out["memory_errors"])
+            where = sorted(set("%s: %s" % (r["device"], r["detail"]) for r in self.resets
+                               if r.get("detail", "").startswith("MemoryError")))
+            self.failures.append("%d MemoryError(s) on the devices%s" % (out["memory_errors"],
+                                                                         (" (" + "; ".join(where[:4]) + ")") if where else ""))
         out["ok"] = not self.failures
         out["dashboard"] = self.base_url + "/"
         return out
