@@ -74,9 +74,11 @@ class Board:
             return PN532_SPI(spi, cs, irq=irq)
         from ykt.nfc.pn532_hsu import PN532_HSU
 
-        uart = machine.UART(r.get("id", 1), baudrate=r.get("baud", 115200), tx=self.cfg["pins"]["PN532_TX"],
+        # Opened at the chip's power-up rate; the reader moves both sides to
+        # reader.baud at start (SetSerialBaudRate, ykt.nfc.pn532_hsu).
+        uart = machine.UART(r.get("id", 1), baudrate=115200, tx=self.cfg["pins"]["PN532_TX"],
                             rx=self.cfg["pins"]["PN532_RX"], timeout=0, rxbuf=512)
-        return PN532_HSU(uart, irq=irq)
+        return PN532_HSU(uart, irq=irq, baud=r.get("baud", 115200))
 
     def reader_reset_pin(self):
         return self.pin("PN532_RST", machine.Pin.OUT, value=1) if "PN532_RST" in self.cfg["pins"] else None

@@ -130,7 +130,11 @@ def validate(b, src="<board>"):
     elif tr == "spi":
         _int(src, "reader.freq", reader.get("freq", 1000000), 100000, 5000000)
     else:
-        _int(src, "reader.baud", reader.get("baud", 115200), 9600, 921600)
+        baud = _int(src, "reader.baud", reader.get("baud", 115200), 9600, 921600)
+        # the rates SetSerialBaudRate can select (UM0701 7.2.8)
+        if baud not in (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600):
+            raise BoardError(src, "reader.baud", "the PN532's HSU runs at 9600, 19200, 38400, 57600, 115200, "
+                                                 "230400, 460800 or 921600, got %d" % baud)
     feats = b.get("features", {})
     if type(feats) is not dict:
         raise BoardError(src, "features", "must be an object of name: true/false")

@@ -30,7 +30,7 @@ from binascii import crc32
 from ykt import taprec
 from ykt.compat import const
 from ykt.sec.crypt import Ctr
-from ykt.fs import replace_file
+from ykt.fs import replace_file, TMP
 # One journal interface: the exceptions and the upload readers (pending,
 # pending_into, oldest_pending_time over _read) are ykt.journal's.
 from ykt.journal import Journal as _Seg, JournalFull, JournalError, MSG_FULL  # noqa: F401
@@ -125,6 +125,12 @@ class RingJournal:
     def open(self):
         """Find the head (the newest valid record), the next free slot and
         which sectors are ready; load the upload cursor."""
+        import os
+
+        try:
+            os.remove(self.ack_path + TMP)   # a replacement never renamed: the ack is still valid
+        except OSError:
+            pass
         self.cursor = self._load_ack()
         best = 0
         head = 0

@@ -105,10 +105,12 @@ class Device:
         # block inside the firmware's heap budget.
         import os
 
-        # The runner names a file in its own folder; the fallback is unique
-        # per process only on CPython (MicroPython's os has no getpid).
-        fpath = msg.get("flash_path") or "/tmp/ykt-flash-%d-%d.img" % (
-            msg["device_id"], os.getpid() if hasattr(os, "getpid") else 0)
+        # The runner names a file in its own folder; without one, a name no
+        # other run uses (vhw.flash.image_path): a power cut restarts this
+        # device on the file named in the resume state.
+        from vhw.flash import image_path
+
+        fpath = msg.get("flash_path") or image_path(msg["device_id"])
         if not resume:
             try:
                 os.remove(fpath)

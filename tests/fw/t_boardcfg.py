@@ -171,3 +171,13 @@ def test_modem_declaration():
     b["pins"]["MODEM_RX"] = 34          # a receive line may be input-only
     b["modem"]["driver"] = "ec20"
     assert boardcfg.validate(b, "bus")["modem"]["driver"] == "ec20"
+
+
+def test_hsu_reader_rate_is_one_the_pn532_can_switch_to():
+    with open("boards/ferry_validator.json") as f:
+        b = json.loads(f.read())
+    assert boardcfg.validate(b, "ferry")["reader"]["baud"] == 921600
+    b["reader"]["baud"] = 500000               # in range for a UART, not a PN532 HSU rate
+    assert "reader.baud: the PN532's HSU runs at 9600, 19200" in _err(b) and "got 500000" in _err(b)
+    b["reader"]["baud"] = 460800
+    boardcfg.validate(b, "ferry")

@@ -116,7 +116,7 @@ def test_bad_fields():
     assert _err(b).startswith("boards/x.json: partitions.dlist_a: label used twice")
     b = _board()
     _part(b, "vfs")["name"] = "a_label_too_long"
-    assert _err(b).startswith("boards/x.json: partitions[7].name: a label of 1..15 characters")
+    assert _err(b).startswith("boards/x.json: partitions[8].name: a label of 1..15 characters")
     b = _board()
     _part(b, "vfs")["type"] = "fs"
     assert _err(b).startswith("boards/x.json: partitions.vfs.type: app or data")

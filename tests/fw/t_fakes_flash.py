@@ -220,3 +220,15 @@ def test_stale_block_device_cannot_write():
     fc.power_on()
     bd.writeblocks(0, b"\x00" * 4096)  # a zombie from the last boot: dropped
     assert fc.writes == 0 and _rd(fc, 0, 1) == b"\xff"
+
+
+def test_image_paths_are_never_shared_between_runs():
+    # Two runs of one device id (two scripted days side by side) must not get
+    # the same image: the one starting second used to remove and re-create
+    # the other's file, whose device then rebooted after its power cut on a
+    # fresh flash and refused every tap as not configured.
+    paths = set(flash.image_path(1001) for _ in range(20))
+    assert len(paths) == 20
+    for p in paths:
+        assert p.startswith("/tmp/ykt-flash-1001-") and p.endswith(".img")
+    assert flash.image_path(7, "/run/x").startswith("/run/x/ykt-flash-7-")

@@ -105,6 +105,49 @@ def test_set_serial_baudrate_applies_after_host_ack():
     assert sim.hsu_baud == 921600
 
 
+def test_set_serial_baudrate_does_not_survive_a_reset():
+    sim, port = _chip()
+    send(sim, WAKE + cmd(0x10, h("06")))       # 460800
+    vclock.advance_us(1000)
+    port.take()
+    send(sim, ACK)
+    assert sim.hsu_baud == 460800
+    sim.reset()                                 # RSTPD_N pulse: power-up rate again
+    assert sim.hsu_baud == 115200
+    vclock.advance_us(sim.timing["boot_us"])
+    send(sim, WAKE + cmd(0x02))
+    vclock.advance_us(1000)
+    assert port.take()[:6] == ACK               # heard and answered at 115200
+
+
+def test_set_serial_baudrate_cancelled_by_a_command_instead_of_the_ack():
+    sim, port = _chip()
+    send(sim, WAKE + cmd(0x10, h("07")))
+    vclock.advance_us(1000)
+    port.take()
+    send(sim, cmd(0x02))                        # no ACK: the chip keeps its rate
+    vclock.advance_us(1000)
+    assert port.take()[:6] == ACK
+    send(sim, ACK)
+    assert sim.hsu_baud == 115200
+
+
+def test_max_baud_fault_garbles_a_line_faster_than_the_wiring():
+    sim, port = _chip()
+    port.baudrate = 115200
+    sim.fault("hsu_max_baud", baud=230400)
+    send(sim, WAKE + cmd(0x10, h("07")))       # asked at 115200: heard and answered
+    vclock.advance_us(1000)
+    assert port.take() == ACK + h("00 00 FF 02 FE D5 11 1A 00")
+    send(sim, ACK)
+    port.baudrate = 921600                      # both sides switched, the wires cannot follow
+    assert sim.hsu_baud == 921600
+    before = sim.stats["hsu_lost"]
+    send(sim, cmd(0x02))
+    vclock.advance_us(1000)
+    assert sim.stats["hsu_lost"] == before + len(cmd(0x02)) and port.take() == b""
+
+
 def test_irq_pulses_on_hsu_answers():
     sim, port = _chip()
     sim.attach_pins(irq=27)

@@ -30,7 +30,7 @@ def setup():
     chip.configure()
 
 
-def rig(kind="i2c", freq=400000, rst=True, opts=DEFAULT_OPTS, irq=False):
+def rig(kind="i2c", freq=400000, rst=True, opts=DEFAULT_OPTS, irq=False, baud=115200):
     sim = PN532Sim()
     if kind == "i2c":
         sim.attach_i2c(0, freq=0)      # the fake bus models the line time
@@ -48,7 +48,7 @@ def rig(kind="i2c", freq=400000, rst=True, opts=DEFAULT_OPTS, irq=False):
     else:
         u = machine.UART(2, 115200, tx=17, rx=16, timeout=0)
         sim.attach_hsu(2, bus.uart_port(2))
-        t = PN532_HSU(u)
+        t = PN532_HSU(u, baud=baud)
     pin = None
     if rst:
         pin = machine.Pin(RST, machine.Pin.OUT, value=1)
@@ -293,6 +293,41 @@ def test_hsu_gap_fault_tolerated():
     assert r.start()
     sim.field.present("ssc_nanning")
     assert r.poll(cr) and cr.error == C.OK
+
+
+def test_hsu_moves_the_line_to_the_board_rate():
+    sim, r = rig("hsu", baud=921600)
+    cr = CardRead()
+    assert r.start()
+    t = r.pn.t
+    assert (t.rate, sim.hsu_baud, bus.uart_port(2).baudrate) == (921600, 921600, 921600)
+    assert sim.stats["commands"].get(0x10) == 1 and r.resets == 0
+    sim.field.present("ssc_nanning")
+    assert r.poll(cr) and cr.error == C.OK and cr.region != 0
+
+
+def test_hsu_falls_back_to_115200_when_the_line_cannot_carry_the_rate():
+    sim, r = rig("hsu", baud=921600)
+    sim.fault("hsu_max_baud", baud=230400)
+    cr = CardRead()
+    assert r.start()
+    t = r.pn.t
+    # the chip stopped answering at 921600: reset, and the reader stays at the power-up rate
+    assert (t.rate, t.fast, sim.hsu_baud, r.resets) == (115200, False, 115200, 1)
+    sim.field.present("ssc_nanning")
+    assert r.poll(cr) and cr.error == C.OK
+    assert r.start() and sim.stats["commands"].get(0x10) == 1   # not tried again until the next boot
+
+
+def test_hsu_follows_a_chip_that_reset_itself():
+    sim, r = rig("hsu", baud=460800, rst=False)
+    cr = CardRead()
+    assert r.start() and sim.hsu_baud == 460800
+    sim.reset()                      # a brown-out: the chip is back at 115200, the host is not
+    vclock.advance_us(10000)
+    good_again(sim, r, cr)
+    assert (r.pn.t.rate, sim.hsu_baud) == (460800, 460800)
+    assert sim.stats["commands"].get(0x10) == 2
 
 
 def test_generated_rider_card():

@@ -37,11 +37,15 @@ _SC = b"\x00\xff"
 # Commands used
 CMD_DIAG = const(0x00)
 CMD_FWVER = const(0x02)
+CMD_BAUD = const(0x10)
 CMD_SAM = const(0x14)
 CMD_RFCFG = const(0x32)
 CMD_DATAX = const(0x40)
 CMD_LIST = const(0x4A)
 CMD_RELEASE = const(0x52)
+
+# SetSerialBaudRate's BR byte is the index in this list (UM0701 7.2.8).
+HSU_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)
 
 # Host-side waits (ms). The chip's own RF timeouts are shorter; these only
 # catch a silent or confused chip.
@@ -344,6 +348,23 @@ class PN532:
         b = self.buf
         o = self.off
         return (b[o], b[o + 1], b[o + 2], b[o + 3])
+
+    def serial_baud(self, rate):
+        """SetSerialBaudRate (UM0701 7.2.8). The chip sends its ACK and its
+        answer at the old rate and changes rate once it has our ACK, which
+        is sent here: the host must switch its UART right after that ACK has
+        left the line. False: rate unknown or the chip did not answer (it
+        stays at the old rate)."""
+        br = -1
+        for i in range(len(HSU_RATES)):
+            if HSU_RATES[i] == rate:
+                br = i
+        if br < 0:
+            return False
+        self.out[P] = br
+        if self.call(CMD_BAUD, 1, 9) < 0:
+            return False
+        return self.t.write(ACK, 6)
 
     def sam_config(self):
         o = self.out

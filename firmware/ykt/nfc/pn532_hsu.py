@@ -1,5 +1,10 @@
-# PN532 over HSU (UM0701 6.2.3): UART 115200 8N1, a byte stream with no
-# ready signal. Wake-up is 55 55 plus ~15 x 00 (the chip needs the long
+# PN532 over HSU (UM0701 6.2.3): UART 8N1, a byte stream with no ready
+# signal. The chip talks 115200 after power-up and after RSTPD_N; a faster
+# line (`baud`) is negotiated at every start with SetSerialBaudRate
+# (Reader._init_chip): the chip ACKs and answers at the old rate, switches on
+# the host's ACK, and the host switches once that ACK has left the wire. If
+# the chip does not answer at the new rate, the reader resets it and stays at
+# 115200 (self.fast = False) until the next boot. Wake-up is 55 55 plus ~15 x 00 (the chip needs the long
 # preamble to leave power-down). Bytes are collected in our own buffer and a
 # complete frame is copied into the protocol buffer, so bytes that follow a
 # frame (an answer arriving right behind its ACK) are kept for the next read.
@@ -8,14 +13,19 @@ from ykt.nfc.pn532 import Views, BUFSZ, scan_frame, copy8, F_NONE, F_MORE
 
 _CHUNK = const(32)
 _WAKE = b"\x55\x55" + b"\x00" * 15
+BASE = const(115200)   # the chip's rate after power-up or a reset
 
 
 class PN532_HSU:
     stream = True
 
-    def __init__(self, uart, irq=None):
-        self.uart = uart        # machine.UART(id, 115200, timeout=0)
+    def __init__(self, uart, irq=None, baud=BASE):
+        self.uart = uart        # machine.UART(id, 115200, timeout=0): opened at BASE
         self.irq = irq
+        self.want = baud        # the rate the wiring carries (board file reader.baud)
+        self.base = BASE
+        self.rate = BASE        # the rate the UART runs at now
+        self.fast = baud != BASE   # False once the chip failed to answer at `want`
         self.rx = bytearray(BUFSZ)
         self.n = 0
         self.sc = bytearray(_CHUNK)
@@ -46,6 +56,22 @@ class PN532_HSU:
             if not k:
                 break
             u.readinto(self.sv[_CHUNK if k > _CHUNK else k])
+
+    def set_rate(self, rate):
+        """Host side of a rate change, once the chip changes too: what was
+        written leaves the line at the old rate first (uart.flush), and
+        whatever arrived at the old rate is dropped."""
+        u = self.uart
+        u.flush()
+        u.init(baudrate=rate)
+        self.rate = rate
+        self.drain()
+        self.t_last = self.clock.ticks_ms()   # the chip's own switch: one frame gap
+
+    def chip_reset(self):
+        """RSTPD_N was pulsed: the chip is back at BASE."""
+        if self.rate != BASE:
+            self.set_rate(BASE)
 
     def ready(self):
         return self.n > 0 or self.uart.any() > 0

@@ -72,24 +72,51 @@ class Reader:
     # -- bring-up and recovery ----------------------------------------------
     def _init_chip(self):
         pn = self.pn
-        pn.t.wakeup()
+        t = pn.t
+        t.wakeup()
         fw = pn.firmware_version()
         if fw is None and not self.fault:
             # one retry; in the fault state a dead chip costs one ACK wait per try
             pn.abort()
             fw = pn.firmware_version()
+        if fw is None and t.stream and t.rate != t.base:
+            # HSU at a negotiated rate: a chip that reset itself (brown-out)
+            # talks at its power-up rate again
+            t.chip_reset()
+            t.wakeup()
+            fw = pn.firmware_version()
         if fw is None or fw[0] != 0x32:
+            return False
+        if t.stream and t.fast and t.rate != t.want and not self._speed_up():
             return False
         if not (pn.sam_config() and pn.rf_retries() and pn.rf_field(False)):
             return False
         self.fw_version = fw
         return True
 
+    def _speed_up(self):
+        """HSU: move the line to the board's rate (SetSerialBaudRate). False
+        when the chip stopped answering at the new rate: it will be reset
+        (the ladder) and the reader stays at the power-up rate."""
+        pn = self.pn
+        t = pn.t
+        if not pn.serial_baud(t.want):
+            t.fast = False     # refused or unanswered at the old rate: the chip did not switch
+            return True
+        t.set_rate(t.want)
+        if pn.firmware_version() is not None:
+            return True
+        t.fast = False         # the wiring does not carry it: back to the power-up rate
+        t.chip_reset()
+        return False
+
     def _reset_pulse(self):
         c = self.clock
         self.rst.value(0)
         c.sleep_ms(2)        # RSTPD_N low >= 100 ns; 2 ms is generous
         self.rst.value(1)
+        if self.pn.t.stream:
+            self.pn.t.chip_reset()   # HSU: the chip is back at its power-up rate
         c.sleep_ms(10)       # oscillator start-up before the first command
         self.resets += 1
 

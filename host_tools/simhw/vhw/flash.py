@@ -34,6 +34,18 @@ def tear_len(n, tear):
     raise ValueError("tear must be one of none/start/middle/end")
 
 
+def image_path(device_id, folder="/tmp"):
+    """A flash image file no other run can be using. The name was once
+    device id + pid, but MicroPython's os has no getpid: every run then
+    shared /tmp/ykt-flash-<id>-0.img, and a run starting beside another
+    removed and re-created it, so the other's device came back from a power
+    cut on a stranger's flash (no tables: "not configured" for every tap)."""
+    import os
+    from binascii import hexlify
+
+    return "%s/ykt-flash-%d-%s.img" % (folder, device_id, hexlify(os.urandom(6)).decode())
+
+
 class FlashError(OSError):
     pass
 

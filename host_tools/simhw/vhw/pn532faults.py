@@ -4,7 +4,8 @@ from vhw import pn532frames as F
 from vhw import rfcards
 
 FAULTS = ("silent", "stale_reply", "garbage", "nack_storm", "error_frame", "i2c_timeout",
-          "card_removed", "two_cards", "slow_card", "rf_error", "hsu_gap")
+          "card_removed", "two_cards", "slow_card", "rf_error", "hsu_gap",
+          "hsu_max_baud")
 
 
 def apply(sim, name, p):
@@ -52,5 +53,9 @@ def apply(sim, name, p):
         f["rf_err_n"] = p.get("count", 1)
     elif name == "hsu_gap":
         f["gap"] = p.get("gap_us", 1000)
+    elif name == "hsu_max_baud":
+        # the wiring (length, level shifter, pull-ups) carries no faster line:
+        # above it every byte, either way, arrives as framing garbage
+        f["max_baud"] = p.get("baud", 115200)
     else:
         raise ValueError("unknown fault %r (known: %s)" % (name, ", ".join(FAULTS)))

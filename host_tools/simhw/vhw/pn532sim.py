@@ -35,7 +35,7 @@ DEFAULT_TIMING = {
 }
 
 FAULTS = ("silent", "stale_reply", "garbage", "nack_storm", "error_frame", "i2c_timeout",
-          "card_removed", "two_cards", "slow_card", "rf_error", "hsu_gap")  # vhw.pn532faults
+          "card_removed", "two_cards", "slow_card", "rf_error", "hsu_gap", "hsu_max_baud")  # vhw.pn532faults
 
 BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)
 _WAKE_I2C = 0x80
@@ -62,6 +62,7 @@ class PN532Sim(RfCommands):
         self.transport = None
         self.port = None
         self.hsu_baud = 115200
+        self.hsu_power_baud = 115200   # HSU rate at power-up and after RSTPD_N (UM0701 6.2.3)
         self.i2c_freq = 0          # >0: the sim adds 9 bits/freq of link time per I2C byte
         self.spi_baud = 0          # >0: same for SPI (0: the fake bus models line time)
         self.irq_gpio = None
@@ -105,6 +106,7 @@ class PN532Sim(RfCommands):
         self._targets = []
         self._last_err = 0
         self._pending_baud = None
+        self.hsu_baud = self.hsu_power_baud   # a SetSerialBaudRate does not survive a reset
         self._boot_until = vclock.now_us() + boot_us
         self._last_host_end = -(10 ** 12)
         self._silent = False
@@ -145,10 +147,13 @@ class PN532Sim(RfCommands):
 
     def attach_hsu(self, uart_id, port=None, baud=115200):
         """HSU on a UART. The fake UART hands us a port (uart_attach) whose
-        deliver(buf) carries our bytes to the host at the line rate."""
+        deliver(buf) carries our bytes to the host at the line rate. baud:
+        the rate at power-up (a real PN532: 115200; another value stands for
+        a chip a host already moved there with SetSerialBaudRate)."""
         bus.attach_uart(uart_id, self)
         self.transport = "hsu"
         self.hsu_baud = baud
+        self.hsu_power_baud = baud
         if port is None and hasattr(bus, "uart_port"):
             port = bus.uart_port(uart_id)  # the firmware already opened its UART
         if port is not None:
@@ -166,7 +171,10 @@ class PN532Sim(RfCommands):
 
     def _baud_mismatch(self):
         pb = getattr(self.port, "baudrate", None)
-        return pb is not None and pb != self.hsu_baud
+        if pb is not None and pb != self.hsu_baud:
+            return True
+        mx = self._f.get("max_baud")
+        return mx is not None and self.hsu_baud > mx
 
     def _hsu_out(self, fr):
         if self._baud_mismatch():
@@ -298,6 +306,7 @@ class PN532Sim(RfCommands):
     def rx_frame(self, body, start_us):
         if self._gap_drop(start_us):
             return
+        self._pending_baud = None   # a SetSerialBaudRate answered by a new command, not an ACK: no switch
         self._count("frames_in")
         self._trace("rx", F.frame(body))
         f = self._f

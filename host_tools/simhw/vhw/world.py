@@ -132,7 +132,8 @@ class World:
         elif tr == "spi":
             sim.attach_spi(r.get("id", 2), pins["PN532_CS"], baud=0)
         else:
-            sim.attach_hsu(r.get("id", 1), baud=r.get("baud", 115200))
+            # a PN532 powers up at 115200; reader.baud is negotiated by the firmware
+            sim.attach_hsu(r.get("id", 1), baud=115200)
         sim.attach_pins(rst=pins.get("PN532_RST"), irq=pins.get("PN532_IRQ"))
         self.field = sim.field
 
