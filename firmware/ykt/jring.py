@@ -25,6 +25,7 @@
 # - a sector is erased only when every record in it is acked (seq <= cursor),
 #   so an erase, torn or not, only ever destroys acked taps.
 import struct
+from array import array
 from binascii import crc32
 
 from ykt import taprec
@@ -62,8 +63,10 @@ class RingJournal:
         self._nmv = memoryview(self._slot)[4:8]   # the nonce, start of the CRC: made once, no slice per tap
         self._pt = bytearray(taprec.SIZE)
         self._hdr = bytearray(_HDR)
-        self._first = [0] * self.n   # first valid seq in each sector, 0: none
-        self._ready = [False] * self.n  # header valid and every slot erased
+        # per sector, in 5 bytes (a list costs a word per item and one more
+        # when it grows: 4.6 KB of a PSRAM-less heap for 576 sectors)
+        self._first = array("I", bytes(4 * self.n))   # first valid seq in each sector, 0: none (raw zeros)
+        self._ready = bytearray(self.n)               # header valid and every slot erased
         self.head = 0             # sector being appended to
         self.pos = 0              # next slot in it
         self.next_seq = 1
