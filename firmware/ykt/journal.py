@@ -43,17 +43,9 @@ SEG_RECS = const(408)      # 20 + 408*40 = 16340 B: 4 littlefs blocks of 4 KiB
 _ENOENT = const(2)
 _EEXIST = const(17)
 _ENOSPC = const(28)
-MSG_FULL = "journal full - service required"
-
-
-class JournalFull(Exception):
-    def __init__(self, msg=MSG_FULL):
-        super().__init__(msg)
-
-
-class JournalError(Exception):
-    def __init__(self, msg):
-        super().__init__(msg)
+# The exceptions and upload readers both journals share (ykt.jring too);
+# imported from here by the app, the tools and the tests.
+from ykt.jshared import MSG_FULL, JournalFull, JournalError, Readers  # noqa: F401
 
 
 def _fsync(f):
@@ -66,7 +58,7 @@ def _u32(b, off):
     return struct.unpack_from("<I", b, off)[0]
 
 
-class Journal:
+class Journal(Readers):
     def __init__(self, dirpath, key, capacity_bytes=None, seg_recs=SEG_RECS,
                  reserve_blocks=8, rng=None):
         self.dir = dirpath
@@ -356,27 +348,6 @@ class Journal:
             i += 1
         return n
 
-    def pending(self, max_n, after=None):
-        """Up to max_n Tap objects after the cursor (or after `after`), in seq
-        order. For uplink batching; allocates the list and taps."""
-        out = []
-        self._read(after, max_n, lambda pt: out.append(taprec.unpack_from(pt)))
-        return out
-
-    def pending_into(self, buf, after=None):
-        """Fill buf with plaintext taprecs (taprec.SIZE bytes each, format 2
-        even from a format-1 segment) after the cursor (or after `after`);
-        returns the count. No per-record allocation."""
-        mv = memoryview(buf)
-        pos = [0]
-        sz = taprec.SIZE
-
-        def sink(pt):
-            mv[pos[0]:pos[0] + sz] = pt
-            pos[0] += sz
-
-        return self._read(after, len(buf) // sz, sink)
-
     # --- acknowledgement and rotation -------------------------------------
 
     def ack(self, up_to_seq):
@@ -408,22 +379,6 @@ class Journal:
     @property
     def backlog(self):
         return self.next_seq - 1 - self.cursor
-
-    @property
-    def oldest_pending_time(self):
-        """Device time of the oldest tap not yet acked, or None."""
-        if self.backlog <= 0:
-            return None
-        if self._otime_seq != self.cursor:
-            t = [None]
-
-            def sink(pt):
-                t[0] = _u32(pt, 4)
-
-            self._read(None, 1, sink)
-            self._otime = t[0]
-            self._otime_seq = self.cursor
-        return self._otime
 
     @property
     def room(self):

@@ -33,8 +33,9 @@ from ykt.compat import const
 from ykt.sec.crypt import Ctr
 from ykt.fs import replace_file, TMP
 # One journal interface: the exceptions and the upload readers (pending,
-# pending_into, oldest_pending_time over _read) are ykt.journal's.
-from ykt.journal import Journal as _Seg, JournalFull, JournalError, MSG_FULL  # noqa: F401
+# pending_into, oldest_pending_time over _read) are shared with ykt.journal,
+# whose littlefs code this board does not load.
+from ykt.jshared import JournalFull, JournalError, MSG_FULL, Readers  # noqa: F401
 
 SECTOR = const(4096)
 _HDR = const(16)
@@ -48,7 +49,7 @@ def _u32(b, off):
     return struct.unpack_from("<I", b, off)[0]
 
 
-class RingJournal:
+class RingJournal(Readers):
     def __init__(self, part, key, ack_path, rng=None):
         import os
 
@@ -317,9 +318,6 @@ class RingJournal:
             s = s + 1 if s + 1 < self.n else 0
         return n
 
-    pending = _Seg.pending
-    pending_into = _Seg.pending_into
-
     # --- acknowledgement ------------------------------------------------------
     def ack(self, up_to_seq):
         """The back office committed every seq <= up_to_seq: persist the
@@ -341,8 +339,6 @@ class RingJournal:
     @property
     def backlog(self):
         return self.next_seq - 1 - self.cursor
-
-    oldest_pending_time = _Seg.oldest_pending_time
 
     @property
     def room(self):

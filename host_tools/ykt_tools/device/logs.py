@@ -1,7 +1,8 @@
 """`ykt logs pull/upload`: taps off a device that cannot reach the network.
 
-pull: a script exec'd on the device opens its journal, reads the taps after
-the upload cursor (ykt.journal.Journal.pending) and seals them, on the
+pull: a script exec'd on the device opens its journal as the app does (the
+ring on the "jrnl" partition, else the littlefs segments), reads the taps
+after the upload cursor (pending) and seals them, on the
 device, into ordinary authenticated batches (ykt.net.wire.encode_batch with the
 device key read from NVS there): the key never leaves the device. The host
 writes one file per batch, named <device>-<first seq>-<last seq>.yktb, plus
@@ -22,7 +23,6 @@ from ykt_tools.device.devconn import DeviceError
 BATCH = 100
 
 _PULL = """import json,binascii,esp32
-from ykt.journal import Journal
 from ykt.net import wire
 with open('config.json') as f:
  dev=json.load(f)['device_id']
@@ -31,7 +31,14 @@ b=bytearray(64)
 jk=bytes(b[:n.get_blob('jrnl_key',b)])
 dk=bytes(b[:n.get_blob('dev_key',b)])
 del n,b
-j=Journal('j',jk)
+p=esp32.Partition.find(esp32.Partition.TYPE_DATA,label='jrnl')
+if p:
+ from ykt.jring import RingJournal
+ j=RingJournal(p[0],jk,'j/ack')
+else:
+ from ykt.journal import Journal
+ j=Journal('j',jk)
+del p
 j.open()
 print(json.dumps({'device':dev,'cursor':j.cursor,'next_seq':j.next_seq}))
 after=None
