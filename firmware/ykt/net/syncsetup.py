@@ -215,7 +215,7 @@ class DenyListHandler(sync.Handler):
             return
         try:
             dl.apply_delta(held)
-            self.held = held
+            self.held = dl.delta_bytes   # the deny list's own copy: one in RAM, not two
         except (ValueError, DenyListError):
             try:
                 os.remove(self.delta_path)
@@ -243,6 +243,7 @@ class DenyListHandler(sync.Handler):
         else:
             data = merge_delta(self.dl, self.held, bytes(sink.buf))
             self.dl.apply_delta(data)
+            data = self.dl.delta_bytes
             replace_file(self.delta_path, data)
             self.held = data
 

@@ -61,7 +61,11 @@ class DenyList:
         self._buf = bytearray(_BLOCK)  # the one data-block buffer
         self._d4 = bytearray(4)        # one directory entry
         self._tb = bytearray(11)       # token + 3 zero bytes: 24-bit windows never overrun
-        self._db = None                # delta records, bytearray(512*9) once first used
+        # The delta in force: its records are read where they are, in the
+        # delta's own bytes (which sync keeps anyway to merge the next one),
+        # so no RAM is set aside for the largest delta a device might get.
+        self._db = None
+        self._do = 0                   # offset of the first record in _db
         self._dn = 0
         self._up = None                # update in progress: [slot, header, next block, fill, buf]
         self.boot_reasons = [None, None]
@@ -251,11 +255,12 @@ class DenyList:
 
     def _dlookup(self, tok, off):
         db = self._db
+        d0 = self._do
         lo = 0
         hi = self._dn - 1
         while lo <= hi:
             mid = (lo + hi) >> 1
-            o = mid * _DREC
+            o = d0 + mid * _DREC
             c = 0
             for i in range(8):
                 c = db[o + i] - tok[off + i]
@@ -278,10 +283,13 @@ class DenyList:
             raise DenyListError("base_mismatch", "delta base %d, image %d" % (base, self.image_version))
         if ver < self.version:
             raise DenyListError("not_newer", "delta %d < %d in force" % (ver, self.version))
-        if self._db is None:
-            self._db = bytearray(_DELTA_MAX * _DREC)
+        if n > _DELTA_MAX:
+            raise DenyListError("too_large", "delta of %d records" % n)
+        if type(data) is not bytes:
+            data = bytes(data)         # a caller's buffer may change under us
         self._dn = 0
-        self._db[0:n * _DREC] = memoryview(data)[F.DELTA_HDR:F.DELTA_HDR + n * _DREC]
+        self._db = data
+        self._do = F.DELTA_HDR
         self._dn = n
         self.delta_version = ver
         self.version = ver
@@ -291,10 +299,12 @@ class DenyList:
 
     def clear_delta(self):
         self._dn = 0
+        self._db = None
         self.delta_version = 0
         self.version = self.image_version
 
     delta_count = property(lambda self: self._dn)
+    delta_bytes = property(lambda self: self._db)   # the delta in force, as applied (or None)
 
     # ---- update: stream into the other slot, verify, commit -------------
     def begin_update(self, size=0):
