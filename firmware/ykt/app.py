@@ -133,6 +133,7 @@ class App:
         self.voice = None         # ykt.ui.voice.Voice on boards that declare "voice"
         self.decider = None
         self.journal = None
+        self.scratch = None       # ykt.compat.Scratch: the 4 KB buffer the uplink and a deny-list update share
         self._jidle = None        # the ring journal's erase-ahead, run between taps
         self.denylist = None
         self.uplink = None
@@ -330,8 +331,11 @@ class App:
 
         hw = self.hw
         pa, pb = hw.partition("dlist_a"), hw.partition("dlist_b")
+        from ykt.compat import Scratch
+
+        self.scratch = Scratch()   # made early, while the heap is whole: see Scratch
         if pa is not None and pb is not None:
-            self.denylist = DenyList(pa, pb)
+            self.denylist = DenyList(pa, pb, scratch=self.scratch)
             hw.found["denylist"] = "v%d, %d entries" % (self.denylist.version, self.denylist.count)
         else:
             hw.missing["denylist"] = "no dlist_a/dlist_b partitions"
@@ -460,7 +464,7 @@ class App:
         if self.journal is not None:
             self.uplink = Uplink(self.journal, self.http, self.device_id, key, clock=self.clock,
                                  batch_max=self.cfg.get("batch_max", 100),
-                                 max_age_ms=self.cfg.get("batch_age_s", 30) * 1000)
+                                 max_age_ms=self.cfg.get("batch_age_s", 30) * 1000, scratch=self.scratch)
         self._boot_sync(key)
         self._boot_ota(key)
         self.heartbeat = Heartbeat(self.http, self.device_id, key, self._collect_heartbeat,

@@ -51,8 +51,11 @@ def _eq(tb, tp, buf, q, r):
 
 
 class DenyList:
-    def __init__(self, part_a, part_b, check_crc=False):
+    def __init__(self, part_a, part_b, check_crc=False, scratch=None):
         self._parts = (part_a, part_b)
+        # An update's block buffer: borrowed from ykt.compat.Scratch when
+        # given (shared with the uplink's batch), else made per update.
+        self._scratch = scratch
         # CRC-32 of each 4 KB block read costs ~50 us on the unix port (~2 ms
         # on an ESP32): off by default; install verifies every block and
         # scrub() re-checks the image in force a block at a time when idle.
@@ -310,15 +313,24 @@ class DenyList:
     def begin_update(self, size=0):
         """Start writing a new image (size in bytes, if known) into the slot
         not in force. That slot's header is erased first."""
-        self._up = None
+        self._end_update()
         slot = 1 if self.slot == 0 else 0
         p = self._parts[slot]
         if size and (size % _BLOCK or size > p.ioctl(_IOCTL_BLOCKS, 0) * _BLOCK):
             raise DenyListError("too_large", "image %d bytes" % size)
+        sc = self._scratch
+        ub = bytearray(_BLOCK) if sc is None else sc.take(self)
+        if ub is None or len(ub) < _BLOCK:
+            raise DenyListError("busy", "block buffer lent out")
         p.ioctl(_IOCTL_ERASE, 0)
         self.boot_reasons[slot] = "erased"
-        self._up = [slot, None, 0, 0, bytearray(_BLOCK), None]
+        self._up = [slot, None, 0, 0, ub, None]
         return slot
+
+    def _end_update(self):
+        self._up = None
+        if self._scratch is not None:
+            self._scratch.give(self)
 
     def write(self, data):
         """Append image bytes (any chunking); full blocks go to flash."""
@@ -339,7 +351,7 @@ class DenyList:
                 if u[3] == _BLOCK:
                     self._put_block(u)
         except BaseException:
-            self._up = None
+            self._end_update()
             raise
         return len(data)
 
@@ -362,7 +374,7 @@ class DenyList:
         u[3] = 0
 
     def abort(self):
-        self._up = None
+        self._end_update()
 
     def commit(self):
         """Verify the written slot in full, then write its header (the commit
@@ -380,17 +392,20 @@ class DenyList:
         self._up = None
         if u is None:
             raise DenyListError("no_update")
-        slot, h, idx, fill, ub = u[0], u[1], u[2], u[3], u[4]
-        if h is None or fill or idx != h.total_blocks():
-            raise DenyListError("truncated", "%d blocks + %d bytes written" % (idx, fill))
-        p = self._parts[slot]
-        for _ in _verify(p, h, ub):
-            yield
-        for i in range(_BLOCK):  # in place: no 4 KB temporary on a small heap
-            ub[i] = 0
-        ub[0:h.size] = u[5]
-        p.writeblocks(0, ub)                                # the commit
-        ub = None
+        try:
+            slot, h, idx, fill, ub = u[0], u[1], u[2], u[3], u[4]
+            if h is None or fill or idx != h.total_blocks():
+                raise DenyListError("truncated", "%d blocks + %d bytes written" % (idx, fill))
+            p = self._parts[slot]
+            for _ in _verify(p, h, ub):
+                yield
+            for i in range(_BLOCK):  # in place: no 4 KB temporary on a small heap
+                ub[i] = 0
+            ub[0:h.size] = u[5]
+            p.writeblocks(0, ub)                                # the commit
+            ub = None
+        finally:
+            self._end_update()
         h2 = self._read_header(slot)
         if h2.version != h.version or h2.sha256 != h.sha256:
             raise DenyListError("bad_header", "header read back differs")
