@@ -16,7 +16,7 @@ from ykt.sec import signed
 from ykt.net import sync
 from ykt.sec import sigverify
 from ykt.compat import read_file
-from ykt.fs import join, replace_file
+from ykt.fs import TMP, join, replace_file
 
 _VERSIONS = "data/versions.json"
 _DELTA = "data/dl_delta.bin"
@@ -130,9 +130,33 @@ class FileHandler(sync.Handler):
         self.versions = versions
         self.ver = versions.get(kind)
 
+    def open(self):
+        # Streamed to flash as it arrives, not held in RAM: the payload is
+        # read back once, at its exact size, only after the signature checked.
+        # A cut download leaves a .tmp that boot removes (remove_leftovers).
+        return open(self.path + TMP, "wb")
+
+    def abort(self, sink):
+        if sink is not None:
+            sink.close()
+            try:
+                os.remove(self.path + TMP)
+            except OSError:
+                pass
+
     def commit(self, hdr, sink, payload):
-        obj = self.parse(bytes(payload))    # raises on a bad table: nothing changes
-        replace_file(self.path, payload)
+        """sink: the file open() made (a download); None: payload in RAM."""
+        if sink is None:
+            obj = self.parse(bytes(payload))    # raises on a bad table: nothing changes
+            replace_file(self.path, payload)
+        else:
+            tmp = self.path + TMP
+            sink.flush()
+            if hasattr(os, "fsync"):          # CPython; MicroPython's flush() already synced
+                os.fsync(sink.fileno())
+            sink.close()
+            obj = self.parse(read_file(tmp, self.max_len))   # raises on a bad table: nothing changes
+            os.rename(tmp, self.path)         # the switch, atomic as in replace_file
         self.live(self.name, obj)
         self.ver = hdr.version
         self.versions.set(self.name, hdr.version)
