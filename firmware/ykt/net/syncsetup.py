@@ -131,32 +131,28 @@ class FileHandler(sync.Handler):
         self.ver = versions.get(kind)
 
     def open(self):
-        # Streamed to flash as it arrives, not held in RAM: the payload is
-        # read back once, at its exact size, only after the signature checked.
-        # A cut download leaves a .tmp that boot removes (remove_leftovers).
+        # Streamed to flash as it arrives, not held in RAM: read back once, at
+        # its size, after the signature checked. A cut download leaves a .tmp
+        # that boot removes (remove_leftovers).
         return open(self.path + TMP, "wb")
 
     def abort(self, sink):
         if sink is not None:
             sink.close()
-            try:
-                os.remove(self.path + TMP)
-            except OSError:
-                pass
+        try:
+            os.remove(self.path + TMP)
+        except OSError:
+            pass
 
     def commit(self, hdr, sink, payload):
-        """sink: the file open() made (a download); None: payload in RAM."""
+        """sink: the file open() made; None: the payload is in RAM."""
         if sink is None:
-            obj = self.parse(bytes(payload))    # raises on a bad table: nothing changes
-            replace_file(self.path, payload)
-        else:
-            tmp = self.path + TMP
-            sink.flush()
-            if hasattr(os, "fsync"):          # CPython; MicroPython's flush() already synced
-                os.fsync(sink.fileno())
-            sink.close()
-            obj = self.parse(read_file(tmp, self.max_len))   # raises on a bad table: nothing changes
-            os.rename(tmp, self.path)         # the switch, atomic as in replace_file
+            sink = self.open()
+            sink.write(payload)
+        sink.close()                      # MicroPython: close syncs the file
+        tmp = self.path + TMP
+        obj = self.parse(read_file(tmp, self.max_len))   # raises on a bad table: nothing changes
+        os.rename(tmp, self.path)         # the switch, atomic as in replace_file
         self.live(self.name, obj)
         self.ver = hdr.version
         self.versions.set(self.name, hdr.version)
