@@ -49,6 +49,70 @@ class _TimeService:
             self.q.step()
 
 
+class _OtaService:
+    """The updater on a schedule: ykt.ota.updater (its module RAM, its
+    object) is imported when a check is due and dropped again once the
+    updater is back to idle with nothing staged, so between checks (every
+    ota_check_s, 15 min by default) it holds no heap. What must outlive an
+    updater (the version it refused, its last errors) is carried over."""
+
+    def __init__(self, *args):
+        self._args = args
+        self.u = None
+        self.state = 0            # the updater's state; 0 = idle
+        self.reboot_wanted = False
+        self.refused = 0
+        self.errors = []
+        self._due = ticks_ms()
+
+    def step(self):
+        u = self.u
+        if u is None:
+            if ticks_diff(ticks_ms(), self._due) < 0:
+                return 0
+            self._due = ticks_add(ticks_ms(), 60000)   # a failed start (flash, bad record) is not retried every loop
+            u = self.u = self._make()
+        st = self.state = u.step()
+        self.reboot_wanted = u.reboot_wanted
+        if st == 0 and not u.reboot_wanted and ticks_diff(u._due, ticks_ms()) > 0:
+            self._due = u._due
+            self.refused = u.refused
+            self.errors = u.errors
+            self.u = None
+            u = None
+            _drop("ota.updater")
+        return st
+
+    def _make(self):
+        from ykt.ota import updater
+
+        (http, dev, key, ring, root, board, iv, clock, interval_s, part) = self._args
+        u = updater.Updater(http, dev, key, ring, root=root, board=board, interp=iv, clock=clock,
+                            interval_s=interval_s, part=part)
+        if self.refused:
+            u.refused = self.refused
+        u.errors = self.errors
+        return u
+
+
+def _drop(name):
+    """Forget a firmware module (boot-only or occasional code): its RAM goes
+    back to the heap once nothing else refers to it."""
+    sys.modules.pop("ykt." + name, None)
+    import ykt
+
+    pkg = ykt
+    parts = name.split(".")
+    for p in parts[:-1]:
+        pkg = getattr(pkg, p, None)
+        if pkg is None:
+            return
+    try:
+        delattr(pkg, parts[-1])
+    except AttributeError:
+        pass
+
+
 class App:
     def __init__(self, root="", log=print):
         self.root = root
@@ -69,6 +133,7 @@ class App:
         self.voice = None         # ykt.ui.voice.Voice on boards that declare "voice"
         self.decider = None
         self.journal = None
+        self.scratch = None       # ykt.compat.Scratch: the 4 KB buffer the uplink and a deny-list update share
         self._jidle = None        # the ring journal's erase-ahead, run between taps
         self.denylist = None
         self.uplink = None
@@ -142,14 +207,8 @@ class App:
         # heap: the hardware objects it made live on in the parts that use them.
         self.hw = None
         self.board_cfg = None
-        import ykt
-
         for m in ("boardcfg", "board"):
-            sys.modules.pop("ykt." + m, None)
-            try:
-                delattr(ykt, m)
-            except AttributeError:
-                pass
+            _drop(m)
         hw = None
         # Built once: the loop iterates it without making a tuple per step.
         self._net = [p for p in (self.timeq, self.uplink, self.sync, self.heartbeat, self.ota) if p is not None]
@@ -272,8 +331,11 @@ class App:
 
         hw = self.hw
         pa, pb = hw.partition("dlist_a"), hw.partition("dlist_b")
+        from ykt.compat import Scratch
+
+        self.scratch = Scratch()   # made early, while the heap is whole: see Scratch
         if pa is not None and pb is not None:
-            self.denylist = DenyList(pa, pb)
+            self.denylist = DenyList(pa, pb, scratch=self.scratch)
             hw.found["denylist"] = "v%d, %d entries" % (self.denylist.version, self.denylist.count)
         else:
             hw.missing["denylist"] = "no dlist_a/dlist_b partitions"
@@ -402,7 +464,7 @@ class App:
         if self.journal is not None:
             self.uplink = Uplink(self.journal, self.http, self.device_id, key, clock=self.clock,
                                  batch_max=self.cfg.get("batch_max", 100),
-                                 max_age_ms=self.cfg.get("batch_age_s", 30) * 1000)
+                                 max_age_ms=self.cfg.get("batch_age_s", 30) * 1000, scratch=self.scratch)
         self._boot_sync(key)
         self._boot_ota(key)
         self.heartbeat = Heartbeat(self.http, self.device_id, key, self._collect_heartbeat,
@@ -459,17 +521,11 @@ class App:
     def _boot_ota(self, key):
         if self.sync is None:
             return
-        try:
-            from ykt.ota import updater as ota
-
-            impl = sys.implementation
-            iv = ota.interp_int(impl.version) if impl.name == "micropython" else None
-            self.ota = ota.Updater(self.http, self.device_id, key, self.sync.keyring, root=self.root,
-                                   board=self.hw.name, interp=iv, clock=self.clock,
-                                   interval_s=self.cfg.get("ota_check_s", 900),
-                                   part=self.hw.ota_partitions())
-        except (ImportError, OSError, ValueError) as e:
-            self._err("ota", e)
+        impl = sys.implementation
+        v = impl.version
+        iv = v[0] * 10000 + v[1] * 100 + (v[2] if len(v) > 2 else 0) if impl.name == "micropython" else None   # updater.interp_int
+        self.ota = _OtaService(self.http, self.device_id, key, self.sync.keyring, self.root, self.hw.name, iv,
+                               self.clock, self.cfg.get("ota_check_s", 900), self.hw.ota_partitions())
 
     def _boot_qr(self):
         """QR tokens verify against the same keyring sync keeps current (it is

@@ -91,3 +91,26 @@ def read_file(path, limit, binary=True):
         raise ValueError("%s: %d bytes, more than %d" % (path, size, limit))
     with open(path, "rb" if binary else "r") as f:
         return f.read(size)
+
+
+class Scratch:
+    """One 4 KB buffer for the parts that need a large one only while they
+    work: the upload batch (built, sent, acknowledged) and a deny-list image
+    being written (its block buffer). A PSRAM-less heap has room for one
+    such block made at boot, not for two, nor for one made later in a heap
+    that the day has fragmented. take() lends it to one owner at a time;
+    the other waits for its next turn."""
+
+    def __init__(self, n=4096):
+        self.buf = bytearray(n)
+        self.owner = None
+
+    def take(self, who):
+        if self.owner is None or self.owner is who:
+            self.owner = who
+            return self.buf
+        return None
+
+    def give(self, who):
+        if self.owner is who:
+            self.owner = None

@@ -340,10 +340,13 @@ class Device:
 def main():
     dev = None
     while True:
+        heapbudget.sim_begin()   # the protocol's objects stay out of the firmware's budget
         line = sys.stdin.readline()
         if not line:
             break
         msg = json.loads(line)
+        line = None
+        heapbudget.sim_end()
         cmd = msg.get("cmd")
         try:
             if cmd == "init":
@@ -372,6 +375,8 @@ def main():
             buf = io.StringIO()
             sys.print_exception(e, buf) if hasattr(sys, "print_exception") else None
             out = {"error": "%s: %s" % (type(e).__name__, e), "trace": buf.getvalue()}
+        heapbudget.sim_begin()
+        msg = None
         print(json.dumps(out))
         try:
             sys.stdout.flush()
@@ -379,6 +384,8 @@ def main():
             pass
         if "restart" in out:
             break
+        out = None
+        heapbudget.sim_end()
 
 
 main()

@@ -53,7 +53,7 @@ def _device():
 def test_no_alloc_app_step_idle():
     w, app = _device()
     parts = [type(p).__name__ for p in app._net]
-    assert parts == ["_TimeService", "Uplink", "Sync", "Heartbeat", "Updater"], parts
+    assert parts == ["_TimeService", "Uplink", "Sync", "Heartbeat", "_OtaService"], parts
     assert app.decider is not None
     # an empty field, polled through the scripted link (the simulated bus
     # itself allocates: it is not firmware)
@@ -81,6 +81,11 @@ def test_no_alloc_app_step_idle():
         vclock.advance_us(20000)
     assert app.sync.state == 0 and app.ota.state == 0 and app.uplink.state_name() == "idle", \
         (app.sync.state, app.ota.state, app.uplink.state_name())
+    # the updater ran its check (no back office: a network error) and was
+    # dropped until the next one: its module and object hold no heap now
+    import sys
+
+    assert app.ota.u is None and "ykt.ota.updater" not in sys.modules and app.ota.errors, app.ota.errors
     mp = _heap_lock()
     steps = 100
     if mp is None:

@@ -327,3 +327,34 @@ def test_commit_in_steps_keeps_serving_the_list_in_force():
         assert dl.lookup(U.tok(t1[steps % len(t1)])) == U.status_of(t1[steps % len(t1)])
     assert steps >= len(good) - 2 and dl.version == 11
     U.check_all(dl, t2)
+
+
+def test_update_borrows_the_shared_block_buffer():
+    # The update's block buffer is the Scratch's (shared with the uplink's
+    # batch): refused while lent out, held while writing, back after commit
+    # or abort; the update itself is unchanged.
+    from ykt.compat import Scratch
+
+    t1, i1 = _img(31, 10)
+    a, b = U.slots(len(i1) + 1)
+    sc = Scratch()
+    dl = DenyList(a, b, scratch=sc)
+    other = object()
+    assert sc.take(other) is sc.buf
+    _expect_error("busy", dl.begin_update)
+    assert sc.owner is other and dl.version == 0
+    sc.give(other)
+    _inst(dl, i1)
+    assert dl.version == 10 and sc.owner is None
+    U.check_all(dl, t1)
+    t2, i2 = _img(36, 11)
+    dl.begin_update()
+    assert sc.owner is dl and dl._up[4] is sc.buf
+    dl.write(i2[0])
+    dl.abort()
+    assert sc.owner is None and dl.version == 10
+    _expect_error("trailing", U.install, dl, i2 + [i2[-1]], False)   # a refused image gives it back too
+    assert sc.owner is None and dl.version == 10
+    _inst(dl, i2)
+    assert sc.owner is None and dl.version == 11
+    U.check_all(dl, t2)

@@ -128,3 +128,45 @@ def test_encode_steps_are_small():
         up.step()
         steps += 1
     assert steps >= 100 // uplink.ENC_PER_STEP and up.w.count == 100
+
+
+def test_batch_in_the_shared_buffer_waits_while_it_is_lent():
+    # Built in ykt.compat.Scratch's buffer: nothing is built while another
+    # owner (a deny-list update) holds it; held from the batch's first record
+    # to its ack, then free again; every tap arrives once.
+    from ykt.compat import Scratch
+
+    app = Backoffice(DEV, KEY)
+    srv = LoopServer(app)
+    j = MemJournal()
+    http = httpc.HttpClient(srv.url(), timeout_ms=500)
+    sc = Scratch()
+    up = uplink.Uplink(j, http, DEV, KEY, batch_max=40, max_age_ms=1000, poll_ms=50,
+                       backoff_base_ms=50, backoff_cap_ms=800, scratch=sc)
+    assert up.w.buf is sc.buf
+    dl = object()
+    sc.take(dl)
+    for i in range(50):
+        j.append(make_tap(i))
+    try:
+        for _ in range(400):
+            srv.step()
+            up.step()
+            srv.step()
+            vclock.advance_us(5000)
+        assert up.state_name() == "idle" and j.backlog == 50 and app.taps == {} and sc.owner is dl
+        sc.give(dl)
+        held = False
+        for _ in range(4000):
+            srv.step()
+            up.step()
+            held = held or sc.owner is up
+            srv.step()
+            vclock.advance_us(5000)
+            if j.backlog == 0:
+                break
+    finally:
+        srv.close()
+        http.close()
+    assert held and j.backlog == 0 and sc.owner is None
+    assert len(app.taps) == 50

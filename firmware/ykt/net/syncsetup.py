@@ -16,7 +16,7 @@ from ykt.sec import signed
 from ykt.net import sync
 from ykt.sec import sigverify
 from ykt.compat import read_file
-from ykt.fs import join, replace_file
+from ykt.fs import TMP, join, replace_file
 
 _VERSIONS = "data/versions.json"
 _DELTA = "data/dl_delta.bin"
@@ -130,9 +130,29 @@ class FileHandler(sync.Handler):
         self.versions = versions
         self.ver = versions.get(kind)
 
+    def open(self):
+        # Streamed to flash as it arrives, not held in RAM: read back once, at
+        # its size, after the signature checked. A cut download leaves a .tmp
+        # that boot removes (remove_leftovers).
+        return open(self.path + TMP, "wb")
+
+    def abort(self, sink):
+        if sink is not None:
+            sink.close()
+        try:
+            os.remove(self.path + TMP)
+        except OSError:
+            pass
+
     def commit(self, hdr, sink, payload):
-        obj = self.parse(bytes(payload))    # raises on a bad table: nothing changes
-        replace_file(self.path, payload)
+        """sink: the file open() made; None: the payload is in RAM."""
+        if sink is None:
+            sink = self.open()
+            sink.write(payload)
+        sink.close()                      # MicroPython: close syncs the file
+        tmp = self.path + TMP
+        obj = self.parse(read_file(tmp, self.max_len))   # raises on a bad table: nothing changes
+        os.rename(tmp, self.path)         # the switch, atomic as in replace_file
         self.live(self.name, obj)
         self.ver = hdr.version
         self.versions.set(self.name, hdr.version)
@@ -215,7 +235,7 @@ class DenyListHandler(sync.Handler):
             return
         try:
             dl.apply_delta(held)
-            self.held = held
+            self.held = dl.delta_bytes   # the deny list's own copy: one in RAM, not two
         except (ValueError, DenyListError):
             try:
                 os.remove(self.delta_path)
@@ -243,6 +263,7 @@ class DenyListHandler(sync.Handler):
         else:
             data = merge_delta(self.dl, self.held, bytes(sink.buf))
             self.dl.apply_delta(data)
+            data = self.dl.delta_bytes
             replace_file(self.delta_path, data)
             self.held = data
 

@@ -44,7 +44,7 @@ def _urand(n):
 class Uplink:
     def __init__(self, journal, http, device_id, key, clock=None, batch_max=100,
                  max_age_ms=30000, poll_ms=1000, backoff_base_ms=1000, backoff_cap_ms=300000,
-                 rand=_urand, enc_per_step=ENC_PER_STEP):
+                 rand=_urand, enc_per_step=ENC_PER_STEP, scratch=None):
         """journal: ykt.journal.Journal or the same interface:
         pending_into(buf, after) -> n plaintext taprecs after seq `after`
         (None: after the cursor), or pending(n, after) -> [Tap]; ack(seq);
@@ -62,7 +62,11 @@ class Uplink:
         self.base_ms = backoff_base_ms
         self.cap_ms = backoff_cap_ms
         self.rand = rand
-        self.w = wire.BatchWriter(batch_max)
+        # scratch (ykt.compat.Scratch): the batch is built in its shared
+        # buffer, held from the first record until the batch is acknowledged
+        # or given up; while a deny-list update holds it, taps wait on flash.
+        self.scratch = scratch
+        self.w = wire.BatchWriter(batch_max, None if scratch is None else scratch.buf)
         self.state = IDLE
         self._after = None
         self.enc = enc_per_step     # taps read+encoded per step (bounds step time)
@@ -116,6 +120,8 @@ class Uplink:
         elif st == BACKOFF:
             if ticks_diff(now, self._wait_until) >= 0:
                 self._transmit()
+        if self.state == IDLE and self.scratch is not None:
+            self.scratch.give(self)   # no batch in the buffer any more
         return self.state
 
     def _idle_check(self, now):
@@ -128,6 +134,8 @@ class Uplink:
         if self._since is None:
             self._since = now
         if n >= self.batch_max or self._flush or ticks_diff(now, self._since) >= self.max_age_ms:
+            if self.scratch is not None and self.scratch.take(self) is None:
+                return              # the buffer is lent out: look again at the next poll
             self._flush = False
             self.w.begin(self.device_id)
             self._after = None      # None: after the journal's cursor

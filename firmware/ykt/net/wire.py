@@ -146,11 +146,13 @@ class BatchWriter:
     """Builds a batch in one buffer allocated once, so the uplink encodes
     without allocating per tap (the MAC costs two small hashes)."""
 
-    def __init__(self, max_count=100):
+    def __init__(self, max_count=100, buf=None):
+        """buf: a buffer to build batches in (ykt.compat.Scratch's, shared);
+        a batch then ends when it is full (full())."""
         if not 0 < max_count <= MAX_COUNT:
             raise ValueError("max_count")
         self.max_count = max_count
-        self.buf = bytearray(HDR_SIZE + max_count * _REC_ROOM + MAC_LEN)
+        self.buf = bytearray(HDR_SIZE + max_count * _REC_ROOM + MAC_LEN) if buf is None else buf
         self._prev = bytearray(taprec.SIZE)   # previous tap as a taprec record
         self._cur = bytearray(taprec.SIZE)
         self.count = 0

@@ -320,7 +320,7 @@ class Updater:
         self._unflushed = 0
         self._reader = None
         self._inst = None
-        self._buf = bytearray(_IO)
+        self._buf = None            # made for a verification only: an idle updater holds no 1 KB buffer
         self.reboot_wanted = False
         self.dl = _join(root, "ota/dl.part")
         self.meta = _join(root, "ota/dl.json")
@@ -370,6 +370,7 @@ class Updater:
         if code is not None:
             self._error(code)
         self._close()
+        self._buf = None
         self.http.release(self)
         self._due = ticks_add(ticks_ms(), self.interval_ms if after_ms is None else after_ms)
         self.state = IDLE
@@ -504,6 +505,8 @@ class Updater:
         through ykt.ota.image's writer, anything else must be a release."""
         self.http.release(self)
         self._f = open(self.dl, "rb")
+        if self._buf is None:
+            self._buf = bytearray(_IO)
         hdr = self._f.read(signed.HDR_SIZE)
         self._f.seek(0)
         have = ver_int(self.running)
@@ -546,6 +549,7 @@ class Updater:
         except OSError as e:        # the image's partition: not an app image, too large, empty, flash
             return self._refuse("image %s" % (e.args[-1] if e.args else "flash"))
         self._close()
+        self._buf = None
         self._reader = None
         self._hdr = hdr
         self._inst = None

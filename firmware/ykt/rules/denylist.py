@@ -51,8 +51,11 @@ def _eq(tb, tp, buf, q, r):
 
 
 class DenyList:
-    def __init__(self, part_a, part_b, check_crc=False):
+    def __init__(self, part_a, part_b, check_crc=False, scratch=None):
         self._parts = (part_a, part_b)
+        # An update's block buffer: borrowed from ykt.compat.Scratch when
+        # given (shared with the uplink's batch), else made per update.
+        self._scratch = scratch
         # CRC-32 of each 4 KB block read costs ~50 us on the unix port (~2 ms
         # on an ESP32): off by default; install verifies every block and
         # scrub() re-checks the image in force a block at a time when idle.
@@ -61,7 +64,11 @@ class DenyList:
         self._buf = bytearray(_BLOCK)  # the one data-block buffer
         self._d4 = bytearray(4)        # one directory entry
         self._tb = bytearray(11)       # token + 3 zero bytes: 24-bit windows never overrun
-        self._db = None                # delta records, bytearray(512*9) once first used
+        # The delta in force: its records are read where they are, in the
+        # delta's own bytes (which sync keeps anyway to merge the next one),
+        # so no RAM is set aside for the largest delta a device might get.
+        self._db = None
+        self._do = 0                   # offset of the first record in _db
         self._dn = 0
         self._up = None                # update in progress: [slot, header, next block, fill, buf]
         self.boot_reasons = [None, None]
@@ -251,11 +258,12 @@ class DenyList:
 
     def _dlookup(self, tok, off):
         db = self._db
+        d0 = self._do
         lo = 0
         hi = self._dn - 1
         while lo <= hi:
             mid = (lo + hi) >> 1
-            o = mid * _DREC
+            o = d0 + mid * _DREC
             c = 0
             for i in range(8):
                 c = db[o + i] - tok[off + i]
@@ -278,10 +286,13 @@ class DenyList:
             raise DenyListError("base_mismatch", "delta base %d, image %d" % (base, self.image_version))
         if ver < self.version:
             raise DenyListError("not_newer", "delta %d < %d in force" % (ver, self.version))
-        if self._db is None:
-            self._db = bytearray(_DELTA_MAX * _DREC)
+        if n > _DELTA_MAX:
+            raise DenyListError("too_large", "delta of %d records" % n)
+        if type(data) is not bytes:
+            data = bytes(data)         # a caller's buffer may change under us
         self._dn = 0
-        self._db[0:n * _DREC] = memoryview(data)[F.DELTA_HDR:F.DELTA_HDR + n * _DREC]
+        self._db = data
+        self._do = F.DELTA_HDR
         self._dn = n
         self.delta_version = ver
         self.version = ver
@@ -291,24 +302,35 @@ class DenyList:
 
     def clear_delta(self):
         self._dn = 0
+        self._db = None
         self.delta_version = 0
         self.version = self.image_version
 
     delta_count = property(lambda self: self._dn)
+    delta_bytes = property(lambda self: self._db)   # the delta in force, as applied (or None)
 
     # ---- update: stream into the other slot, verify, commit -------------
     def begin_update(self, size=0):
         """Start writing a new image (size in bytes, if known) into the slot
         not in force. That slot's header is erased first."""
-        self._up = None
+        self._end_update()
         slot = 1 if self.slot == 0 else 0
         p = self._parts[slot]
         if size and (size % _BLOCK or size > p.ioctl(_IOCTL_BLOCKS, 0) * _BLOCK):
             raise DenyListError("too_large", "image %d bytes" % size)
+        sc = self._scratch
+        ub = bytearray(_BLOCK) if sc is None else sc.take(self)
+        if ub is None or len(ub) < _BLOCK:
+            raise DenyListError("busy", "block buffer lent out")
         p.ioctl(_IOCTL_ERASE, 0)
         self.boot_reasons[slot] = "erased"
-        self._up = [slot, None, 0, 0, bytearray(_BLOCK), None]
+        self._up = [slot, None, 0, 0, ub, None]
         return slot
+
+    def _end_update(self):
+        self._up = None
+        if self._scratch is not None:
+            self._scratch.give(self)
 
     def write(self, data):
         """Append image bytes (any chunking); full blocks go to flash."""
@@ -329,7 +351,7 @@ class DenyList:
                 if u[3] == _BLOCK:
                     self._put_block(u)
         except BaseException:
-            self._up = None
+            self._end_update()
             raise
         return len(data)
 
@@ -352,7 +374,7 @@ class DenyList:
         u[3] = 0
 
     def abort(self):
-        self._up = None
+        self._end_update()
 
     def commit(self):
         """Verify the written slot in full, then write its header (the commit
@@ -370,17 +392,20 @@ class DenyList:
         self._up = None
         if u is None:
             raise DenyListError("no_update")
-        slot, h, idx, fill, ub = u[0], u[1], u[2], u[3], u[4]
-        if h is None or fill or idx != h.total_blocks():
-            raise DenyListError("truncated", "%d blocks + %d bytes written" % (idx, fill))
-        p = self._parts[slot]
-        for _ in _verify(p, h, ub):
-            yield
-        for i in range(_BLOCK):  # in place: no 4 KB temporary on a small heap
-            ub[i] = 0
-        ub[0:h.size] = u[5]
-        p.writeblocks(0, ub)                                # the commit
-        ub = None
+        try:
+            slot, h, idx, fill, ub = u[0], u[1], u[2], u[3], u[4]
+            if h is None or fill or idx != h.total_blocks():
+                raise DenyListError("truncated", "%d blocks + %d bytes written" % (idx, fill))
+            p = self._parts[slot]
+            for _ in _verify(p, h, ub):
+                yield
+            for i in range(_BLOCK):  # in place: no 4 KB temporary on a small heap
+                ub[i] = 0
+            ub[0:h.size] = u[5]
+            p.writeblocks(0, ub)                                # the commit
+            ub = None
+        finally:
+            self._end_update()
         h2 = self._read_header(slot)
         if h2.version != h.version or h2.sha256 != h.sha256:
             raise DenyListError("bad_header", "header read back differs")

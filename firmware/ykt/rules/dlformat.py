@@ -125,7 +125,8 @@ class DenyListError(Exception):
     """Rejected image, delta or update. code is one of:
     bad_magic, bad_format, bad_header_crc, bad_header, truncated, trailing,
     too_large, bad_hash, bad_block, bad_dir, not_newer, base_mismatch,
-    bad_crc, bad_order, bad_status, no_update. The list in force is kept."""
+    bad_crc, bad_order, bad_status, no_update, busy (the shared block buffer
+    is lent to the uplink: try again later). The list in force is kept."""
 
     def __init__(self, code, msg=""):
         super().__init__(code, msg)

@@ -117,6 +117,43 @@ def apply(board_heap=None, board_psram=False):
     base = gc.mem_alloc()
 
 
+# The device process's own work between slices of firmware time (reading a
+# command and its events from the runner, writing the reply) is the
+# simulator's, not the firmware's: done in the ballast's place (set aside
+# meanwhile, as for the census), so that it neither takes the firmware's
+# heap nor fragments it, and what it keeps is counted in base. Afterwards
+# the firmware finds exactly the free heap it had before.
+_aside = None
+
+
+def sim_begin():
+    global _ballast, _aside
+    _aside = None
+    if not applied or _ballast is None:
+        return
+    gc.collect()
+    _aside = (gc.mem_free(), gc.mem_alloc())
+    _ballast = None
+    gc.collect()
+
+
+def sim_end():
+    global _ballast, _aside, base
+    if _aside is None:
+        return
+    f0, a0 = _aside
+    _aside = None
+    gc.collect()
+    want = gc.mem_free() - f0
+    while want > 0 and _ballast is None:
+        try:
+            _ballast = bytearray(want)
+        except MemoryError:   # fragmented by what the simulator keeps: take a little less
+            want -= 256
+    gc.collect()
+    base += gc.mem_alloc() - a0   # the firmware's figure is unchanged by the simulator's work
+
+
 def reset_ram():
     """A chip reset clears RAM. An in-process reboot (vhw.world.World.reboot)
     cannot free what is still referenced of the old App, so after a reset
