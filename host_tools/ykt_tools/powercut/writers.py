@@ -28,7 +28,7 @@ class Writer:
 
 
 WRITERS = (
-    Writer("journal", "device", 1600, "tap journal appends (segments)"),
+    Writer("journal", "device", 1600, "tap journal appends (the ring's slots, its erases ahead)"),
     Writer("ack", "device", 800, "the upload cursor and deletion of acked segments"),
     Writer("tables", "device", 1200, "catalog, fares, entitlements and config switched by sync"),
     Writer("keys", "device", 600, "the trusted-key rotation (the device's trust anchor)"),
