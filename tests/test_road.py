@@ -26,10 +26,7 @@ def test_bus_on_the_road_uploads_over_cellular(tmp_path):
     r = scenario.Runner(sc, runtime="micropython32", heap="board", reserve="16K", quiet=True,
                         workdir=str(tmp_path))
     try:
-        r.setup()
-        r.run()
-        r.drain()
-        rep = r.report()
+        rep = r.play()
     finally:
         r.close()
     assert rep["ok"], rep["failures"]

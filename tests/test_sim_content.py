@@ -35,10 +35,7 @@ def _day(tmp_path, **kw):
     sc = _scenario(**{k: kw.pop(k) for k in ("riders", "hours") if k in kw})
     r = scenario.Runner(sc, runtime="micropython", heap="256K", quiet=True, workdir=str(tmp_path), **kw)
     try:
-        r.setup()
-        r.run()
-        r.drain()
-        rep = r.report()
+        rep = r.play()
     finally:
         r.close()
     with r.api.engine(r.db).connect() as c:

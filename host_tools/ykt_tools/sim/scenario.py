@@ -621,6 +621,14 @@ class Runner:
                 self.failures.append("%s %s at %s: %s" % (dev, label, self.hms(t), "; ".join(bad)))
 
     # --- the end ------------------------------------------------------------
+    def play(self):
+        """The whole run: devices up, the timeline, the final upload, the
+        report. The caller closes (or serves, then closes)."""
+        self.setup()
+        self.run()
+        self.drain()
+        return self.report()
+
     def drain(self, max_ms=15 * 60000):
         """Let devices upload what they journaled (network up, uplink ages out)."""
         t_end = self.now_ms + max_ms
@@ -881,10 +889,7 @@ def cli(args):
     t0 = time.time()
     done = False
     try:
-        r.setup()
-        r.run()
-        r.drain()
-        rep = r.report()
+        rep = r.play()
         done = True
     finally:
         if serve and done:
