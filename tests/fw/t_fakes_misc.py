@@ -49,9 +49,11 @@ def test_pwm_values_and_log():
 
 def test_pwm_log_is_bounded():
     p = machine.PWM(25, freq=1000, duty_u16=0)
+    import vhw
+
     for i in range(400):
         p.duty_u16(i)
-    assert len(chip.get().pwm_log) == 256
+    assert len(chip.get().pwm_log) == vhw.LOG_CAP
     assert chip.get().pwm_log[-1][3] == 399
 
 

@@ -197,6 +197,37 @@ def test_simulated_module_parses_like_the_module():
     assert [p[1] for p in j.played] == [8] and j.errors[-1][1] == "checksum"
 
 
+
+def test_simulated_module_keeps_a_bounded_history():
+    # A day of prompts on one bus: what the module keeps shares the device's
+    # heap budget in the simulator, so it must not grow with the day.
+    import gc
+
+    import vhw
+    from vhw import bus
+
+    bus.reset()
+    m = VS.VoiceModuleSim("dfplayer", init_us=0)
+    play, bad = VS.df_frame(0x12, 1, feedback=1), VS.df_frame(0x12, 1)[:7] + b"\x00\x00\xef"
+    m.uart_rx(play)
+    m.uart_rx(bad)
+    for i in range(3 * vhw.LOG_CAP):
+        m.uart_rx(play)
+        m.uart_rx(bad)
+        vclock.advance_us(1000)
+    for log in (m.frames, m.played, m.errors, m.replies):
+        assert len(log) == vhw.LOG_CAP, (len(log), log[-1])
+    assert m.played[-1][0] == vclock.now_us() - 1000 and m.errors[-1][1] == "checksum"
+    if hasattr(gc, "mem_alloc"):   # full logs: the next prompts take nothing more
+        gc.collect()
+        a0 = gc.mem_alloc()
+        for _ in range(3 * vhw.LOG_CAP):
+            m.uart_rx(play)
+            m.uart_rx(bad)
+            vclock.advance_us(1000)
+        gc.collect()
+        assert gc.mem_alloc() - a0 < 512, gc.mem_alloc() - a0
+
 def _bus_world():
     from vhw.world import World
 

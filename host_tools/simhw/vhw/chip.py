@@ -7,6 +7,7 @@
 # Portable (CPython and MicroPython unix port).
 import vclock
 from vhw import flash as _flash
+from vhw import keep
 
 # GPIOs the port's Pin table has (flash pins included: the port allows them).
 _ESP32_GPIO = tuple(range(0, 20)) + (21, 22, 23, 25, 26, 27) + tuple(range(32, 40))
@@ -26,7 +27,6 @@ KIB = 1024
 MIB = 1024 * 1024
 
 CAUSES = ("power", "hard", "wdt", "deepsleep", "soft", "bootloader")
-_PWM_LOG_MAX = 256
 
 
 def partition_table(flash_size, dlist_size=256 * KIB, app_size=0x180000):
@@ -159,9 +159,7 @@ class Chip:
 
     # --- logs --------------------------------------------------------------
     def log_pwm(self, gpio, freq, duty_u16):
-        if len(self.pwm_log) >= _PWM_LOG_MAX:
-            del self.pwm_log[0]
-        self.pwm_log.append((vclock.now_ms(), gpio, freq, duty_u16))
+        keep(self.pwm_log, (vclock.now_ms(), gpio, freq, duty_u16))
 
     def partition(self, label):
         for p in self.partitions:

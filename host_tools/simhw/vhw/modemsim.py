@@ -9,10 +9,10 @@
 #   no_registration +CREG/+CEREG stat 2 (searching), forever
 #   weak_signal     +CSQ: 5,99
 #   drop            the carrier goes: NO CARRIER, back to command mode
-# What happened is kept for tests: commands [(time_us, bytes)].
+# What happened is kept for tests: commands [(time_us, bytes)], the last 256.
 # Portable (CPython and MicroPython).
 import vclock
-from vhw import bus
+from vhw import bus, keep
 
 BOOT_US = 0               # time from power to the first answer (tests may set it)
 REPLY_US = 2000           # the modem's own think time per command
@@ -81,7 +81,7 @@ class ModemSim(bus.UartDevice):
         self._send(out + b"\r\nOK\r\n")
 
     def _command(self, line):
-        self.commands.append((vclock.now_us(), line))
+        keep(self.commands, (vclock.now_us(), line), 256)
         u = line.upper()
         if u == b"AT":
             self._ok()

@@ -6,7 +6,7 @@
 # every byte then arrives garbled (what a UART decodes at the wrong speed).
 # Portable (CPython and MicroPython).
 import vclock
-from vhw import bus
+from vhw import bus, keep
 
 DEFAULT_DECODE_US = 120000   # camera frame + decode of a ~440-character code from a phone screen
 
@@ -21,7 +21,7 @@ class QRScannerSim:
         self.uart_id = None
         self.baud = 9600
         self.port = None
-        self.sent = []           # (time_us, bytes) as handed to the line
+        self.sent = []           # (time_us, bytes) as handed to the line, the last vhw.LOG_CAP
         self.lost = 0            # bytes sent while the firmware had no UART open
         self.rx = []             # commands the firmware sent to the module (ignored by it)
 
@@ -53,7 +53,7 @@ class QRScannerSim:
         """Put bytes on the line now (at the firmware UART's baud rate)."""
         data = bytes(data)
         p = self._port()
-        self.sent.append((vclock.now_us(), data))
+        keep(self.sent, (vclock.now_us(), data))
         if p is None or not p.open:
             self.lost += len(data)
             return False

@@ -4,9 +4,10 @@
 # stream as the module does (start byte, length, checksum, end byte), plays
 # what a valid frame asks for, and keeps what happened for tests and the
 # scenario log:
-#   played  [(time_us, track, volume)]  every prompt started
-#   frames  [(time_us, bytes)]          every valid frame, byte for byte
-#   errors  [(time_us, reason, bytes)]  every frame refused, with why
+#   played  [(time_us, track, volume)]  prompts started
+#   frames  [(time_us, bytes)]          valid frames, byte for byte
+#   errors  [(time_us, reason, bytes)]  frames refused, with why
+# (the last vhw.LOG_CAP of each: they share the firmware's heap budget)
 # Modeled behaviour (the modules' manuals): after power-up the module mounts
 # its storage for init_us and a DFPlayer answers any command then with its
 # "busy" error frame (7E FF 06 40 00 00 00 ..); a new play cuts the prompt
@@ -15,7 +16,7 @@
 # the ESP32's RX through the port (lost when the board does not wire RX).
 # Portable (CPython and MicroPython).
 import vclock
-from vhw import bus
+from vhw import bus, keep
 
 DFPLAYER = "dfplayer"
 JQ8900 = "jq8900"
@@ -92,7 +93,7 @@ class VoiceModuleSim:
                 self._frame(fr)
 
     def _junk(self, n, why):
-        self.errors.append((vclock.now_us(), why, bytes(self.buf[:n])))
+        keep(self.errors, (vclock.now_us(), why, bytes(self.buf[:n])))
         self.buf = self.buf[n:]
 
     def _frame_len(self):
@@ -131,12 +132,12 @@ class VoiceModuleSim:
         if self.kind == DFPLAYER:
             c = (0 - sum(fr[1:7])) & 0xFFFF
             if fr[7] != c >> 8 or fr[8] != c & 0xFF:
-                self.errors.append((now, "checksum", fr))
+                keep(self.errors, (now, "checksum", fr))
                 self._reply(df_frame(0x40, 2))
                 return
-            self.frames.append((now, fr))
+            keep(self.frames, (now, fr))
             if not self.ready():
-                self.errors.append((now, "busy", fr))
+                keep(self.errors, (now, "busy", fr))
                 self._reply(df_frame(0x40, 0))
                 return
             cmd, param = fr[3], (fr[5] << 8) | fr[6]
@@ -149,14 +150,14 @@ class VoiceModuleSim:
             elif cmd == 0x16:
                 self._until = now
             else:
-                self.errors.append((now, "unmodeled command 0x%02x" % cmd, fr))
+                keep(self.errors, (now, "unmodeled command 0x%02x" % cmd, fr))
             return
         if sum(fr[:-1]) & 0xFF != fr[-1]:
-            self.errors.append((now, "checksum", fr))
+            keep(self.errors, (now, "checksum", fr))
             return
-        self.frames.append((now, fr))
+        keep(self.frames, (now, fr))
         if not self.ready():
-            self.errors.append((now, "busy", fr))
+            keep(self.errors, (now, "busy", fr))
             return
         cmd, data = fr[1], fr[3:-1]
         if cmd == 0x07 and len(data) == 2:
@@ -168,12 +169,12 @@ class VoiceModuleSim:
         elif cmd == 0x04 and not data:
             self._until = now
         else:
-            self.errors.append((now, "unmodeled command 0x%02x" % cmd, fr))
+            keep(self.errors, (now, "unmodeled command 0x%02x" % cmd, fr))
 
     def _play(self, track):
         now = vclock.now_us()
         if not 1 <= track <= self.tracks:
-            self.errors.append((now, "no file %d" % track, b""))
+            keep(self.errors, (now, "no file %d" % track, b""))
             if self.kind == DFPLAYER:
                 self._reply(df_frame(0x40, 6))     # file not found
             return
@@ -181,16 +182,16 @@ class VoiceModuleSim:
             self.cut += 1
         self._track = track
         self._until = now + self.track_us.get(track, DEFAULT_TRACK_US)
-        self.played.append((now, track, self.volume))
+        keep(self.played, (now, track, self.volume))
 
     def _set_volume(self, v):
         if v > 30:
-            self.errors.append((vclock.now_us(), "volume %d" % v, b""))
+            keep(self.errors, (vclock.now_us(), "volume %d" % v, b""))
             return
         self.volume = v
 
     def _reply(self, data):
-        self.replies.append((vclock.now_us(), data))
+        keep(self.replies, (vclock.now_us(), data))
         p = self.port
         if p is None and self.uart_id is not None:
             p = self.port = bus.uart_port(self.uart_id)
