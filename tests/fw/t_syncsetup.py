@@ -75,6 +75,15 @@ def _handler(s, name):
     raise AssertionError(name)
 
 
+def _fares_v5():
+    """A provisioned root, its sync, the fares handler and a version-5 fare
+    table to commit -> (root, sync, handler, table, swaps)."""
+    swaps = []
+    root = _root()
+    s = _sync(root, swaps, [])
+    return root, s, _handler(s, "fares"), DK.fare_table(301, version=5, base=230), swaps
+
+
 def test_table_rows():
     assert [r[0] for r in S.FILES] == ["keys", "fares", "catalog", "entitlements", "config"]
     assert S.path("/r", "fares") == "/r/data/fares.bin" and S.path("", "keys") == "data/keys.bin"
@@ -102,11 +111,7 @@ def test_handlers_in_sync_order():
 
 
 def test_table_goes_live_after_it_is_on_flash():
-    swaps, errs = [], []
-    root = _root()
-    s = _sync(root, swaps, errs)
-    h = _handler(s, "fares")
-    ft = DK.fare_table(301, version=5, base=230)
+    root, s, h, ft, swaps = _fares_v5()
     h.commit(_hdr(5), None, bytearray(ft))
     assert _read(root + "/data/fares.bin") == ft
     assert len(swaps) == 1 and swaps[0][0] == "fares" and swaps[0][1].version == 5
@@ -135,11 +140,7 @@ def test_table_download_streams_to_flash():
     # A download goes to a .tmp file as it arrives (open() is the sink), is
     # parsed from flash after the signature, then renamed over the table;
     # a refused or aborted one leaves the table in force and no .tmp.
-    swaps, errs = [], []
-    root = _root()
-    s = _sync(root, swaps, errs)
-    h = _handler(s, "fares")
-    ft = DK.fare_table(301, version=5, base=230)
+    root, s, h, ft, swaps = _fares_v5()
     sink = h.open()
     for o in range(0, len(ft), 100):
         sink.write(memoryview(ft)[o:o + 100])
